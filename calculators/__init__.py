@@ -1,0 +1,1 @@
+"""ASE calculators over GemNet-OC students and teachers, and batched prediction for screening."""

@@ -1,0 +1,1 @@
+"""GemNet-OC in plain PyTorch, student presets, distillation losses and training."""

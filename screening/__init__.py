@@ -1,0 +1,1 @@
+"""Catalyst screening: CatalysisHub datasets, structure builder, reaction energies, metrics, reports."""
