@@ -1,0 +1,6 @@
+"""GemNet-OC in plain PyTorch: model, graphs, presets and checkpoint loading."""
+
+from distill.gemnet.config import PRESETS, GemNetOCConfig, preset
+from distill.gemnet.model import GemNetOC, count_parameters
+
+__all__ = ["PRESETS", "GemNetOC", "GemNetOCConfig", "count_parameters", "preset"]

@@ -1,0 +1,442 @@
+"""Periodic radius graphs and GemNet-OC's interaction indices, in plain torch.
+
+Conventions (those of GemNet-OC): an edge (s, t) carries a message from source s to target t. Its
+`cell_offset` o (integer lattice coordinates, float tensor) places the source image so that the edge vector is
+    vector_st = (pos_t - pos_s + o @ cell) / distance_st       (unit vector pointing from the source to the target)
+Edges of the radius graph come ordered by target, then source, then lattice image (lexicographic), which the
+max-neighbour selection and the symmetrisation below rely on, exactly as in the reference implementation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import torch
+
+from distill.batch import AtomsBatch
+from distill.gemnet.index_ops import count_per_index, csr_gather, inner_index, segment_sum
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PairCandidates:
+    """All atom pairs within `radius` (Å) of each other, as found once and reused while atoms move < skin/2.
+
+    target, source: (P,) int64 atom indices (ordered by target, source, image)
+    image:          (P, 3) float lattice coordinates of the source image (pos_source + image @ cell)
+    radius:         search radius, Å (cutoff + skin)
+    """
+
+    target: torch.Tensor
+    source: torch.Tensor
+    image: torch.Tensor
+    radius: float
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.target.numel())
+
+
+@dataclass
+class Graph:
+    """One GemNet-OC graph (main, quadruplet, atom-edge or atom-atom).
+
+    edge_index:    (2, E) int64 [source, target]
+    cell_offset:   (E, 3) float, lattice coordinates (see module docstring)
+    distance:      (E,) Å
+    vector:        (E, 3) unit vectors source -> target
+    num_neighbors: (B,) int64 edges per structure (None once no longer meaningful)
+    """
+
+    edge_index: torch.Tensor
+    cell_offset: torch.Tensor
+    distance: torch.Tensor
+    vector: torch.Tensor
+    num_neighbors: torch.Tensor | None
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+    def select(self, mask: torch.Tensor, num_neighbors: torch.Tensor | None) -> Graph:
+        return Graph(
+            edge_index=self.edge_index[:, mask],
+            cell_offset=self.cell_offset[mask],
+            distance=self.distance[mask],
+            vector=self.vector[mask],
+            num_neighbors=num_neighbors,
+        )
+
+
+# --------------------------------------------------------------------------------------------- radius graph
+
+
+def _search_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """Cell used only to count lattice repetitions: non-periodic zero rows replaced by unit normals."""
+    out = cell.clone()
+    for b in range(cell.shape[0]):
+        for d in range(3):
+            if not bool(pbc[b, d]) and float(torch.linalg.norm(out[b, d])) < 1e-8:
+                others = [out[b, k] for k in range(3) if k != d]
+                normal = torch.linalg.cross(others[0], others[1])
+                if float(torch.linalg.norm(normal)) < 1e-8:
+                    normal = torch.zeros(3, dtype=cell.dtype, device=cell.device)
+                    normal[d] = 1.0
+                out[b, d] = normal / torch.linalg.norm(normal)
+    # a structure with two or three zero non-periodic vectors: fall back to the unit matrix rows
+    zero_rows = torch.linalg.norm(out, dim=-1) < 1e-8
+    if zero_rows.any():
+        eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(out)
+        out = torch.where(zero_rows[..., None], eye, out)
+    return out
+
+
+def _image_offsets(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure."""
+    cell, pbc = batch.cell, batch.pbc
+    search = _search_cell(cell, pbc)
+    a1, a2, a3 = search[:, 0], search[:, 1], search[:, 2]
+    vol = torch.sum(a1 * torch.linalg.cross(a2, a3), dim=-1, keepdim=True)
+    crosses = [torch.linalg.cross(a2, a3), torch.linalg.cross(a3, a1), torch.linalg.cross(a1, a2)]
+    reps = []
+    for d in range(3):
+        inv_dist = torch.linalg.norm(crosses[d] / vol, dim=-1)
+        rep = torch.ceil(radius * inv_dist)
+        rep = torch.where(pbc[:, d], rep, torch.zeros_like(rep))
+        reps.append(int(rep.max()) if rep.numel() else 0)
+    axes = [torch.arange(-r, r + 1, device=cell.device, dtype=torch.float32) for r in reps]
+    images = torch.cartesian_prod(*axes).reshape(-1, 3)
+    allowed = ((images[None, :, :] == 0) | pbc[:, None, :]).all(dim=-1)  # (B, C)
+    return images, allowed
+
+
+def _wrap_shifts(batch: AtomsBatch) -> torch.Tensor:
+    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions."""
+    search = _search_cell(batch.cell, batch.pbc)[batch.batch]  # (N, 3, 3)
+    frac = torch.linalg.solve(search.transpose(1, 2), batch.positions.unsqueeze(-1)).squeeze(-1)
+    shifts = torch.floor(frac)
+    return torch.where(batch.pbc[batch.batch], shifts, torch.zeros_like(shifts))
+
+
+def find_pairs(batch: AtomsBatch, radius: float) -> PairCandidates:
+    """All (target, source, image) pairs closer than `radius` Å (self-pairs at zero distance excluded).
+
+    Atoms outside their cell are wrapped for the search; the returned images refer to the unwrapped positions.
+    """
+    shifts = _wrap_shifts(batch)
+    if not bool((shifts != 0).any()):
+        return _search_pairs(batch, radius)
+    offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
+    inner = _search_pairs(_with_positions(batch, batch.positions - offset), radius)
+    image = inner.image + (shifts[inner.target] - shifts[inner.source]).to(inner.image.dtype)
+    return PairCandidates(inner.target, inner.source, image, inner.radius)
+
+
+def _search_pairs(batch: AtomsBatch, radius: float) -> PairCandidates:
+    """Pair search over all atom pairs and the lattice images needed for atoms inside their cells."""
+    natoms = batch.natoms
+    device = batch.device
+    images, allowed = _image_offsets(batch, radius)
+    sq = natoms * natoms
+    total = int(sq.sum())
+    first = torch.cumsum(natoms, 0) - natoms
+    pair_struct = torch.repeat_interleave(torch.arange(natoms.numel(), device=device), sq)
+    local = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(sq, 0) - sq, sq)
+    n_exp = natoms[pair_struct]
+    target = torch.div(local, n_exp, rounding_mode="floor") + first[pair_struct]
+    source = local % n_exp + first[pair_struct]
+    offsets = _cell_image_positions(batch.cell, images)  # (B, 3, C)
+    pos_t = batch.positions[target].unsqueeze(-1)  # (P, 3, 1)
+    pos_s = batch.positions[source].unsqueeze(-1) + offsets[pair_struct]  # (P, 3, C)
+    d2 = torch.sum((pos_t - pos_s) ** 2, dim=1)  # (P, C)
+    mask = (d2 <= radius * radius) & (d2 > 1e-4) & allowed[pair_struct]
+    pair_idx, cell_idx = torch.nonzero(mask, as_tuple=True)
+    return PairCandidates(
+        target=target[pair_idx],
+        source=source[pair_idx],
+        image=images[cell_idx].to(batch.dtype),
+        radius=float(radius),
+    )
+
+
+def _with_positions(batch: AtomsBatch, positions: torch.Tensor) -> AtomsBatch:
+    return replace(batch, positions=positions)
+
+
+def _cell_image_positions(cell: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Cartesian shifts of lattice images per structure: (B, 3, C) = cellᵀ @ imagesᵀ."""
+    imgs = images.to(cell.dtype).T.unsqueeze(0).expand(cell.shape[0], -1, -1)
+    return torch.bmm(cell.transpose(1, 2), imgs)
+
+
+def max_neighbors_mask(
+    natoms: torch.Tensor,
+    index: torch.Tensor,
+    distance: torch.Tensor,
+    max_neighbors: int,
+    strict: bool = True,
+    tolerance: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep at most `max_neighbors` closest edges per target atom (`index` sorted).
+
+    With `strict`, exactly that many (ties broken by sort order); otherwise all edges within `tolerance` of the
+    last kept distance. Returns (edge mask, edges per structure).
+    """
+    device = index.device
+    num_atoms = int(natoms.sum())
+    counts = count_per_index(index, num_atoms)
+    bounds = torch.cumsum(natoms, 0)
+    per_struct_start = bounds - natoms
+
+    def per_structure(c: torch.Tensor) -> torch.Tensor:
+        cs = torch.cat([c.new_zeros(1), torch.cumsum(c, 0)])
+        return cs[bounds] - cs[per_struct_start]
+
+    max_count = int(counts.max()) if counts.numel() else 0
+    if max_count <= max_neighbors or max_neighbors <= 0:
+        return torch.ones_like(index, dtype=torch.bool), per_structure(counts.clamp(max=max_neighbors))
+    start = torch.cumsum(counts, 0) - counts
+    slot = (
+        index * max_count
+        + torch.arange(index.numel(), device=device)
+        - torch.repeat_interleave(start, counts)
+    )
+    padded = torch.full((num_atoms * max_count,), float("inf"), device=device, dtype=distance.dtype)
+    padded.index_copy_(0, slot, distance)
+    padded = padded.view(num_atoms, max_count)
+    padded, order = torch.sort(padded, dim=1)
+    if strict:
+        padded = padded[:, :max_neighbors]
+        order = order[:, :max_neighbors]
+        kept_counts = counts.clamp(max=max_neighbors)
+    else:
+        limit = padded[:, max_neighbors] + tolerance
+        included = padded <= limit[:, None]
+        padded = torch.where(included, padded, torch.full_like(padded, float("inf")))
+        n_incl = included.sum(dim=1)
+        width = int(n_incl.max())
+        padded, order = padded[:, :width], order[:, :width]
+        kept_counts = torch.minimum(counts, n_incl)
+    order = order + start[:, None]
+    keep = order[torch.isfinite(padded)]
+    mask = torch.zeros(index.numel(), dtype=torch.bool, device=device)
+    mask[keep] = True
+    return mask, per_structure(kept_counts)
+
+
+def radius_graph(
+    batch: AtomsBatch, cutoff: float, max_neighbors: int, candidates: PairCandidates, strict: bool = True
+) -> Graph:
+    """GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target) from precomputed pair candidates."""
+    if candidates.radius + 1e-9 < cutoff:
+        raise ValueError(f"pair candidates of radius {candidates.radius} Å cannot serve a {cutoff} Å cutoff")
+    pos, cell = batch.positions, batch.cell
+    struct = batch.batch[candidates.target]
+    images = candidates.image.to(pos.dtype)
+    # squared distances the way the reference computes them for the neighbour search (cellᵀ @ image)
+    shift = torch.bmm(cell[struct].transpose(1, 2), images.unsqueeze(-1)).squeeze(-1)
+    d2 = torch.sum((pos[candidates.target] - (pos[candidates.source] + shift)) ** 2, dim=-1)
+    within = (d2 <= cutoff * cutoff) & (d2 > 1e-4)
+    target, source, images, d2 = (
+        candidates.target[within],
+        candidates.source[within],
+        images[within],
+        d2[within],
+    )
+    mask, num_neighbors = max_neighbors_mask(batch.natoms, target, d2, max_neighbors, strict)
+    if not bool(mask.all()):
+        target, source, images = target[mask], source[mask], images[mask]
+    struct = batch.batch[target]
+    shift = torch.bmm(images.unsqueeze(1), cell[struct]).squeeze(1)
+    vec_ts = pos[source] - pos[target] + shift  # target -> source image
+    dist = torch.linalg.norm(vec_ts, dim=-1)
+    nonzero = dist != 0
+    if not bool(nonzero.all()):
+        raise ValueError("two atoms sit on top of each other (zero distance)")
+    return Graph(
+        edge_index=torch.stack([source, target]),
+        cell_offset=-images,
+        distance=dist,
+        vector=-vec_ts / dist[:, None],
+        num_neighbors=num_neighbors,
+    )
+
+
+def subselect(
+    batch: AtomsBatch,
+    graph: Graph,
+    cutoff: float | None,
+    max_neighbors: int | None,
+    strict: bool = True,
+) -> Graph:
+    """A sub-graph with a smaller cutoff and/or fewer neighbours (None: keep)."""
+    out = graph
+    if cutoff is not None:
+        keep = out.distance <= cutoff
+        counts = _per_structure_counts(batch, out.edge_index[1], keep)
+        out = out.select(keep, counts)
+    if max_neighbors is not None:
+        keep, counts = max_neighbors_mask(
+            batch.natoms, out.edge_index[1], out.distance, max_neighbors, strict
+        )
+        out = out.select(keep, counts) if not bool(keep.all()) else replace(out, num_neighbors=counts)
+    return out
+
+
+def _per_structure_counts(batch: AtomsBatch, target: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    return segment_sum(keep.long(), batch.batch[target], batch.num_structures)
+
+
+def _canonical_direction(graph: Graph) -> torch.Tensor:
+    """True for the edge direction that symmetrisation keeps: s < t, or s == t with the 'earlier' image."""
+    s, t = graph.edge_index
+    off = graph.cell_offset
+    earlier_cell = (off[:, 0] < 0) | ((off[:, 0] == 0) & (off[:, 1] < 0))
+    earlier_cell |= (off[:, 0] == 0) & (off[:, 1] == 0) & (off[:, 2] < 0)
+    return (s < t) | ((s == t) & earlier_cell)
+
+
+def _undirected_union(graph: Graph, edge_struct: torch.Tensor) -> tuple[Graph, torch.Tensor]:
+    """Every pair connected in either direction, once, in its canonical direction (order of first appearance)."""
+    keep = _canonical_direction(graph)
+    s, t = graph.edge_index
+    cs, ct = torch.where(keep, s, t), torch.where(keep, t, s)
+    co = torch.where(keep[:, None], graph.cell_offset, -graph.cell_offset)
+    key = torch.stack([edge_struct, cs, ct, *co.round().long().T], dim=1)
+    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    n_unique = int(inverse.max()) + 1 if inverse.numel() else 0
+    first = torch.full((n_unique,), inverse.numel(), dtype=torch.long, device=inverse.device)
+    positions = torch.arange(inverse.numel(), device=inverse.device)
+    first = first.scatter_reduce(0, inverse, positions, reduce="amin")
+    first = torch.sort(first).values
+    canon = Graph(
+        edge_index=torch.stack([cs, ct])[:, first],
+        cell_offset=co[first],
+        distance=graph.distance[first],
+        vector=torch.where(keep[:, None], graph.vector, -graph.vector)[first],
+        num_neighbors=None,
+    )
+    return canon, edge_struct[first]
+
+
+def symmetrize(
+    graph: Graph, num_structures: int, edge_struct: torch.Tensor, union: bool = False
+) -> tuple[Graph, torch.Tensor]:
+    """Keep one direction of each edge and add its reverse, so every edge s->t has a partner t->s.
+
+    Reference mode (`union=False`, fairchem's): keep the edges already in canonical direction (s < t) and mirror
+    them; with max-neighbour truncation this depends on atom order. `union=True` keeps every pair selected in
+    either direction, which is invariant to atom permutations. Per structure the kept edges come first, then
+    their reverses in the same order. Returns the new graph and `id_swap` (E,): the index of each edge's reverse.
+    """
+    if union:
+        graph, edge_struct = _undirected_union(graph, edge_struct)
+    s, t = graph.edge_index
+    off = graph.cell_offset
+    keep = _canonical_direction(graph)
+    struct = edge_struct[keep]
+    n_half = count_per_index(struct, num_structures)
+    n_dir = int(keep.sum())
+    # position of every output edge: per structure [kept..., reversed...]
+    start_out = torch.cumsum(2 * n_half, 0) - 2 * n_half
+    start_half = torch.cumsum(n_half, 0) - n_half
+    local = torch.arange(n_dir, device=s.device) - start_half[struct]
+    pos_fwd = start_out[struct] + local
+    pos_rev = pos_fwd + n_half[struct]
+    edge_index = torch.empty((2, 2 * n_dir), dtype=s.dtype, device=s.device)
+    kept_index = graph.edge_index[:, keep]
+    edge_index[:, pos_fwd] = kept_index
+    edge_index[:, pos_rev] = kept_index.flip(0)
+
+    def place(values: torch.Tensor, sign: float) -> torch.Tensor:
+        out = values.new_empty((2 * n_dir, *values.shape[1:]))
+        out[pos_fwd] = values[keep]
+        out[pos_rev] = sign * values[keep]
+        return out
+
+    id_swap = torch.empty(2 * n_dir, dtype=torch.long, device=s.device)
+    id_swap[pos_fwd] = pos_rev
+    id_swap[pos_rev] = pos_fwd
+    new = Graph(
+        edge_index=edge_index,
+        cell_offset=place(off, -1.0),
+        distance=place(graph.distance, 1.0),
+        vector=place(graph.vector, -1.0),
+        num_neighbors=2 * n_half,
+    )
+    return new, id_swap
+
+
+# ---------------------------------------------------------------------------------------- interaction indices
+
+
+def triplets(graph: Graph, num_atoms: int) -> dict[str, torch.Tensor]:
+    """Triplets b->a<-c of one graph: for each output edge c->a every other input edge b->a.
+
+    in: (T,) input edge b->a; out: (T,) output edge c->a (sorted); out_agg: (T,) rank of the triplet within its
+    output edge.
+    """
+    s, t = graph.edge_index
+    order = torch.argsort(t * num_atoms + s, stable=True)
+    out, edge_in = csr_gather(t, num_atoms, t, order)
+    keep = edge_in != out
+    out, edge_in = out[keep], edge_in[keep]
+    return {"in": edge_in, "out": out, "out_agg": inner_index(out, graph.num_edges)}
+
+
+def mixed_triplets(
+    graph_in: Graph, graph_out: Graph, num_atoms: int, to_outedge: bool = False, agg_index: bool = False
+) -> dict[str, torch.Tensor]:
+    """Triplets whose input edges come from `graph_in` and output edges from `graph_out` (shared atoms).
+
+    For each output edge c->a (or a->c with `to_outedge`), every input edge b->a of graph_in, excluding the
+    one that is the same atom and image as the output edge's other end. Output edges come sorted.
+    """
+    s_out, t_out = graph_out.edge_index
+    s_in, t_in = graph_in.edge_index
+    order = torch.argsort(t_in * num_atoms + s_in, stable=True)
+    queries = s_out if to_outedge else t_out
+    out, edge_in = csr_gather(t_in, num_atoms, queries, order)
+    if to_outedge:
+        atom_out = t_out[out]
+        offset_sum = graph_out.cell_offset[out] + graph_in.cell_offset[edge_in]
+    else:
+        atom_out = s_out[out]
+        offset_sum = graph_out.cell_offset[out] - graph_in.cell_offset[edge_in]
+    keep = (s_in[edge_in] != atom_out) | torch.any(offset_sum != 0, dim=-1)
+    result = {"in": edge_in[keep], "out": out[keep]}
+    if agg_index:
+        result["out_agg"] = inner_index(result["out"], graph_out.num_edges)
+    return result
+
+
+def quadruplets(main: Graph, qint: Graph, num_atoms: int) -> dict:
+    """Quadruplets d->b->a<-c: main-graph edges c->a and d->b joined by a quadruplet-graph edge b->a."""
+    s_main = main.edge_index[0]
+    trip_in = mixed_triplets(main, qint, num_atoms, to_outedge=True)  # d->b (in) for each b->a (out)
+    trip_out = mixed_triplets(qint, main, num_atoms)  # b->a (in) for each c->a (out)
+    # for every output triplet c->a<-b, every input triplet d->b->a sharing its b->a edge
+    quad_from_out, trip_in_idx = csr_gather(trip_in["out"], qint.num_edges, trip_out["in"])
+    out_edge = trip_out["out"][quad_from_out]
+    qedge = trip_out["in"][quad_from_out]
+    in_edge = trip_in["in"][trip_in_idx]
+    offset_cd = main.cell_offset[in_edge] + qint.cell_offset[qedge] - main.cell_offset[out_edge]
+    keep = (s_main[out_edge] != s_main[in_edge]) | torch.any(offset_cd != 0, dim=-1)
+    out_edge = out_edge[keep]
+    return {
+        "triplet_in": trip_in,
+        "triplet_out": trip_out,
+        "out": out_edge,
+        "trip_out_to_quad": quad_from_out[keep],
+        "trip_in_to_quad": trip_in_idx[keep],
+        "out_agg": inner_index(out_edge, main.num_edges),
+    }
+
+
+def keep_tags(graph: Graph, tags: torch.Tensor, allowed_tags: torch.Tensor) -> Graph:
+    """Edges where the source or the target carries one of `allowed_tags` (quadruplet graph)."""
+    s, t = graph.edge_index
+    ok = torch.isin(tags[s], allowed_tags) | torch.isin(tags[t], allowed_tags)
+    return graph.select(ok, None)

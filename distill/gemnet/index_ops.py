@@ -1,0 +1,52 @@
+"""Small index utilities in plain torch (what torch_scatter / torch_sparse provided to GemNet-OC)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def count_per_index(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Number of occurrences of each value in `index` (int64, shape (size,))."""
+    return torch.bincount(index, minlength=size)[:size] if index.numel() else index.new_zeros(size)
+
+
+def ragged_range(sizes: torch.Tensor) -> torch.Tensor:
+    """Concatenated ranges: sizes [1, 4, 2] -> [0, 0, 1, 2, 3, 0, 1]."""
+    total = int(sizes.sum())
+    if total == 0:
+        return sizes.new_zeros(0)
+    starts = torch.cumsum(sizes, 0) - sizes
+    return torch.arange(total, device=sizes.device) - torch.repeat_interleave(starts, sizes)
+
+
+def inner_index(sorted_index: torch.Tensor, size: int) -> torch.Tensor:
+    """Position of each element within its group of equal values; `sorted_index` must be sorted.
+
+    [0, 0, 0, 1, 1, 2] -> [0, 1, 2, 0, 1, 0].
+    """
+    return ragged_range(count_per_index(sorted_index, size))
+
+
+def segment_sum(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Sum rows of `values` (E, ...) into `size` groups given by `index` (E,)."""
+    out = values.new_zeros((size, *values.shape[1:]))
+    return out.index_add_(0, index, values)
+
+
+def csr_gather(
+    group_of_item: torch.Tensor, num_groups: int, queries: torch.Tensor, order: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each query group q, all items of group q (a CSR row selection, duplicates kept).
+
+    Items are grouped by `group_of_item` (M,); within a group they keep the order given by `order`
+    (a permutation of the items, default: stable sort by group). Returns (query position, item index), each of
+    length Σ_q count[q], ordered by query then by item order.
+    """
+    if order is None:
+        order = torch.argsort(group_of_item, stable=True)
+    counts = count_per_index(group_of_item, num_groups)
+    ptr = torch.cumsum(counts, 0) - counts
+    n_per_query = counts[queries]
+    query_pos = torch.repeat_interleave(torch.arange(queries.numel(), device=queries.device), n_per_query)
+    item_pos = ptr[queries][query_pos] + ragged_range(n_per_query)
+    return query_pos, order[item_pos]

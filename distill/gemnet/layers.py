@@ -1,0 +1,201 @@
+"""GemNet-OC building layers. Attribute names follow the reference so state_dict keys match fairchem's."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def he_orthogonal_(weight: torch.Tensor) -> torch.Tensor:
+    """Orthogonal init standardised to zero mean and variance 1/fan_in (GemNet's 'HeOrthogonal')."""
+    nn.init.orthogonal_(weight)
+    fan_in = weight.shape[:-1].numel() if weight.dim() == 3 else weight.shape[1]
+    with torch.no_grad():
+        dims = [0, 1] if weight.dim() == 3 else 1
+        var, mean = torch.var_mean(weight, dim=dims, unbiased=True, keepdim=True)
+        weight.copy_((weight - mean) / (var + 1e-6) ** 0.5 * (1.0 / fan_in) ** 0.5)
+    return weight
+
+
+class ScaledSiLU(nn.Module):
+    """SiLU(x) / 0.6, keeping activations at unit scale."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.silu(x) * (1.0 / 0.6)
+
+
+class Dense(nn.Module):
+    """Linear layer (He-orthogonal init) with an optional scaled SiLU."""
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = False, activation: str | None = None
+    ):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        he_orthogonal_(self.linear.weight)
+        if self.linear.bias is not None:
+            nn.init.zeros_(self.linear.bias)
+        if activation is None:
+            self._activation: nn.Module = nn.Identity()
+        elif activation.lower() in ("silu", "swish"):
+            self._activation = ScaledSiLU()
+        else:
+            raise ValueError(f"unknown activation {activation!r} (GemNet-OC supports 'silu')")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._activation(self.linear(x))
+
+
+class ResidualLayer(nn.Module):
+    """x + MLP(x), scaled by 1/√2."""
+
+    def __init__(self, units: int, n_layers: int = 2, activation: str | None = None):
+        super().__init__()
+        self.dense_mlp = nn.Sequential(
+            *[Dense(units, units, bias=False, activation=activation) for _ in range(n_layers)]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x + self.dense_mlp(x)) * (1.0 / math.sqrt(2.0))
+
+
+def residual_stack(units_in: int, units: int, n_hidden: int, activation: str | None) -> nn.ModuleList:
+    """Optional Dense(units_in -> units) followed by `n_hidden` residual layers."""
+    layers: list[nn.Module] = []
+    if units_in != units:
+        layers.append(Dense(units_in, units, bias=False, activation=activation))
+    layers += [ResidualLayer(units, 2, activation) for _ in range(n_hidden)]
+    return nn.ModuleList(layers)
+
+
+class ScaleFactor(nn.Module):
+    """A fitted constant that keeps a block's output variance near its input's (GemNet-OC's ScaleFactor).
+
+    `scale_factor` is a non-trainable parameter so it travels in the state_dict under the reference key. A value
+    of 0 means "not fitted": loading refuses such checkpoints, and `fit_scale_factors` sets them.
+    """
+
+    def __init__(self, value: float = 1.0):
+        super().__init__()
+        self.scale_factor = nn.Parameter(torch.tensor(float(value)), requires_grad=False)
+        self.observer: list[tuple[float, float, int]] | None = None
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        if self.observer is not None:
+            with torch.no_grad():
+                var_in = float(torch.var(ref, dim=0).mean()) if ref is not None and ref.shape[0] > 1 else 1.0
+                var_out = float(torch.var(x, dim=0).mean()) if x.shape[0] > 1 else 0.0
+                self.observer.append((var_in, var_out, int(x.shape[0])))
+            return x
+        return x * self.scale_factor
+
+
+class AtomEmbedding(nn.Module):
+    """Learned embedding per element (Z = 1 is row 0)."""
+
+    def __init__(self, emb_size: int, num_elements: int):
+        super().__init__()
+        self.emb_size = emb_size
+        self.embeddings = nn.Embedding(num_elements, emb_size)
+        nn.init.uniform_(self.embeddings.weight, -math.sqrt(3), math.sqrt(3))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.embeddings(z - 1)
+
+
+class EdgeEmbedding(nn.Module):
+    """Edge features from [h_source, h_target, m] through one dense layer."""
+
+    def __init__(self, atom_features: int, edge_features: int, out_features: int, activation: str | None):
+        super().__init__()
+        self.dense = Dense(2 * atom_features + edge_features, out_features, bias=False, activation=activation)
+
+    def forward(self, h: torch.Tensor, m: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        return self.dense(torch.cat([h[edge_index[0]], h[edge_index[1]], m], dim=-1))
+
+
+def _pad(values: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int) -> torch.Tensor:
+    """Scatter rows into a zero-padded (n_outer, K, ...) tensor at [outer, inner]."""
+    k = int(inner.max()) + 1 if inner.numel() else 0
+    out = values.new_zeros((n_outer, k, *values.shape[1:]))
+    out[outer, inner] = values
+    return out
+
+
+class BasisEmbedding(nn.Module):
+    """Projects a radial basis (optionally times a circular/spherical basis) to an intermediate size.
+
+    Returns either the projected radial basis, or (rad_W1 (E, emb, S), sph (E, S, K)) for the efficient
+    bilinear aggregation.
+    """
+
+    def __init__(self, num_radial: int, emb_size_interm: int, num_spherical: int | None = None):
+        super().__init__()
+        self.num_radial = num_radial
+        self.num_spherical = num_spherical
+        shape = (
+            (emb_size_interm, num_radial)
+            if num_spherical is None
+            else (num_radial, num_spherical, emb_size_interm)
+        )
+        self.weight = nn.Parameter(torch.empty(shape))
+        he_orthogonal_(self.weight)
+
+    def forward(
+        self,
+        rad_basis: torch.Tensor,
+        sph_basis: torch.Tensor | None = None,
+        idx_rad_outer: torch.Tensor | None = None,
+        idx_rad_inner: torch.Tensor | None = None,
+        idx_sph_outer: torch.Tensor | None = None,
+        idx_sph_inner: torch.Tensor | None = None,
+        num_atoms: int | None = None,
+    ):
+        num_edges = rad_basis.shape[0]
+        if self.num_spherical is not None:
+            rad_w1 = (rad_basis @ self.weight.reshape(self.weight.shape[0], -1)).reshape(
+                num_edges, -1, sph_basis.shape[-1]
+            )
+        else:
+            rad_w1 = rad_basis @ self.weight.T
+        if idx_rad_inner is not None:
+            padded = _pad(rad_w1, idx_rad_outer, idx_rad_inner, num_atoms).transpose(1, 2)
+            rad_w1 = padded.reshape(num_atoms, rad_w1.shape[1], -1)
+        if sph_basis is None:
+            return rad_w1
+        if idx_sph_inner is None:
+            return (rad_w1[idx_sph_outer] @ sph_basis[:, :, None]).squeeze(-1)
+        sph = _pad(sph_basis, idx_sph_outer, idx_sph_inner, num_edges).transpose(1, 2)
+        return rad_w1, sph
+
+
+class EfficientInteractionBilinear(nn.Module):
+    """Bilinear basis × message aggregation over triplets/quadruplets, as padded matrix products."""
+
+    def __init__(self, emb_size_in: int, emb_size_interm: int, emb_size_out: int):
+        super().__init__()
+        self.emb_size_in = emb_size_in
+        self.bilinear = Dense(emb_size_in * emb_size_interm, emb_size_out, bias=False, activation=None)
+
+    def forward(
+        self,
+        basis: tuple[torch.Tensor, torch.Tensor],
+        m: torch.Tensor,
+        idx_agg_outer: torch.Tensor,
+        idx_agg_inner: torch.Tensor,
+        idx_agg2_outer: torch.Tensor | None = None,
+        idx_agg2_inner: torch.Tensor | None = None,
+        agg2_out_size: int | None = None,
+    ) -> torch.Tensor:
+        rad_w1, sph = basis
+        m_padded = _pad(m, idx_agg_outer, idx_agg_inner, sph.shape[0])
+        if m_padded.shape[1] != sph.shape[2]:  # no triplets at all
+            m_padded = m.new_zeros((sph.shape[0], sph.shape[2], m.shape[-1]))
+        sph_m = sph @ m_padded  # (E, S, C)
+        if idx_agg2_outer is not None:
+            padded = _pad(sph_m, idx_agg2_outer, idx_agg2_inner, agg2_out_size)
+            sph_m = padded.reshape(agg2_out_size, -1, sph_m.shape[-1])
+        out = rad_w1 @ sph_m
+        return self.bilinear(out.reshape(out.shape[0], -1))

@@ -1,0 +1,467 @@
+"""GemNet-OC (Gasteiger et al. 2022) in plain PyTorch, implementing the project's `AtomisticModel` contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from distill.batch import AtomsBatch, StructureError
+from distill.gemnet import graph as G
+from distill.gemnet.basis import CircularBasisLayer, RadialBasis, SphericalBasisLayer
+from distill.gemnet.blocks import InteractionBlock, OutputBlock
+from distill.gemnet.config import GemNetOCConfig
+from distill.gemnet.index_ops import inner_index, segment_sum
+from distill.gemnet.layers import (
+    AtomEmbedding,
+    BasisEmbedding,
+    Dense,
+    EdgeEmbedding,
+    ResidualLayer,
+    he_orthogonal_,
+)
+from distill.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES
+
+
+@dataclass
+class GraphSet:
+    """Everything GemNet-OC derives from geometry for one batch: graphs, interaction indices and bases."""
+
+    main: G.Graph
+    id_swap: torch.Tensor
+    trip_e2e: dict
+    a2a: G.Graph | None = None
+    a2ee2a: G.Graph | None = None
+    qint: G.Graph | None = None
+    trip_a2e: dict = field(default_factory=dict)
+    trip_e2a: dict = field(default_factory=dict)
+    quad_idx: dict = field(default_factory=dict)
+    a2ee2a_inner: torch.Tensor | None = None
+    a2a_inner: torch.Tensor | None = None
+    # bases, filled by GemNetOC.compute_bases
+    basis_rad_raw: torch.Tensor | None = None
+    basis_atom_update: torch.Tensor | None = None
+    basis_output: torch.Tensor | None = None
+    bases_qint: dict = field(default_factory=dict)
+    bases_e2e: dict = field(default_factory=dict)
+    bases_a2e: dict = field(default_factory=dict)
+    bases_e2a: dict = field(default_factory=dict)
+    basis_a2a_rad: torch.Tensor | None = None
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.sum(a * b, dim=-1).clamp(-1, 1)
+
+
+def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    x = torch.sum(a * b, dim=-1)
+    y = torch.linalg.cross(a, b).norm(dim=-1).clamp(min=1e-9)
+    return torch.atan2(y, x)
+
+
+class GemNetOC(nn.Module):
+    """GemNet-OC energy/force model. Energies in eV, forces in eV/Å, positions in Å.
+
+    Module and parameter names follow fairchem 1.x so its checkpoints load strictly (see `checkpoint.py`).
+    """
+
+    def __init__(self, config: GemNetOCConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        self.num_blocks = c.num_blocks
+        self.direct_forces = c.direct_forces
+        self.regress_forces = c.regress_forces
+        self.extensive = c.extensive
+        self.forces_coupled = c.forces_coupled
+        self.cutoff, self.cutoff_qint, self.cutoff_aeaint, self.cutoff_aint = c.resolved_cutoffs()
+        (
+            self.max_neighbors,
+            self.max_neighbors_qint,
+            self.max_neighbors_aeaint,
+            self.max_neighbors_aint,
+        ) = c.resolved_max_neighbors()
+        self.register_buffer("qint_tags", torch.tensor(c.qint_tags, dtype=torch.long), persistent=False)
+        rbf_sph = c.rbf_spherical or c.rbf
+        act = c.activation
+
+        def radial(cutoff: float, rbf: dict) -> RadialBasis:
+            return RadialBasis(c.num_radial, cutoff, rbf, c.envelope, c.scale_basis)
+
+        # basis functions (some radial bases are shared between layers, as in the reference)
+        self.radial_basis = radial(self.cutoff, c.rbf)
+        radial_spherical = radial(self.cutoff, rbf_sph)
+        if c.quad_interaction:
+            self.cbf_basis_qint = CircularBasisLayer(
+                c.num_spherical, radial(self.cutoff_qint, rbf_sph), c.cbf, c.scale_basis
+            )
+            self.sbf_basis_qint = SphericalBasisLayer(c.num_spherical, radial_spherical, c.sbf, c.scale_basis)
+        if c.atom_edge_interaction:
+            self.radial_basis_aeaint = radial(self.cutoff_aeaint, c.rbf)
+            self.cbf_basis_aeint = CircularBasisLayer(c.num_spherical, radial_spherical, c.cbf, c.scale_basis)
+        if c.edge_atom_interaction:
+            self.radial_basis_aeaint = radial(self.cutoff_aeaint, c.rbf)
+            self.cbf_basis_eaint = CircularBasisLayer(
+                c.num_spherical, radial(self.cutoff_aeaint, rbf_sph), c.cbf, c.scale_basis
+            )
+        if c.atom_interaction:
+            self.radial_basis_aint = radial(self.cutoff_aint, c.rbf)
+        self.cbf_basis_tint = CircularBasisLayer(c.num_spherical, radial_spherical, c.cbf, c.scale_basis)
+
+        # basis down-projections shared by all interaction blocks
+        if c.quad_interaction:
+            self.mlp_rbf_qint = Dense(c.num_radial, c.emb_size_rbf, activation=None, bias=False)
+            self.mlp_cbf_qint = BasisEmbedding(c.num_radial, c.emb_size_cbf, c.num_spherical)
+            self.mlp_sbf_qint = BasisEmbedding(c.num_radial, c.emb_size_sbf, c.num_spherical**2)
+        if c.atom_edge_interaction:
+            self.mlp_rbf_aeint = Dense(c.num_radial, c.emb_size_rbf, activation=None, bias=False)
+            self.mlp_cbf_aeint = BasisEmbedding(c.num_radial, c.emb_size_cbf, c.num_spherical)
+        if c.edge_atom_interaction:
+            self.mlp_rbf_eaint = Dense(c.num_radial, c.emb_size_rbf, activation=None, bias=False)
+            self.mlp_cbf_eaint = BasisEmbedding(c.num_radial, c.emb_size_cbf, c.num_spherical)
+        if c.atom_interaction:
+            self.mlp_rbf_aint = BasisEmbedding(c.num_radial, c.emb_size_rbf)
+        self.mlp_rbf_tint = Dense(c.num_radial, c.emb_size_rbf, activation=None, bias=False)
+        self.mlp_cbf_tint = BasisEmbedding(c.num_radial, c.emb_size_cbf, c.num_spherical)
+        self.mlp_rbf_h = Dense(c.num_radial, c.emb_size_rbf, activation=None, bias=False)
+        self.mlp_rbf_out = Dense(c.num_radial, c.emb_size_rbf, activation=None, bias=False)
+
+        self.atom_emb = AtomEmbedding(c.emb_size_atom, c.num_elements)
+        self.edge_emb = EdgeEmbedding(c.emb_size_atom, c.num_radial, c.emb_size_edge, activation=act)
+        self.int_blocks = nn.ModuleList(
+            [
+                InteractionBlock(
+                    emb_size_atom=c.emb_size_atom,
+                    emb_size_edge=c.emb_size_edge,
+                    emb_size_trip_in=c.emb_size_trip_in,
+                    emb_size_trip_out=c.emb_size_trip_out,
+                    emb_size_quad_in=c.emb_size_quad_in,
+                    emb_size_quad_out=c.emb_size_quad_out,
+                    emb_size_a2a_in=c.emb_size_aint_in,
+                    emb_size_a2a_out=c.emb_size_aint_out,
+                    emb_size_rbf=c.emb_size_rbf,
+                    emb_size_cbf=c.emb_size_cbf,
+                    emb_size_sbf=c.emb_size_sbf,
+                    num_before_skip=c.num_before_skip,
+                    num_after_skip=c.num_after_skip,
+                    num_concat=c.num_concat,
+                    num_atom=c.num_atom,
+                    num_atom_emb_layers=c.num_atom_emb_layers,
+                    quad_interaction=c.quad_interaction,
+                    atom_edge_interaction=c.atom_edge_interaction,
+                    edge_atom_interaction=c.edge_atom_interaction,
+                    atom_interaction=c.atom_interaction,
+                    activation=act,
+                )  # fmt: skip
+                for _ in range(c.num_blocks)
+            ]
+        )
+        self.out_blocks = nn.ModuleList(
+            [
+                OutputBlock(
+                    c.emb_size_atom,
+                    c.emb_size_edge,
+                    c.emb_size_rbf,
+                    c.num_atom,
+                    c.num_output_afteratom,
+                    act,
+                    c.direct_forces,
+                )  # fmt: skip
+                for _ in range(c.num_blocks + 1)
+            ]
+        )
+        self.out_mlp_E = nn.Sequential(
+            Dense(c.emb_size_atom * (c.num_blocks + 1), c.emb_size_atom, activation=act),
+            *[ResidualLayer(c.emb_size_atom, 2, act) for _ in range(c.num_global_out_layers)],
+        )
+        self.out_energy = Dense(c.emb_size_atom, 1, bias=False, activation=None)
+        if c.direct_forces:
+            self.out_mlp_F = nn.Sequential(
+                Dense(c.emb_size_edge * (c.num_blocks + 1), c.emb_size_edge, activation=act),
+                *[ResidualLayer(c.emb_size_edge, 2, act) for _ in range(c.num_global_out_layers)],
+            )
+            self.out_forces = Dense(c.emb_size_edge, 1, bias=False, activation=None)
+        init = c.output_init.lower()
+        for head in [self.out_energy] + ([self.out_forces] if c.direct_forces else []):
+            if init == "heorthogonal":
+                he_orthogonal_(head.linear.weight)
+            elif init == "zeros":
+                nn.init.zeros_(head.linear.weight)
+            else:
+                raise ValueError(f"unsupported output_init {c.output_init!r}")
+
+    # --------------------------------------------------------------------------------- contract attributes
+    @property
+    def max_atomic_number(self) -> int:
+        return self.config.num_elements
+
+    @property
+    def conservative(self) -> bool:
+        return not self.direct_forces
+
+    @property
+    def search_radius(self) -> float:
+        """Radius of the largest graph, Å."""
+        return self.cutoff_aint if self.config.uses_atom_graph else self.cutoff
+
+    def num_parameters(self) -> int:
+        """Unique trainable and fixed parameters (shared modules counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------------------------------- graphs
+    def neighbor_candidates(self, batch: AtomsBatch, skin: float = 0.0) -> G.PairCandidates:
+        """All pairs within the largest cutoff + `skin` Å; reusable while no atom moves more than skin/2."""
+        with torch.no_grad():
+            return G.find_pairs(batch.to(dtype=batch.dtype), self.search_radius + skin)
+
+    def build_graphs(self, batch: AtomsBatch, candidates: G.PairCandidates | None = None) -> GraphSet:
+        """Graphs and interaction indices of a batch (distances and vectors stay differentiable)."""
+        c = self.config
+        strict = c.enforce_max_neighbors_strictly
+        n = batch.num_atoms
+        if candidates is None:
+            candidates = self.neighbor_candidates(batch)
+        if c.uses_atom_graph:
+            a2a = G.radius_graph(batch, self.cutoff_aint, self.max_neighbors_aint, candidates, strict)
+            main = self._sub(
+                batch, a2a, self.cutoff, self.max_neighbors, self.cutoff_aint, self.max_neighbors_aint
+            )
+            a2ee2a = self._sub(
+                batch,
+                a2a,
+                self.cutoff_aeaint,
+                self.max_neighbors_aeaint,
+                self.cutoff_aint,
+                self.max_neighbors_aint,
+            )
+        else:
+            main = G.radius_graph(batch, self.cutoff, self.max_neighbors, candidates, strict)
+            a2a = a2ee2a = None
+        qint = None
+        if c.quad_interaction:
+            if c.uses_atom_graph:
+                qint = self._sub(
+                    batch,
+                    a2a,
+                    self.cutoff_qint,
+                    self.max_neighbors_qint,
+                    self.cutoff_aint,
+                    self.max_neighbors_aint,
+                )
+            else:
+                qint = self._sub(
+                    batch, main, self.cutoff_qint, self.max_neighbors_qint, self.cutoff, self.max_neighbors
+                )
+            qint = G.keep_tags(qint, batch.tags, self.qint_tags)
+        main, id_swap = G.symmetrize(
+            main, batch.num_structures, batch.batch[main.edge_index[1]], c.neighbor_symmetrization == "union"
+        )
+        gs = GraphSet(
+            main=main, id_swap=id_swap, trip_e2e=G.triplets(main, n), a2a=a2a, a2ee2a=a2ee2a, qint=qint
+        )
+        if c.quad_interaction:
+            gs.quad_idx = G.quadruplets(main, qint, n)
+        if c.atom_edge_interaction:
+            gs.trip_a2e = G.mixed_triplets(a2ee2a, main, n, agg_index=True)
+        if c.edge_atom_interaction:
+            gs.trip_e2a = G.mixed_triplets(main, a2ee2a, n, agg_index=True)
+            gs.a2ee2a_inner = inner_index(a2ee2a.edge_index[1], n)
+        if c.atom_interaction:
+            gs.a2a_inner = inner_index(a2a.edge_index[1], n)
+        return gs
+
+    def _sub(self, batch, graph, cutoff, max_nb, cutoff_orig, max_nb_orig) -> G.Graph:
+        sel_cutoff = None if abs(cutoff - cutoff_orig) <= 1e-8 + 1e-5 * abs(cutoff_orig) else cutoff
+        sel_nb = None if max_nb == max_nb_orig else max_nb
+        return G.subselect(batch, graph, sel_cutoff, sel_nb, self.config.enforce_max_neighbors_strictly)
+
+    def compute_bases(self, g: GraphSet, num_atoms: int) -> None:
+        """Radial/circular/spherical bases and their shared projections, stored on `g`."""
+        c = self.config
+        main = g.main
+        rad_main = self.radial_basis(main.distance)
+        cos_e2e = _cos(main.vector[g.trip_e2e["out"]], main.vector[g.trip_e2e["in"]])
+        rad_cir_e2e, cir_e2e = self.cbf_basis_tint(main.distance, cos_e2e)
+        if c.quad_interaction:
+            q = g.quad_idx
+            v_ba = g.qint.vector[q["triplet_in"]["out"]]
+            v_db = main.vector[q["triplet_in"]["in"]]
+            cos_abd = _cos(v_ba, v_db)
+            v_db_cross = torch.linalg.cross(v_db, v_ba)[q["trip_in_to_quad"]]
+            v_ca = main.vector[q["triplet_out"]["out"]]
+            v_ba2 = g.qint.vector[q["triplet_out"]["in"]]
+            cos_cab = _cos(v_ca, v_ba2)
+            v_ca_cross = torch.linalg.cross(v_ca, v_ba2)[q["trip_out_to_quad"]]
+            dihedral = _angle(v_ca_cross, v_db_cross)
+            rad_cir_q, cir_q = self.cbf_basis_qint(g.qint.distance, cos_abd)
+            rad_sph_q, sph_q = self.sbf_basis_qint(main.distance, cos_cab[q["trip_out_to_quad"]], dihedral)
+            g.bases_qint = {
+                "rad": self.mlp_rbf_qint(rad_main),
+                "cir": self.mlp_cbf_qint(rad_cir_q, cir_q, idx_sph_outer=q["triplet_in"]["out"]),
+                "sph": self.mlp_sbf_qint(
+                    rad_sph_q, sph_q, idx_sph_outer=q["out"], idx_sph_inner=q["out_agg"]
+                ),
+            }
+        if c.atom_edge_interaction:
+            t = g.trip_a2e
+            rad_a2ee2a = self.radial_basis_aeaint(g.a2ee2a.distance)
+            cos_a2e = _cos(main.vector[t["out"]], g.a2ee2a.vector[t["in"]])
+            rad_cir, cir = self.cbf_basis_aeint(main.distance, cos_a2e)
+            g.bases_a2e = {
+                "rad": self.mlp_rbf_aeint(rad_a2ee2a),
+                "cir": self.mlp_cbf_aeint(rad_cir, cir, idx_sph_outer=t["out"], idx_sph_inner=t["out_agg"]),
+            }
+        if c.edge_atom_interaction:
+            t = g.trip_e2a
+            cos_e2a = _cos(g.a2ee2a.vector[t["out"]], main.vector[t["in"]])
+            rad_cir, cir = self.cbf_basis_eaint(g.a2ee2a.distance, cos_e2a)
+            g.bases_e2a = {
+                "rad": self.mlp_rbf_eaint(rad_main),
+                "cir": self.mlp_cbf_eaint(
+                    rad_cir,
+                    cir,
+                    idx_rad_outer=g.a2ee2a.edge_index[1],
+                    idx_rad_inner=g.a2ee2a_inner,
+                    idx_sph_outer=t["out"],
+                    idx_sph_inner=t["out_agg"],
+                    num_atoms=num_atoms,
+                ),  # fmt: skip
+            }
+        if c.atom_interaction:
+            rad_a2a = self.radial_basis_aint(g.a2a.distance)
+            g.basis_a2a_rad = self.mlp_rbf_aint(
+                rad_a2a, idx_rad_outer=g.a2a.edge_index[1], idx_rad_inner=g.a2a_inner, num_atoms=num_atoms
+            )
+        g.bases_e2e = {
+            "rad": self.mlp_rbf_tint(rad_main),
+            "cir": self.mlp_cbf_tint(
+                rad_cir_e2e, cir_e2e, idx_sph_outer=g.trip_e2e["out"], idx_sph_inner=g.trip_e2e["out_agg"]
+            ),
+        }
+        g.basis_rad_raw = rad_main
+        g.basis_atom_update = self.mlp_rbf_h(rad_main)
+        g.basis_output = self.mlp_rbf_out(rad_main)
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(
+        self,
+        batch: AtomsBatch,
+        *,
+        forces: bool = True,
+        features: bool = False,
+        candidates: G.PairCandidates | None = None,
+        create_graph: bool | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Energies (B,) eV, per-atom energies (N,), forces (N, 3) eV/Å; with `features` also the per-block
+        atom/edge embeddings (`h_blocks`, `m_blocks`), x_E/x_F (`node_features`, `edge_features`), `edge_index`.
+
+        Conservative forces use autograd (graph kept for training when `create_graph`, default: self.training).
+        """
+        self._check(batch)
+        pos = batch.positions
+        need_grad = forces and self.conservative
+        if need_grad and not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
+            batch = _with_positions(batch, pos)
+        with torch.set_grad_enabled(torch.is_grad_enabled() or need_grad):
+            g = self.build_graphs(batch, candidates)
+            self.compute_bases(g, batch.num_atoms)
+            idx_t = g.main.edge_index[1]
+            h = self.atom_emb(batch.atomic_numbers)
+            m = self.edge_emb(h, g.basis_rad_raw, g.main.edge_index)
+            x_e, x_f = self.out_blocks[0](h, m, g.basis_output, idx_t)
+            xs_e, xs_f, hs, ms = [x_e], [x_f], [h], [m]
+            for i, block in enumerate(self.int_blocks):
+                h, m = block(h, m, g)
+                x_e, x_f = self.out_blocks[i + 1](h, m, g.basis_output, idx_t)
+                xs_e.append(x_e)
+                xs_f.append(x_f)
+                hs.append(h)
+                ms.append(m)
+            node_feat = self.out_mlp_E(torch.cat(xs_e, dim=-1))
+            atom_e = self.out_energy(node_feat).squeeze(-1)
+            energy = segment_sum(atom_e, batch.batch, batch.num_structures)
+            if not self.extensive:
+                energy = energy / batch.natoms.to(energy.dtype)
+                atom_e = atom_e / batch.natoms[batch.batch].to(energy.dtype)
+            out = {ENERGY: energy, ATOM_ENERGIES: atom_e}
+            edge_feat = None
+            if forces and self.regress_forces:
+                if self.direct_forces:
+                    edge_feat = self.out_mlp_F(torch.cat(xs_f, dim=-1))
+                    f_st = self.out_forces(edge_feat)
+                    if self.forces_coupled:
+                        f_st = self._couple(f_st, g)
+                    out[FORCES] = segment_sum(f_st * g.main.vector, idx_t, batch.num_atoms)
+                else:
+                    keep = self.training if create_graph is None else create_graph
+                    (grad,) = torch.autograd.grad(
+                        energy.sum(), pos, create_graph=keep, retain_graph=keep or features
+                    )
+                    out[FORCES] = -grad
+        if features:
+            out.update(
+                {
+                    NODE_FEATURES: node_feat,
+                    EDGE_INDEX: g.main.edge_index,
+                    "h_blocks": hs,
+                    "m_blocks": ms,
+                    "edge_features": edge_feat,
+                    "edge_vector": g.main.vector,
+                    "edge_distance": g.main.distance,
+                }
+            )
+        return out
+
+    def _couple(self, f_st: torch.Tensor, g: GraphSet) -> torch.Tensor:
+        """Average each edge's force magnitude with its reverse edge's (F_st = F_ts)."""
+        return 0.5 * (f_st + f_st[g.id_swap])
+
+    def _check(self, batch: AtomsBatch) -> None:
+        z = batch.atomic_numbers
+        if z.numel() == 0:
+            raise StructureError("empty batch: no atoms")
+        if int(z.max()) > self.max_atomic_number or int(z.min()) < 1:
+            bad = sorted({int(v) for v in z.tolist() if v > self.max_atomic_number or v < 1})
+            raise StructureError(
+                f"atomic numbers {bad} are outside this model's embedding table (1..{self.max_atomic_number})"
+            )
+        if not bool(torch.isfinite(batch.positions).all()):
+            raise StructureError("non-finite atomic positions")
+
+    def predict(
+        self,
+        batch: AtomsBatch,
+        *,
+        forces: bool = True,
+        features: bool = False,
+        candidates: G.PairCandidates | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Inference (the `AtomisticModel` contract): no autograd graph kept, outputs detached."""
+        with torch.set_grad_enabled(forces and self.conservative):
+            out = self.forward(
+                batch, forces=forces, features=features, candidates=candidates, create_graph=False
+            )
+        return {k: _detach(v) for k, v in out.items()}
+
+
+def count_parameters(config: GemNetOCConfig) -> tuple[int, int]:
+    """(parameters, state_dict entries) of a config, built on the meta device (no memory, no init cost)."""
+    with torch.device("meta"):
+        model = GemNetOC(config)
+    return model.num_parameters(), len(model.state_dict())
+
+
+def _detach(v):
+    if isinstance(v, torch.Tensor):
+        return v.detach()
+    if isinstance(v, list):
+        return [_detach(x) for x in v]
+    return v
+
+
+def _with_positions(batch: AtomsBatch, pos: torch.Tensor) -> AtomsBatch:
+    from dataclasses import replace
+
+    return replace(batch, positions=pos)
