@@ -7,6 +7,7 @@ fixtures written in the recorded shape (tests/fixtures/cathub/pt111_raw.json, bu
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import logging
@@ -92,6 +93,11 @@ class FakeCatHub:
         q = body["query"]
         kind = "systems" if "systems(" in q else "reactions"
         self.log.append({"kind": kind, "query": q, "headers": headers})
+        if self.script and self.script[0] == "hang":  # answer too late: the client times out
+            self.script.pop(0)
+            import time
+
+            time.sleep(1.0)
         if self.script:
             status = self.script.pop(0)
             msg = f"error for key {headers.get('x-api-key')}" if self.echo_key_on_error else "slow down"
@@ -135,7 +141,8 @@ def server():
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(OSError):  # the client may have given up (timeout test)
+                self.wfile.write(data)
 
         def log_message(self, *args):  # keep pytest output clean
             pass
@@ -473,6 +480,17 @@ def test_rate_limit_spacing_and_retry_after_429(server):
     assert sent_at[-1] - sent_at[0] == pytest.approx(4 * 6.0)  # no more waiting than needed
 
 
+def test_timeout_is_retried(server):
+    fake = server["fake"]
+    fake.script = ["hang"]
+    t = FakeTime()
+    client = CatHubClient(
+        server["url"], api_key=KEY, clock=t.clock, sleep=t.sleep, timeout_s=0.3, backoff_s=1.0
+    )
+    page = client.reactions_page(PUB)
+    assert len(page["edges"]) == 3 and client.requests_made == 2 and 1.0 in t.sleeps
+
+
 def test_retries_exhausted_and_key_redacted(server, caplog):
     fake = server["fake"]
     fake.script = [500, 500, 500]
@@ -496,6 +514,9 @@ def test_auth_errors(server, monkeypatch):
     assert len(fake.log) == 1  # 401 is not retried
     fake.script = [403]
     with pytest.raises(AuthError, match="403"):
+        make_client(server["url"]).reactions_page(PUB)
+    fake.script = [301]
+    with pytest.raises(CatHubError, match="redirect.*CATHUB_API_URL"):
         make_client(server["url"]).reactions_page(PUB)
     monkeypatch.delenv("CATHUB_API_KEY", raising=False)
     n = len(fake.log)
@@ -607,8 +628,10 @@ def test_cli_fetch_resumable_and_data_file(server, tmp_path, monkeypatch):
     res = CliRunner().invoke(app, base)
     assert res.exit_code == 0, res.output
     assert "structures 11/11" in res.output and "7 valid" in res.output and fake.counts()["systems"] == 11
+    n = len(fake.log)
+    monkeypatch.delenv("CATHUB_API_KEY")  # a complete cache needs no key and no request
     res = CliRunner().invoke(app, base)
-    assert "requests this run: 0" in res.output
+    assert res.exit_code == 0 and "nothing to fetch" in res.output and len(fake.log) == n
     res = CliRunner().invoke(app, ["fetch", "--dataset", PUB, "--data-file", str(RAW)])
     assert res.exit_code == 0 and "7 valid" in res.output
     for f in tmp_path.rglob("*"):

@@ -46,8 +46,14 @@ def fetch(
             typer.echo(ds.summary())
             return
         cache = DatasetCache(info.pub_id, cache_dir)
-        typer.echo(f"cached before: {cache.status().describe()}")
-        if not offline:
+        before = cache.status()
+        typer.echo(f"cached before: {before.describe()}")
+        complete = before.metadata_complete and (
+            metadata_only or before.systems_cached == before.systems_needed
+        )
+        if complete:
+            typer.echo("cache complete: nothing to fetch")
+        if not offline and not complete:
             client = CatHubClient(
                 requests_per_minute=rate,
                 daily_budget=daily_budget,
@@ -63,7 +69,8 @@ def fetch(
                     err=True,
                 )
                 raise typer.Exit(2)
-            with tqdm(desc="metadata", unit="rxn", total=info.reactions) as bar_meta:
+            total = before.total_count or info.reactions
+            with tqdm(desc="metadata", unit="rxn", total=total, initial=before.reactions) as bar_meta:
 
                 def on_page(n: int, total: int) -> None:
                     bar_meta.total = total

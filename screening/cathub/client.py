@@ -187,12 +187,14 @@ class CatHubClient:
                 status, headers, raw = -1, {}, str(exc).encode()
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise OfflineError(
-                    redact(
-                        f"cannot reach {self.base_url} ({type(exc).__name__}: {reason}); {OFFLINE_HINT}",
-                        self._key,
-                    )
-                ) from None
+                if not isinstance(reason, TimeoutError):
+                    raise OfflineError(
+                        redact(
+                            f"cannot reach {self.base_url} ({type(exc).__name__}: {reason}); {OFFLINE_HINT}",
+                            self._key,
+                        )
+                    ) from None
+                status, headers, raw = -1, {}, str(reason).encode()
             if status == 200:
                 return self._decode(raw)
             if status == 401:

@@ -301,11 +301,16 @@ def finalize_structures(reaction: Reaction) -> None:
             assign_tags(s.atoms, gas=False)
 
 
-def reaction_from_node(node: dict[str, Any], structures: dict[str, dict[str, Any]] | None = None) -> Reaction:
+def reaction_from_node(
+    node: dict[str, Any],
+    structures: dict[str, dict[str, Any]] | None = None,
+    parsed: dict[str, Atoms] | None = None,
+) -> Reaction:
     """A Reaction from one API reaction node (metadata-only or structure-bearing).
 
     ``structures`` maps aseId → a system node ``{energy, constraints, InputFile}`` fetched separately
     (the two-phase download); systems embedded in the node (``reactionSystems[].systems``) take precedence.
+    ``parsed`` (aseId → Atoms) memoises parsing of shared systems; each reaction gets its own copy.
     """
     reactants = parse_stoichiometry(node.get("reactants"))
     products = parse_stoichiometry(node.get("products"))
@@ -341,7 +346,13 @@ def reaction_from_node(node: dict[str, Any], structures: dict[str, dict[str, Any
             if sysnode.get("energy") is not None:
                 system.energy = float(sysnode["energy"])
             if sysnode.get("InputFile"):
-                system.atoms = atoms_from_input_file(sysnode["InputFile"], sysnode.get("constraints"))
+                if parsed is not None and ase_id and ase_id in parsed:
+                    system.atoms = parsed[ase_id].copy()
+                else:
+                    atoms = atoms_from_input_file(sysnode["InputFile"], sysnode.get("constraints"))
+                    if parsed is not None and ase_id:
+                        parsed[ase_id] = atoms.copy()
+                    system.atoms = atoms
         rxn.systems[name] = system
     finalize_structures(rxn)
     return rxn

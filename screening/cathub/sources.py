@@ -341,7 +341,8 @@ def load_file(path: str | Path) -> tuple[list[Reaction], str]:
         raise ValueError(
             f"{path}: not a recognised CatalysisHub file (raw API nodes, CatBench processed JSON, or CSV)"
         ) from None
-    return [reaction_from_node(n) for n in nodes], f"raw API JSON {path}"
+    parsed: dict[str, Any] = {}
+    return [reaction_from_node(n, None, parsed) for n in nodes], f"raw API JSON {path}"
 
 
 # ----------------------------------------------------------------------------- the loader
@@ -391,7 +392,8 @@ def load_dataset(
         )
     status = cache.status()
     structures = {} if metadata_only else cache.systems()
-    reactions = [reaction_from_node(n, structures) for n in cache.nodes()]
+    parsed: dict[str, Any] = {}
+    reactions = [reaction_from_node(n, structures, parsed) for n in cache.nodes()]
     return build_dataset(
         reactions,
         name=info.name,
