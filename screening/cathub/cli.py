@@ -25,7 +25,9 @@ def fetch(
     max_requests: Annotated[
         int | None, typer.Option("--max-requests", help="Stop after this many requests (this run).")
     ] = None,
-    daily_budget: Annotated[int, typer.Option("--daily-budget", help="Requests allowed per UTC day.")] = 500,
+    daily_budget: Annotated[
+        int, typer.Option("--daily-budget", help="Requests allowed per UTC day (API suspends above ~500).")
+    ] = 450,
     rate: Annotated[float, typer.Option("--rate", help="Requests per minute.")] = 10.0,
     offline: Annotated[
         bool, typer.Option("--offline", help="Never contact the API; report the cache.")
@@ -95,6 +97,11 @@ def fetch(
     except CatHubError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            "interrupted: everything fetched so far is cached; rerun the same command to resume", err=True
+        )
+        raise typer.Exit(130) from None
     except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

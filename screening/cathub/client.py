@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api-catalysis-hub.slac.stanford.edu"
 PAGE_SIZE = 200  # the API caps `first` at 200
+DEFAULT_DAILY_BUDGET = 450  # requests/UTC day: a margin below the ~500/day that gets accounts suspended
 OFFLINE_HINT = "offline: use --data-file or the cache"
 KEY_HINT = "set CATHUB_API_KEY (get a key at <base>/auth/login)"
 
@@ -84,7 +85,7 @@ class CatHubClient:
         api_key: str | None = None,
         *,
         requests_per_minute: float = 10.0,
-        daily_budget: int = 500,
+        daily_budget: int = DEFAULT_DAILY_BUDGET,
         max_requests: int | None = None,
         max_retries: int = 4,
         backoff_s: float = 10.0,
