@@ -357,6 +357,18 @@ def test_validation_reports_corrupted_reaction(caplog):
     assert not ds_ok.invalid
 
 
+def test_validation_accepts_energy_corrections_when_they_explain_the_energy():
+    node = copy.deepcopy(raw_nodes()[0])  # 0.5O2(g) + * -> O*
+    ostar = next(rs for rs in node["reactionSystems"] if rs["name"] == "Ostar")
+    ostar["energyCorrection"] = 0.25
+    node["reactionEnergy"] += 0.25
+    r = reaction_from_node(node)
+    assert r.validate() is None
+    assert r.energy_from_systems(with_corrections=True) == pytest.approx(node["reactionEnergy"])
+    ostar["energyCorrection"] = 0.0
+    assert "meV" in reaction_from_node(node).validate()
+
+
 # ----------------------------------------------------------------------------- file sources agree
 def _signature(ds):
     out = {}
