@@ -19,3 +19,8 @@ app = typer.Typer(
 @app.callback()
 def _main() -> None:
     """Screen catalysts with distilled GemNet-OC students and their teachers."""
+
+
+from screening.cathub.cli import fetch  # noqa: E402
+
+app.command("fetch")(fetch)
