@@ -19,3 +19,12 @@ app = typer.Typer(
 @app.callback()
 def _main() -> None:
     """Screen catalysts with distilled GemNet-OC students and their teachers."""
+
+
+def _register() -> None:
+    from screening.structures.cli import build
+
+    app.command("build")(build)
+
+
+_register()

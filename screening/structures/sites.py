@@ -50,8 +50,8 @@ class AdsorptionSite:
 
 
 def _element_roles(slab: Atoms) -> dict[str, str]:
-    a = slab.info.get("A")
-    b = slab.info.get("B")
+    a = slab.info.get("element_A")
+    b = slab.info.get("element_B")
     symbols = slab.get_chemical_symbols()
     if not a:
         metal = [s for s, t in zip(symbols, slab.get_tags(), strict=True) if t != 2]

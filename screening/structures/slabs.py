@@ -124,7 +124,7 @@ def make_slab(
     layers: atomic layers; size: repeats of the (ordered) primitive surface cell, default the smallest
     n x n with >= `min_surface_atoms` atoms per layer; vacuum: Å on each side; fixed_layers: bottom layers
     held by FixAtoms (tag 0), default layers // 2; the others get tag 1. a, c (Å) or a prebuilt (e.g.
-    relaxed) `bulk` set the lattice. info: composition, prototype, facet, strain, layers, size, a, c, A, B.
+    relaxed) `bulk` set the lattice. info: composition, prototype, facet, strain, layers, size, a, c, element_A, element_B.
     """
     name = canonical_prototype(prototype)
     facet_name = canonical_facet(name, facet)
@@ -169,8 +169,8 @@ def make_slab(
         size=f"{size[0]}x{size[1]}",
         a=float(bulk.info.get("a", float("nan"))),
         c=float(bulk.info.get("c", float("nan"))),
-        A=elem_a,
-        B=elem_b or "none",
+        element_A=elem_a,
+        element_B=elem_b or "none",
     )
     if strain:
         slab = apply_biaxial_strain(slab, strain)
