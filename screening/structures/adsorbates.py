@@ -57,7 +57,8 @@ ADSORBATES: dict[str, list[tuple[str, tuple[float, float, float]]]] = {
 
 GAS_MOLECULES = ("H2", "O2", "H2O", "N2", "CH4", "CO", "NH3")
 
-# element -> gas-phase reference (CatalysisHub convention): H = 1/2 H2, O = H2O - H2, N = 1/2 N2, C = CH4 - 2 H2
+# element -> gas-phase reference (CatalysisHub convention):
+# H = 1/2 H2, O = H2O - H2, N = 1/2 N2, C = CH4 - 2 H2
 ELEMENT_REFERENCES: dict[str, dict[str, float]] = {
     "H": {"H2": 0.5},
     "O": {"H2O": 1.0, "H2": -1.0},

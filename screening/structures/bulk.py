@@ -220,15 +220,12 @@ def lattice_from_volume(prototype: str, volume_per_atom: float, c_over_a: float 
 
 
 def _hcp_supercell(a: float, c: float, n: int, sqrt3: bool) -> Atoms:
-    """hcp with basal supercell n x n (or sqrt3 x sqrt3 R30 if `sqrt3`), all atoms element X=Cu placeholder."""
+    """hcp (placeholder Cu) with a basal n x n supercell, or sqrt3 x sqrt3 R30 if `sqrt3`."""
     from ase.build import bulk as ase_bulk
     from ase.build import make_supercell
 
     prim = ase_bulk("Cu", "hcp", a=a, c=c)
-    if sqrt3:
-        p = np.array([[2, 1, 0], [-1, 1, 0], [0, 0, 1]])
-    else:
-        p = np.diag([n, n, 1])
+    p = np.array([[2, 1, 0], [-1, 1, 0], [0, 0, 1]]) if sqrt3 else np.diag([n, n, 1])
     return make_supercell(prim, p)
 
 

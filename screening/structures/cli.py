@@ -28,7 +28,7 @@ def build(
     rattle: float = typer.Option(0.0, help="Gaussian rattle of free atoms, Å."),
     clean_fraction: float = typer.Option(0.0, help="Share of clean slabs."),
     gas: bool = typer.Option(False, help="Also write the gas references (H2, H2O, ...) the adsorbates need."),
-    out: Path = typer.Option(Path("structures.extxyz"), help="Output file: .extxyz or .db."),
+    out: str = typer.Option("structures.extxyz", help="Output file: .extxyz or .db."),
 ) -> None:
     """Write N reproducible random slabs/adslabs (composition, prototype, facet, strain, site, adsorbate)."""
     from screening.structures.adsorbates import gas_coefficients, gas_molecule
@@ -55,7 +55,7 @@ def build(
         if gas:
             names = sorted({g for a in space.adsorbates for g in gas_coefficients(a)})
             structures += [gas_molecule(g) for g in names]
-        path = write_structures(out, structures)
+        path = write_structures(Path(out), structures)
     except (StructureBuildError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(code=2) from err

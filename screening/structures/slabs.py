@@ -124,7 +124,8 @@ def make_slab(
     layers: atomic layers; size: repeats of the (ordered) primitive surface cell, default the smallest
     n x n with >= `min_surface_atoms` atoms per layer; vacuum: Å on each side; fixed_layers: bottom layers
     held by FixAtoms (tag 0), default layers // 2; the others get tag 1. a, c (Å) or a prebuilt (e.g.
-    relaxed) `bulk` set the lattice. info: composition, prototype, facet, strain, layers, size, a, c, element_A, element_B.
+    relaxed) `bulk` set the lattice.
+    info: composition, prototype, facet, strain, layers, size, a, c, element_A, element_B.
     """
     name = canonical_prototype(prototype)
     facet_name = canonical_facet(name, facet)
