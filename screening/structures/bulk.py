@@ -22,6 +22,7 @@ reference states (ideal c/a for hexagonal and tetragonal cells).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -316,8 +317,9 @@ def make_bulk(
         composition=composition_formula(elem_a, elem_b, name),
         prototype=name,
         a=float(a),
-        c=float(c) if c is not None else float("nan"),
     )
+    if c is not None:  # cubic prototypes carry no 'c'
+        atoms.info["c"] = float(c)
     return atoms
 
 
@@ -332,16 +334,26 @@ def relax_lattice(bulk: Atoms, calc, method: str = "eos", fmax: float = 0.01, st
     if method == "eos":
         from ase.eos import EquationOfState
 
-        cell0 = atoms.cell.copy()
-        vols, energies = [], []
-        for f in np.linspace(0.94, 1.06, 7):
-            trial = atoms.copy()
-            trial.set_cell(cell0 * f ** (1 / 3), scale_atoms=True)
-            trial.calc = calc
-            vols.append(trial.get_volume())
-            energies.append(trial.get_potential_energy())
-        v0, _, _ = EquationOfState(vols, energies, eos="birchmurnaghan").fit()
-        atoms.set_cell(cell0 * (v0 / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
+        for _ in range(4):  # re-centre the scan until the minimum lies inside it
+            cell0 = atoms.cell.copy()
+            vols, energies = [], []
+            for f in np.linspace(0.94, 1.06, 7):
+                trial = atoms.copy()
+                trial.set_cell(cell0 * f ** (1 / 3), scale_atoms=True)
+                trial.calc = calc
+                vols.append(trial.get_volume())
+                energies.append(trial.get_potential_energy())
+            i_min = int(np.argmin(energies))
+            if 0 < i_min < len(vols) - 1:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    v0, _, _ = EquationOfState(vols, energies, eos="birchmurnaghan").fit()
+                atoms.set_cell(cell0 * (v0 / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
+                break
+            atoms.set_cell(cell0 * (vols[i_min] / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
+        else:
+            raise StructureBuildError("EOS scan found no energy minimum (is the calculator sensible?)")
+        v0 = atoms.get_volume()
         scale = (v0 / bulk.get_volume()) ** (1 / 3)
         a_new = bulk.info.get("a", float("nan")) * scale
         c_new = bulk.info.get("c", float("nan")) * scale
@@ -355,7 +367,9 @@ def relax_lattice(bulk: Atoms, calc, method: str = "eos", fmax: float = 0.01, st
         atoms.calc = None
     else:
         raise StructureBuildError(f"unknown relax method {method!r}; valid methods: ['eos', 'filter']")
-    atoms.info.update(a=float(a_new), c=float(c_new))
+    atoms.info["a"] = float(a_new)
+    if np.isfinite(c_new):
+        atoms.info["c"] = float(c_new)
     return atoms
 
 

@@ -125,7 +125,8 @@ def make_slab(
     n x n with >= `min_surface_atoms` atoms per layer; vacuum: Å on each side; fixed_layers: bottom layers
     held by FixAtoms (tag 0), default layers // 2; the others get tag 1. a, c (Å) or a prebuilt (e.g.
     relaxed) `bulk` set the lattice.
-    info: composition, prototype, facet, strain, layers, size, a, c, element_A, element_B.
+    info: composition, prototype, facet, strain, layers, size, a, c (hexagonal, tetragonal),
+    element_A, element_B.
     """
     name = canonical_prototype(prototype)
     facet_name = canonical_facet(name, facet)
@@ -169,10 +170,11 @@ def make_slab(
         layers=int(layers),
         size=f"{size[0]}x{size[1]}",
         a=float(bulk.info.get("a", float("nan"))),
-        c=float(bulk.info.get("c", float("nan"))),
         element_A=elem_a,
         element_B=elem_b or "none",
     )
+    if "c" in bulk.info:
+        slab.info["c"] = float(bulk.info["c"])
     if strain:
         slab = apply_biaxial_strain(slab, strain)
     return slab
