@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import typer
 
+from screening.structures.cli import build
+
 app = typer.Typer(
     name="screen",
     help="Screen catalysts with distilled GemNet-OC students and their teachers.",
@@ -21,10 +23,4 @@ def _main() -> None:
     """Screen catalysts with distilled GemNet-OC students and their teachers."""
 
 
-def _register() -> None:
-    from screening.structures.cli import build
-
-    app.command("build")(build)
-
-
-_register()
+app.command("build")(build)

@@ -72,6 +72,18 @@ def test_sampling_is_reproducible_and_prefix_stable(space):
     assert [x.info["site"] for x in a] != [x.info["site"] for x in other]
 
 
+def test_perturbed_samples_are_reproducible_and_sane():
+    space = ChemicalSpace(["Pt", "Cu"], adsorbates=["OH", "CO"], rattle=0.05, perturb_strain=1.0)
+    a, b = space.sample(40, seed=3), space.sample(40, seed=3)
+    plain = ChemicalSpace(["Pt", "Cu"], adsorbates=["OH", "CO"]).sample(40, seed=3)
+    for x, y, p in zip(a, b, plain, strict=True):
+        assert np.allclose(x.positions, y.positions) and np.allclose(x.cell, y.cell)
+        assert not np.allclose(x.positions, p.positions)
+        fixed = fixed_mask(x)
+        assert np.allclose(x.positions[fixed, 2], p.positions[fixed, 2])  # in-plane strain, no rattle
+        assert _overlap_ratio(x) >= 1.0
+
+
 def test_space_validation():
     only_pt = ChemicalSpace(["Pt"])
     assert set(only_pt.prototype_facets) == {"fcc", "bcc", "hcp"}

@@ -26,6 +26,7 @@ def build(
     layers: int = typer.Option(3, help="Atomic layers per slab."),
     vacuum: float = typer.Option(6.0, help="Vacuum on each side of the slab, Å."),
     rattle: float = typer.Option(0.0, help="Gaussian rattle of free atoms, Å."),
+    perturb_strain: float = typer.Option(0.0, help="Random in-plane strain perturbation, ± %."),
     clean_fraction: float = typer.Option(0.0, help="Share of clean slabs."),
     gas: bool = typer.Option(False, help="Also write the gas references (H2, H2O, ...) the adsorbates need."),
     out: str = typer.Option("structures.extxyz", help="Output file: .extxyz or .db."),
@@ -48,6 +49,7 @@ def build(
             layers=layers,
             vacuum=vacuum,
             rattle=rattle,
+            perturb_strain=perturb_strain,
             clean_fraction=clean_fraction,
             **kwargs,
         )

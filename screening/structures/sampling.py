@@ -15,7 +15,7 @@ from ase import Atoms
 from screening.structures.adsorbates import add_adsorbate, check_adsorbate
 from screening.structures.bulk import PROTOTYPES, canonical_prototype, composition_formula
 from screening.structures.errors import StructureBuildError
-from screening.structures.perturb import rattle
+from screening.structures.perturb import random_strain, rattle
 from screening.structures.sites import AdsorptionSite, find_sites
 from screening.structures.slabs import FACETS, canonical_facet, make_slab
 
@@ -29,6 +29,7 @@ class ChemicalSpace:
     adsorbates: see ADSORBATES;
     strains: biaxial strains in % to pick from (or, with continuous_strain, the [min, max] range);
     clean_fraction: share of clean slabs; rattle: Gaussian displacement of free atoms, Å;
+    perturb_strain: random symmetric in-plane strain, components uniform in ± this many %;
     layers, size, vacuum (Å per side), fixed_layers: passed to make_slab.
     """
 
@@ -40,6 +41,7 @@ class ChemicalSpace:
     continuous_strain: bool = False
     clean_fraction: float = 0.0
     rattle: float = 0.0
+    perturb_strain: float = 0.0
     layers: int = 3
     size: tuple[int, int] | None = None
     vacuum: float = 6.0
@@ -135,6 +137,8 @@ class ChemicalSpace:
             site: AdsorptionSite = sites[rng.integers(len(sites))]
             atoms = add_adsorbate(slab, ads, site)
             atoms.info["kind"] = "adslab"
+        if self.perturb_strain > 0:
+            atoms = random_strain(atoms, self.perturb_strain, rng)
         if self.rattle > 0:
             atoms = rattle(atoms, self.rattle, rng)
         atoms.info.update(
