@@ -120,6 +120,16 @@ def test_slab_geometry_tags_and_constraints(prototype, facet):
     assert d.min() == pytest.approx(db.min(), abs=1e-6)
 
 
+@pytest.mark.parametrize("c", [3.3, 3.5, 3.86, 4.1])
+def test_l10_slab_for_any_c(c):
+    slab = make_slab("CuAu", "L10", "101", layers=4, c=c)
+    layer = atomic_layers(slab.positions[:, 2])
+    assert layer.max() + 1 == 4
+    for lay in range(4):  # every (101) layer is half Cu, half Au
+        sym = np.array(slab.get_chemical_symbols())[layer == lay]
+        assert np.sum(sym == "Cu") == np.sum(sym == "Au")
+
+
 @pytest.mark.parametrize(
     "prototype,facet,spacing",
     [("fcc", "111", 3.92 / np.sqrt(3)), ("fcc", "100", 3.92 / 2), ("bcc", "110", 2.87 / np.sqrt(2))],

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import BaseCalculator
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference_states
 
 from screening.structures.errors import StructureBuildError
@@ -196,7 +197,9 @@ def default_volume_per_atom(a: str, b: str | None, prototype: str) -> float:
     return (na * element_volume(a) + nb * element_volume(b)) / (na + nb)
 
 
-def lattice_from_volume(prototype: str, volume_per_atom: float, c_over_a: float | None = None) -> tuple:
+def lattice_from_volume(
+    prototype: str, volume_per_atom: float, c_over_a: float | None = None
+) -> tuple[float, float | None]:
     """Lattice constants (a, c) in Å giving `volume_per_atom` (Å^3); c is None for cubic prototypes.
 
     For L10 ``a`` is the fcc-like cubic constant and c/a defaults to 1; for hexagonal prototypes ``a`` is
@@ -323,7 +326,9 @@ def make_bulk(
     return atoms
 
 
-def relax_lattice(bulk: Atoms, calc, method: str = "eos", fmax: float = 0.01, steps: int = 200) -> Atoms:
+def relax_lattice(
+    bulk: Atoms, calc: BaseCalculator, method: str = "eos", fmax: float = 0.01, steps: int = 200
+) -> Atoms:
     """Relax a bulk cell's lattice constants with any ASE calculator (e.g. the teacher).
 
     method='eos': isotropic scan over +-6 % volume and a Birch-Murnaghan fit (keeps c/a, cell shape);

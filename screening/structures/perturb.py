@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import BaseCalculator
 
 from screening.structures.strain import apply_inplane_strain
 
@@ -40,7 +41,12 @@ def random_strain(atoms: Atoms, max_percent: float, seed: int | np.random.Genera
 
 
 def relaxation_snapshots(
-    atoms: Atoms, calc, steps: int = 20, fmax: float = 0.05, every: int = 1, optimizer: str = "BFGS"
+    atoms: Atoms,
+    calc: BaseCalculator,
+    steps: int = 20,
+    fmax: float = 0.05,
+    every: int = 1,
+    optimizer: str = "BFGS",
 ) -> list[Atoms]:
     """Snapshots every `every` steps along a relaxation with `calc` (up to `steps` steps, fmax eV/Å).
 

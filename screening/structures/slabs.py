@@ -78,8 +78,13 @@ def _surface_unit(bulk: Atoms, miller: tuple[int, int, int], layers: int) -> Ato
     """`layers` atomic layers of `bulk` normal to `miller` in the primitive surface cell, a3 = along z."""
     from ase.build import surface
 
+    def z_wrapped(s: Atoms) -> np.ndarray:
+        # surface() can leave an atom at z == c (same layer as z == 0): wrap it back
+        z = s.positions[:, 2] % s.cell[2, 2]
+        return np.where(z > s.cell[2, 2] - 1e-6, z - s.cell[2, 2], z)
+
     probe = surface(bulk, miller, layers=1, periodic=True)
-    per_repeat = atomic_layers(probe.positions[:, 2]).max() + 1
+    per_repeat = atomic_layers(z_wrapped(probe)).max() + 1
     repeats = math.ceil(layers / per_repeat) + 1
     s = surface(bulk, miller, layers=repeats, periodic=True)
     cell = np.asarray(s.cell[:])
@@ -90,6 +95,7 @@ def _surface_unit(bulk: Atoms, miller: tuple[int, int, int], layers: int) -> Ato
     rot = np.array([[math.cos(-angle), -math.sin(-angle)], [math.sin(-angle), math.cos(-angle)]])
     v1, v2 = rot @ v1, rot @ v2
     pos = s.positions.copy()
+    pos[:, 2] = z_wrapped(s)
     pos[:, :2] = pos[:, :2] @ rot.T
     layer = atomic_layers(pos[:, 2])
     keep = layer < layers
