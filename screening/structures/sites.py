@@ -79,7 +79,7 @@ def _wrap_frac(frac: np.ndarray) -> np.ndarray:
     return frac - np.floor(frac + 1e-6)
 
 
-def _fingerprint(slab: Atoms, point: np.ndarray, roles: dict[str, str]) -> np.ndarray:
+def _fingerprint(slab: Atoms, point: np.ndarray) -> np.ndarray:
     """Gaussian-smeared radial distribution (per element) of slab atoms around `point`."""
     from ase.geometry import find_mic
 
@@ -193,7 +193,7 @@ def find_sites(slab: Atoms, unique: bool = True) -> list[AdsorptionSite]:
 
     groups: list[tuple[AdsorptionSite, np.ndarray]] = []
     for s in sites:
-        fp = _fingerprint(slab, s.position + [0.0, 0.0, PROBE_HEIGHT], roles)
+        fp = _fingerprint(slab, s.position + [0.0, 0.0, PROBE_HEIGHT])
         for rep, rep_fp in groups:
             if rep.name == s.name and np.max(np.abs(rep_fp - fp)) < 0.05:
                 rep.multiplicity += 1
