@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import typer
 
+from screening.cathub.cli import fetch
+from screening.structures.cli import build
+
 app = typer.Typer(
     name="screen",
     help="Screen catalysts with distilled GemNet-OC students and their teachers.",
@@ -21,6 +24,5 @@ def _main() -> None:
     """Screen catalysts with distilled GemNet-OC students and their teachers."""
 
 
-from screening.cathub.cli import fetch  # noqa: E402
-
 app.command("fetch")(fetch)
+app.command("build")(build)
