@@ -28,7 +28,7 @@ def fairchem_style(model: GemNetOC, prefix: str = "module.", drop_scales: bool =
     state = {prefix + k: v.clone() for k, v in model.state_dict().items()}
     if drop_scales:
         state = {k: v for k, v in state.items() if not k.endswith("scale_factor")}
-    attrs = {k: v for k, v in model.config.to_dict().items() if k != "neighbor_symmetrization"}
+    attrs = {k: v for k, v in model.config.to_dict().items() if not k.startswith("neighbor_")}
     return {
         "state_dict": state,
         "config": {"model": "gemnet_oc", "model_attributes": {**attrs, "otf_graph": True}},
@@ -94,7 +94,7 @@ def test_hydra_layout_loads():
             state[f"output_heads.forces.{k}"] = v
         else:
             state[f"backbone.{k}"] = v
-    attrs = {k: v for k, v in model.config.to_dict().items() if k != "neighbor_symmetrization"}
+    attrs = {k: v for k, v in model.config.to_dict().items() if not k.startswith("neighbor_")}
     ckpt = {
         "state_dict": state,
         "config": {

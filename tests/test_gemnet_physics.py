@@ -99,6 +99,16 @@ def test_batched_equals_single(model):
     np.testing.assert_allclose(f_b, np.concatenate(f_single), atol=1e-9)
 
 
+def test_batched_equals_single_with_exactly_tied_neighbours():
+    # an ideal slab has many equal distances at the max_neighbors rank: ties must not depend on the batch
+    model = tiny_model(seed=2, neighbor_symmetrization="reference")
+    ideal = pt_slab_o((3, 3, 3), rattle=0.0)
+    e_single, f_single, _ = run(model, [ideal])
+    e_b, f_b, _ = run(model, [pt_slab_o((2, 2, 5), seed=9), ideal, small_molecule_box()])
+    assert e_b[1] == pytest.approx(e_single[0], abs=1e-9)
+    np.testing.assert_allclose(f_b[21 : 21 + len(ideal)], f_single, atol=1e-9)
+
+
 def test_energy_is_extensive_on_a_doubled_cell(model):
     atoms = pt_slab_o()
     e1, _, a1 = run(model, [atoms])

@@ -178,11 +178,14 @@ def max_neighbors_mask(
     max_neighbors: int,
     strict: bool = True,
     tolerance: float = 0.01,
+    stable: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep at most `max_neighbors` closest edges per target atom (`index` sorted).
 
-    With `strict`, exactly that many (ties broken by sort order); otherwise all edges within `tolerance` of the
-    last kept distance. Returns (edge mask, edges per structure).
+    With `strict`, exactly that many; otherwise all edges within `tolerance` of the last kept distance.
+    Exactly equal distances (always present for periodic self-images ±a) are broken by edge order when
+    `stable`; `stable=False` reproduces fairchem's unstable padded sort, whose choice can depend on the batch.
+    Returns (edge mask, edges per structure).
     """
     device = index.device
     num_atoms = int(natoms.sum())
@@ -206,7 +209,7 @@ def max_neighbors_mask(
     padded = torch.full((num_atoms * max_count,), float("inf"), device=device, dtype=distance.dtype)
     padded.index_copy_(0, slot, distance)
     padded = padded.view(num_atoms, max_count)
-    padded, order = torch.sort(padded, dim=1)
+    padded, order = torch.sort(padded, dim=1, stable=stable) if stable else torch.sort(padded, dim=1)
     if strict:
         padded = padded[:, :max_neighbors]
         order = order[:, :max_neighbors]
@@ -227,7 +230,12 @@ def max_neighbors_mask(
 
 
 def radius_graph(
-    batch: AtomsBatch, cutoff: float, max_neighbors: int, candidates: PairCandidates, strict: bool = True
+    batch: AtomsBatch,
+    cutoff: float,
+    max_neighbors: int,
+    candidates: PairCandidates,
+    strict: bool = True,
+    stable: bool = True,
 ) -> Graph:
     """GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target) from precomputed pair candidates."""
     if candidates.radius + 1e-9 < cutoff:
@@ -245,7 +253,7 @@ def radius_graph(
         images[within],
         d2[within],
     )
-    mask, num_neighbors = max_neighbors_mask(batch.natoms, target, d2, max_neighbors, strict)
+    mask, num_neighbors = max_neighbors_mask(batch.natoms, target, d2, max_neighbors, strict, stable=stable)
     if not bool(mask.all()):
         target, source, images = target[mask], source[mask], images[mask]
     struct = batch.batch[target]
@@ -270,6 +278,7 @@ def subselect(
     cutoff: float | None,
     max_neighbors: int | None,
     strict: bool = True,
+    stable: bool = True,
 ) -> Graph:
     """A sub-graph with a smaller cutoff and/or fewer neighbours (None: keep)."""
     out = graph
