@@ -91,7 +91,7 @@ def predict_many(
 @dataclass
 class RelaxResult:
     """Outcome of `relax_many`, in input order: relaxed copies (with a SinglePointCalculator holding the final
-    energy/forces), convergence flags (max force < fmax), numbers of force evaluations, final energies (eV)."""
+    energy/forces), convergence flags (max force < fmax), force evaluations, final energies (eV)."""
 
     atoms: list[Atoms]
     converged: list[bool]

@@ -46,8 +46,8 @@ class DistilledCalculator(ModelCalculator):
 
     `DistilledCalculator()` loads the shipped default student (`calculators/weights/default_student.pt`) and
     raises `NoDefaultStudentError` if none is installed. `model` may be a checkpoint path, a registry name
-    or an `AtomisticModel` instance. `device`: "auto" | "cpu" | "cuda"; `dtype`: float32 | float64 (torch's global
-    default is untouched); `skin` (Å): graph reuse, see `ModelCalculator`.
+    or an `AtomisticModel` instance. `device`: "auto" | "cpu" | "cuda"; `dtype`: float32 | float64 (torch's
+    global default is untouched); `skin` (Å): graph reuse, see `ModelCalculator`.
     """
 
     def __init__(
