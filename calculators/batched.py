@@ -26,6 +26,12 @@ def _model_place(model: AtomisticModel) -> tuple[torch.device, torch.dtype]:
     return torch.device(getattr(model, "device", "cpu")), getattr(model, "dtype", torch.float32)
 
 
+def default_batch_atoms(device: torch.device) -> int:
+    """Atom budget per batch: 8192 on GPU; 256 on CPU, where larger batches are memory-bound and slower per
+    structure (SevenNet-0, 37-atom slabs, 1 thread: 0.56 s/structure at 1-4 per batch, 1.4 s at 16)."""
+    return 8192 if device.type == "cuda" else 256
+
+
 def _validate(model: AtomisticModel, atoms_list: Sequence[Atoms]) -> None:
     for i, atoms in enumerate(atoms_list):
         validate_atoms(atoms, i, int(model.max_atomic_number))
@@ -53,17 +59,19 @@ def predict_many(
     model: AtomisticModel,
     atoms_list: Sequence[Atoms],
     *,
-    batch_atoms: int = 2048,
+    batch_atoms: int | None = None,
     forces: bool = True,
     progress: bool = True,
 ) -> list[dict[str, float | np.ndarray]]:
-    """Evaluate many structures in batches of at most `batch_atoms` atoms; results in input order.
+    """Evaluate many structures in batches of at most `batch_atoms` atoms (None: `default_batch_atoms`);
+    results in input order. `forces=False` skips the backward pass (energy-only screening, ~3x faster).
 
     Each result: {"energy": eV, "free_energy": eV, "energies": (n,) eV, "forces": (n, 3) eV/Å if `forces`}.
     All structures are validated first (`StructureError` naming the index of the bad one).
     """
     _validate(model, atoms_list)
     device, dtype = _model_place(model)
+    batch_atoms = batch_atoms or default_batch_atoms(device)
     results: list[dict[str, float | np.ndarray] | None] = [None] * len(atoms_list)
     groups = _chunks([len(a) for a in atoms_list], batch_atoms)
     for group in tqdm(groups, disable=not progress, desc="predict", unit="batch"):
@@ -105,7 +113,7 @@ def relax_many(
     *,
     fmax: float = 0.05,
     max_steps: int = 300,
-    batch_atoms: int = 4096,
+    batch_atoms: int | None = None,
     dt: float = 0.1,
     dt_max: float = 1.0,
     max_step: float = 0.2,
@@ -116,14 +124,17 @@ def relax_many(
     FIRE parameters follow ASE's `FIRE` (dt 0.1, dt_max 1.0, maxstep 0.2 Å, N_min 5, f_inc 1.1, f_dec 0.5,
     α_start 0.1, f_α 0.99), applied per structure. Atoms held by FixAtoms get zero force and never move.
     A structure stops once its max force < `fmax` (eV/Å) or after `max_steps` force evaluations; converged
-    ones leave the batch. Structures are grouped into batches of at most `batch_atoms` atoms.
+    ones leave the batch. Structures are grouped into batches of at most `batch_atoms` atoms (None:
+    `default_batch_atoms`).
     """
     _validate(model, atoms_list)
     device, dtype = _model_place(model)
+    batch_atoms = batch_atoms or default_batch_atoms(device)
     n = len(atoms_list)
     out_atoms: list[Atoms] = [a.copy() for a in atoms_list]
     converged, steps, energies = [False] * n, [0] * n, [float("nan")] * n
-    for group in _chunks([len(a) for a in atoms_list], batch_atoms):
+    groups = _chunks([len(a) for a in atoms_list], batch_atoms)
+    for group in tqdm(groups, disable=not progress, desc="relax", unit="batch"):
         sub = [atoms_list[i] for i in group]
         full = AtomsBatch.from_atoms(sub, device=device, dtype=dtype, tags=[tags_for(a) for a in sub])
         _fire(
