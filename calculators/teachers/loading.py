@@ -1,0 +1,80 @@
+"""`load_teacher(name | path)`: teacher models (SevenNet-0 offline, GemNet-OC from a fairchem checkpoint)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from calculators.teachers.registry import cached_checkpoint, registry_entry
+from distill.model_api import AtomisticModel
+
+DEFAULT_TEACHER = "sevennet-0"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is not of the expected architecture or cannot be loaded."""
+
+
+def load_gemnet(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """Load a GemNet-OC checkpoint (project or fairchem) with `distill.gemnet.load_model`; clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
+    if (
+        isinstance(state, dict)
+        and "model_state_dict" in state
+        and "num_convolution_layer" in str(state.get("config", ""))
+    ):
+        raise CheckpointError(
+            f"{path} is a SevenNet checkpoint, not GemNet-OC; use "
+            f"calculators.teachers.SevenNetModel({str(path)!r})"
+        )
+    if not isinstance(state, dict) or not ({"state_dict", "config"} & set(state)):
+        raise CheckpointError(
+            f"{path} is not a GemNet-OC checkpoint (expected a dict with config and state_dict)"
+        )
+    try:
+        from distill.gemnet import load_model
+    except ImportError as err:
+        raise ImportError(
+            "distill.gemnet (the GemNet-OC model) is not available in this installation"
+        ) from err
+    try:
+        return load_model(path, device, dtype)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{path} could not be loaded as GemNet-OC: {err}") from err
+
+
+def load_teacher(
+    name: str | Path = DEFAULT_TEACHER,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    cache_dir: str | Path | None = None,
+) -> AtomisticModel:
+    """A teacher by registry name ("sevennet-0", "gemnet-oc-oc20-oc22", ...) or checkpoint path.
+
+    Never downloads: a GemNet-OC checkpoint must already be in the cache (see `download_checkpoint`).
+    """
+    if Path(name).suffix in (".pt", ".pth") and Path(name).is_file():
+        return load_gemnet(name, device, dtype)
+    key, entry = registry_entry(str(name))
+    if entry["architecture"] == "sevennet":
+        from calculators.teachers.sevennet import SevenNetModel
+
+        return SevenNetModel(entry["sevenn_name"], device=device, dtype=dtype)
+    if entry["architecture"] == "gemnet-oc":
+        path = cached_checkpoint(key, cache_dir)
+        if path is None:
+            raise FileNotFoundError(
+                f"teacher {key} is not in the cache; download it explicitly (network needed): "
+                f"`python -m calculators.teachers.registry download {key}` or "
+                f"calculators.teachers.download_checkpoint({key!r})"
+            )
+        return load_gemnet(path, device, dtype)
+    raise ValueError(f"{key}: unknown architecture {entry['architecture']!r}")

@@ -1,0 +1,206 @@
+"""Calculator contract tests on the pure-torch Morse test model (fast, no network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+from ase.optimize import BFGS
+
+import calculators
+from calculators import (
+    DistilledCalculator,
+    ModelCalculator,
+    NoDefaultStudentError,
+    hessian_rows,
+    infer_tags,
+    predict_many,
+    relax_many,
+)
+from distill.batch import AtomsBatch, StructureError
+from distill.model_api import AtomisticModel
+from tests import model_checks as mc
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture()
+def morse() -> mc.MorsePairModel:
+    return mc.MorsePairModel()
+
+
+@pytest.fixture()
+def morse64() -> mc.MorsePairModel:
+    model = mc.MorsePairModel()
+    model.dtype = torch.float64
+    return model.to(torch.float64)
+
+
+def test_morse_implements_contract(morse):
+    assert isinstance(morse, AtomisticModel)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        mc.check_energy_forces_shapes,
+        mc.check_forces_are_gradient,
+        mc.check_batch_equals_single,
+        mc.check_invariances,
+        mc.check_relaxation_converges,
+        mc.check_ase_caching,
+    ],
+)
+def test_model_checks_morse(check, morse64):
+    check(morse64)
+
+
+def test_skin_reuses_neighbors_during_relaxation(morse):
+    atoms = mc.pt_slab_o(displace=1.0)
+    calc = ModelCalculator(morse, device="cpu", skin=1.0)
+    atoms.calc = calc
+    BFGS(atoms, logfile=None).run(fmax=0.05, steps=100)
+    assert calc.model_calls > 5
+    assert 1 <= calc.neighbor_builds < calc.model_calls / 2, (calc.neighbor_builds, calc.model_calls)
+    assert morse.neighbor_searches == 0  # the model never searched itself
+    # same energies as a fresh search every call
+    fresh = mc.MorsePairModel()
+    ref = AtomsBatch.from_atoms(atoms)
+    assert abs(fresh.predict(ref)["energy"][0].item() - atoms.get_potential_energy()) < 1e-4
+
+
+def test_skin_rebuilds_after_large_move_and_cell_change(morse):
+    atoms = mc.pt_slab_o()
+    calc = ModelCalculator(morse, device="cpu", skin=0.4)
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    atoms.positions[-1, 0] += 0.1
+    atoms.get_potential_energy()
+    assert calc.neighbor_builds == 1
+    atoms.positions[-1, 0] += 0.3  # 0.4 Å in total > skin/2
+    atoms.get_potential_energy()
+    assert calc.neighbor_builds == 2
+    atoms.set_cell(atoms.cell[:] * 1.01, scale_atoms=True)
+    atoms.get_potential_energy()
+    assert calc.neighbor_builds == 3
+    calc0 = ModelCalculator(morse, device="cpu", skin=0.0)
+    atoms.calc = calc0
+    atoms.get_potential_energy()
+    assert calc0.neighbor_builds == 0 and morse.neighbor_searches == 1
+
+
+def test_calculator_results_and_dtype(morse):
+    atoms = mc.pt_slab_o()
+    before = torch.get_default_dtype()
+    atoms.calc = ModelCalculator(morse, device="cpu", dtype="float64")
+    assert torch.get_default_dtype() == before
+    e = atoms.get_potential_energy()
+    assert atoms.get_potential_energy(force_consistent=True) == e
+    energies = atoms.calc.get_property("energies", atoms)
+    assert energies.shape == (len(atoms),) and abs(energies.sum() - e) < 1e-8
+    assert atoms.get_forces().shape == (len(atoms), 3)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        ModelCalculator(morse, dtype=torch.float16)
+
+
+def test_default_student_missing_is_clear(monkeypatch, tmp_path):
+    monkeypatch.setattr(calculators.calculators, "DEFAULT_STUDENT", tmp_path / "default_student.pt")
+    with pytest.raises(NoDefaultStudentError, match="no default student is installed"):
+        DistilledCalculator()
+
+
+def test_distilled_calculator_accepts_model_instance(morse):
+    atoms = mc.pt_slab_o()
+    atoms.calc = DistilledCalculator(morse, device="cpu")
+    assert np.isfinite(atoms.get_potential_energy())
+
+
+def test_wrong_checkpoint_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"model_state_dict": {}, "config": {"num_convolution_layer": 5}}, bad)
+    with pytest.raises(calculators.CheckpointError, match="SevenNet checkpoint"):
+        DistilledCalculator(str(bad), device="cpu")
+    junk = tmp_path / "junk.pt"
+    torch.save([1, 2, 3], junk)
+    with pytest.raises(calculators.CheckpointError, match="not a GemNet-OC checkpoint"):
+        DistilledCalculator(str(junk), device="cpu")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        DistilledCalculator(str(tmp_path / "missing.pt"), device="cpu")
+    with pytest.raises(KeyError, match="unknown model name"):
+        DistilledCalculator("no-such-model", device="cpu")
+
+
+def test_clear_structure_errors(morse):
+    calc = ModelCalculator(morse, device="cpu")
+    bad = Atoms("H2", positions=[[0, 0, 0], [0, 0, np.nan]])
+    bad.calc = calc
+    with pytest.raises(StructureError, match="non-finite"):
+        bad.get_potential_energy()
+    zero = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]], pbc=True)
+    zero.calc = calc
+    with pytest.raises(StructureError, match="zero or degenerate"):
+        zero.get_potential_energy()
+    heavy = Atoms("Og", positions=[[0, 0, 0]])
+    heavy.calc = calc
+    with pytest.raises(StructureError, match="unknown to this model"):
+        heavy.get_potential_energy()
+    with pytest.raises(StructureError, match="structure 1"):
+        predict_many(morse, [mc.pt_slab_o(), Atoms()], progress=False)
+
+
+def test_infer_tags():
+    slab = mc.pt_slab_o()
+    expected = slab.get_tags().copy()
+    slab.set_tags(0)
+    np.testing.assert_array_equal(infer_tags(slab), expected)
+    assert (infer_tags(molecule("H2O")) == 2).all()
+    from ase.build import bulk
+
+    assert (infer_tags(bulk("Pt", "fcc", a=3.92, cubic=True)) == 0).all()
+
+
+def test_predict_many_matches_single_and_keeps_order(morse):
+    structures = mc.test_structures() * 3
+    results = predict_many(morse, structures, batch_atoms=30, progress=False)
+    assert len(results) == len(structures)
+    for atoms, res in zip(structures, results, strict=True):
+        single = morse.predict(AtomsBatch.from_atoms(atoms))
+        assert abs(res["energy"] - single["energy"][0].item()) < 1e-4
+        np.testing.assert_allclose(res["forces"], single["forces"].numpy(), atol=1e-4)
+        assert res["energies"].shape == (len(atoms),)
+
+
+def test_relax_many_converges_and_respects_fixatoms(morse64):
+    structures = [mc.pt_slab_o(displace=d) for d in (0.0, 0.5, 1.0)]
+    result = relax_many(morse64, structures, fmax=0.05, max_steps=300, batch_atoms=30)
+    assert all(result.converged), result.steps
+    for start, relaxed in zip(structures, result.atoms, strict=True):
+        fixed = start.constraints[0].get_indices()
+        np.testing.assert_array_equal(relaxed.positions[fixed], start.positions[fixed])
+        assert np.abs(relaxed.get_forces()).max() < 0.05
+    # matches an ASE relaxation of the same structure within 10 meV
+    ref = mc.pt_slab_o(displace=1.0)
+    ref.calc = ModelCalculator(morse64, device="cpu", dtype="float64")
+    BFGS(ref, logfile=None).run(fmax=0.01, steps=300)
+    assert abs(result.energies[2] - ref.get_potential_energy()) < 0.01
+    unconverged = relax_many(morse64, structures[2:], fmax=1e-6, max_steps=3)
+    assert unconverged.converged == [False] and unconverged.steps == [3]
+
+
+def test_hessian_rows_autograd_equals_fd(morse64):
+    structures = [mc.pt_slab_o(displace=0.5), mc.test_structures()[1]]
+    batch = AtomsBatch.from_atoms(structures, dtype=torch.float64)
+    rows = torch.tensor([[3 * 12 + 2, 0, 5], [1, 7, 3 * 3]])
+    h_ad = hessian_rows(morse64, batch, rows, method="autograd")
+    h_fd = hessian_rows(morse64, batch, rows, method="fd", step=1e-4)
+    assert h_ad.shape == (2, 3, 3 * 13)
+    torch.testing.assert_close(h_ad, h_fd, atol=1e-5, rtol=1e-4)
+    assert (h_ad[1, :, 3 * 4 :] == 0).all()  # padding past the 4-atom bulk cell
+    # symmetric: H[r, c] == H[c, r]
+    single = AtomsBatch.from_atoms(structures[:1], dtype=torch.float64)
+    full = hessian_rows(morse64, single, torch.arange(39)[None])
+    torch.testing.assert_close(full[0], full[0].T, atol=1e-8, rtol=0)
+    with pytest.raises(ValueError, match="flat coordinate"):
+        hessian_rows(morse64, batch, torch.tensor([[0], [12]]))

@@ -1,0 +1,154 @@
+"""Teacher tests: SevenNet-0 (offline, weights in the sevenn wheel) through the model checks, Hessian rows,
+the registry and explicit checkpoint download (no network: file:// URLs and a closed 127.0.0.1 port)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from calculators import TeacherCalculator, hessian_rows, predict_many
+from calculators.base import ModelCalculator
+from calculators.teachers import (
+    CheckpointUnavailable,
+    cached_checkpoint,
+    download_checkpoint,
+    load_registry,
+    load_teacher,
+)
+from distill.batch import AtomsBatch, StructureError
+from distill.model_api import AtomisticModel
+from tests import model_checks as mc
+
+torch.set_num_threads(1)
+pytest.importorskip("sevenn")
+
+
+@pytest.fixture(scope="module")
+def sevennet():
+    return load_teacher("sevennet-0", device="cpu")
+
+
+def test_sevennet_implements_contract(sevennet):
+    assert isinstance(sevennet, AtomisticModel)
+    assert sevennet.conservative and sevennet.cutoff == 5.0
+    assert 0.8e6 < sum(p.numel() for p in sevennet.parameters()) < 0.9e6
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        mc.check_energy_forces_shapes,
+        mc.check_forces_are_gradient,
+        mc.check_batch_equals_single,
+        mc.check_invariances,
+        mc.check_relaxation_converges,
+        mc.check_ase_caching,
+    ],
+)
+def test_model_checks_sevennet(check, sevennet):
+    check(sevennet)
+
+
+def test_sevennet_matches_upstream_calculator(sevennet):
+    from sevenn.calculator import SevenNetCalculator
+
+    atoms = mc.pt_slab_o(displace=0.5)
+    ours = sevennet.predict(AtomsBatch.from_atoms(atoms), features=True)
+    atoms.calc = SevenNetCalculator("7net-0", device="cpu")
+    assert abs(ours["energy"][0].item() - atoms.get_potential_energy()) < 1e-3
+    atoms.get_forces()
+    np.testing.assert_allclose(ours["forces"].numpy(), atoms.calc.results["forces"], atol=1e-4)
+    np.testing.assert_allclose(ours["atom_energies"].numpy(), atoms.calc.results["energies"], atol=1e-4)
+    assert ours["node_features"].shape == (len(atoms), 128)
+
+
+def test_sevennet_skin_reuse_gives_same_energies(sevennet):
+    atoms = mc.pt_slab_o()
+    calc = TeacherCalculator(sevennet, device="cpu", skin=0.5)
+    atoms.calc = calc
+    energies = []
+    for k in range(4):
+        atoms.positions[-1, 2] += 0.1
+        energies.append(atoms.get_potential_energy())
+        fresh = sevennet.predict(AtomsBatch.from_atoms(atoms))["energy"][0].item()
+        assert abs(energies[-1] - fresh) < 1e-4, k
+    assert calc.neighbor_builds == 2 and calc.model_calls == 4  # rebuilt once the O moved 0.3 Å > skin/2
+
+
+def test_teacher_calculator_default_is_sevennet():
+    calc = TeacherCalculator(device="cpu")
+    assert type(calc.model).__name__ == "SevenNetModel"
+    atoms = mc.pt_slab_o()
+    atoms.calc = calc
+    assert -80 < atoms.get_potential_energy() < -60
+
+
+def test_sevennet_hessian_rows_autograd_vs_fd(sevennet):
+    batch = AtomsBatch.from_atoms([mc.pt_slab_o(displace=0.5)])
+    rows = torch.tensor([[3 * 12 + 2, 3 * 12]])
+    h_ad = hessian_rows(sevennet, batch, rows, method="autograd")
+    h_fd = hessian_rows(sevennet, batch, rows, method="fd", step=1e-2)
+    assert h_ad.shape == (1, 2, 39)
+    torch.testing.assert_close(h_ad, h_fd, atol=0.05, rtol=0.05)
+
+
+def test_sevennet_unknown_element_and_predict_many(sevennet):
+    po = Atoms("Po", positions=[[0, 0, 0]])
+    with pytest.raises(StructureError, match="no embedding"):
+        sevennet.predict(AtomsBatch.from_atoms(po))
+    atoms = mc.pt_slab_o()
+    atoms.calc = ModelCalculator(sevennet, device="cpu")
+    res = predict_many(sevennet, [atoms, mc.test_structures()[2]], progress=False)
+    assert abs(res[0]["energy"] - atoms.get_potential_energy()) < 1e-3
+
+
+# ------------------------------------------------------------------ registry and download
+def test_registry_names_public_gemnet_checkpoint():
+    reg = load_registry()
+    entry = reg["gemnet-oc-oc20-oc22"]
+    assert entry["url"] == (
+        "https://dl.fbaipublicfiles.com/opencatalystproject/models/2022_09/oc22/s2ef/gnoc_oc22_oc20_all_s2ef.pt"
+    )
+    assert entry["filename"] == "gnoc_oc22_oc20_all_s2ef.pt" and entry["architecture"] == "gemnet-oc"
+    assert reg["sevennet-0"]["offline"] is True
+
+
+def _registry(url: str, sha256: str | None = None) -> dict:
+    return {"toy": {"architecture": "gemnet-oc", "url": url, "filename": "toy.pt", "sha256": sha256}}
+
+
+def test_download_from_local_file_then_cache_hit(tmp_path):
+    src = tmp_path / "src.pt"
+    src.write_bytes(b"checkpoint-bytes")
+    import hashlib
+
+    sha = hashlib.sha256(b"checkpoint-bytes").hexdigest()
+    cache = tmp_path / "cache"
+    reg = _registry(src.as_uri(), sha)
+    assert cached_checkpoint("toy", cache, reg) is None
+    path = download_checkpoint("toy", cache, registry=reg)
+    assert path.read_bytes() == b"checkpoint-bytes" and path.parent == cache
+    assert [p.name for p in cache.iterdir()] == ["toy.pt"]  # no partial files left
+    src.unlink()  # a cache hit needs no source
+    assert download_checkpoint("toy", cache, registry=reg) == path
+    bad = _registry(src.as_uri(), "0" * 64)
+    with pytest.raises(ValueError, match="sha256"):
+        download_checkpoint("toy", cache, registry=bad)
+
+
+def test_download_offline_error_is_clear(tmp_path):
+    reg = _registry("http://127.0.0.1:9/gnoc.pt")  # discard port: nothing listens
+    with pytest.raises(CheckpointUnavailable, match="offline"):
+        download_checkpoint("toy", tmp_path, registry=reg, timeout=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gemnet_teacher_not_cached_never_downloads(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download"):
+        load_teacher("gemnet-oc-oc20-oc22", cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert json.dumps(load_registry())  # registry is plain JSON
