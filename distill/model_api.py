@@ -79,9 +79,7 @@ class AtomisticModel(Protocol):
     max_atomic_number: int
     conservative: bool
 
-    def predict(
-        self, batch: AtomsBatch, *, forces: bool = True, features: bool = False
-    ) -> dict[str, torch.Tensor]:
+    def predict(self, batch: AtomsBatch, *, forces: bool = True, features: bool = False) -> dict[str, torch.Tensor]:
         """Return at least ENERGY (and FORCES when `forces`), ATOM_ENERGIES, and with `features`
         NODE_FEATURES and EDGE_INDEX. Must not change the batch."""
         ...

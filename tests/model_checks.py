@@ -72,9 +72,7 @@ class MorsePairModel(torch.nn.Module):
             r0 = (self.r0[z[i]] + self.r0[z[j]]).to(pos.dtype)
             fc = 0.5 * (torch.cos(torch.pi * r / self.cutoff) + 1.0)
             pair = self.depth * ((1 - torch.exp(-self.alpha * (r - r0))) ** 2 - 1) * fc
-            atom_e = torch.zeros(batch.num_atoms, dtype=pos.dtype, device=pos.device).index_add(
-                0, i, 0.5 * pair
-            )
+            atom_e = torch.zeros(batch.num_atoms, dtype=pos.dtype, device=pos.device).index_add(0, i, 0.5 * pair)
             energy = torch.zeros(batch.num_structures, dtype=pos.dtype, device=pos.device)
             energy = energy.index_add(0, batch.batch, atom_e)
             out = {ENERGY: energy, ATOM_ENERGIES: atom_e}
@@ -108,9 +106,7 @@ def test_structures() -> list[Atoms]:
     return [pt_slab_o(displace=0.5), cu, h2o]
 
 
-def _predict(
-    model: AtomisticModel, atoms: Atoms | list[Atoms], features: bool = False
-) -> dict[str, torch.Tensor]:
+def _predict(model: AtomisticModel, atoms: Atoms | list[Atoms], features: bool = False) -> dict[str, torch.Tensor]:
     dtype = getattr(model, "dtype", torch.float32)
     batch = AtomsBatch.from_atoms(atoms, dtype=dtype if isinstance(dtype, torch.dtype) else torch.float32)
     return model.predict(batch, forces=True, features=features)

@@ -66,18 +66,14 @@ class FakeCatHub:
     ``overlap``: each page after the first repeats the previous page's last reaction (a cross-page duplicate).
     """
 
-    def __init__(
-        self, nodes: list[dict], *, page_size: int = 3, overlap: bool = False, key: str = KEY
-    ) -> None:
+    def __init__(self, nodes: list[dict], *, page_size: int = 3, overlap: bool = False, key: str = KEY) -> None:
         self.meta: list[dict] = []
         self.systems: dict[str, dict] = {}
         for n in sorted(nodes, key=lambda n: n["id"]):
             m = {k: v for k, v in n.items() if k != "reactionSystems"}
             m["reactionSystems"] = []
             for rs in n["reactionSystems"]:
-                m["reactionSystems"].append(
-                    {"name": rs["name"], "aseId": rs["aseId"], "energyCorrection": 0.0}
-                )
+                m["reactionSystems"].append({"name": rs["name"], "aseId": rs["aseId"], "energyCorrection": 0.0})
                 if "systems" in rs:
                     self.systems[rs["aseId"]] = {"uniqueId": rs["aseId"], **rs["systems"]}
             self.meta.append(m)
@@ -496,9 +492,7 @@ def test_timeout_is_retried(server):
     fake = server["fake"]
     fake.script = ["hang"]
     t = FakeTime()
-    client = CatHubClient(
-        server["url"], api_key=KEY, clock=t.clock, sleep=t.sleep, timeout_s=0.3, backoff_s=1.0
-    )
+    client = CatHubClient(server["url"], api_key=KEY, clock=t.clock, sleep=t.sleep, timeout_s=0.3, backoff_s=1.0)
     page = client.reactions_page(PUB)
     assert len(page["edges"]) == 3 and client.requests_made == 2 and 1.0 in t.sleeps
 
@@ -600,9 +594,7 @@ def test_resume_after_interrupt_fetches_only_the_rest(server, tmp_path, caplog):
     with caplog.at_level(logging.DEBUG):
         ds = load_dataset(PUB, cache_dir=tmp_path, allow_network=True, client=make_client(server["url"]))
     assert fake.counts()["systems"] == 11  # only the 7 missing systems were requested
-    asked = [
-        re.search(r'uniqueId: "([^"]+)"', e["query"]).group(1) for e in fake.log if e["kind"] == "systems"
-    ]
+    asked = [re.search(r'uniqueId: "([^"]+)"', e["query"]).group(1) for e in fake.log if e["kind"] == "systems"]
     assert len(asked) == len(set(asked))
     assert ds.counts["valid"] == 7
     assert not list(cache.path.rglob("*.tmp"))  # atomic writes leave no temp files

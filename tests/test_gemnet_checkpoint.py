@@ -145,9 +145,7 @@ def test_mismatched_checkpoints_are_rejected(tmp_path):
     missing = dict(ckpt, state_dict={k: v for k, v in ckpt["state_dict"].items() if "out_energy" not in k})
     with pytest.raises(CheckpointError, match="missing keys"):
         load_model(missing)
-    wrong_cfg = dict(
-        ckpt, config={"model": "gemnet_oc", "model_attributes": {**TINY_FULL, "emb_size_atom": 32}}
-    )
+    wrong_cfg = dict(ckpt, config={"model": "gemnet_oc", "model_attributes": {**TINY_FULL, "emb_size_atom": 32}})
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_model(wrong_cfg)
     other = dict(ckpt, config={"model": "schnet", "model_attributes": {}})
@@ -160,9 +158,7 @@ def test_mismatched_checkpoints_are_rejected(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "absent.pt")
     bad_version = tmp_path / "v99.pt"
-    torch.save(
-        {"format_version": 99, "architecture": "gemnet_oc", "config": {}, "state_dict": {}}, bad_version
-    )
+    torch.save({"format_version": 99, "architecture": "gemnet_oc", "config": {}, "state_dict": {}}, bad_version)
     with pytest.raises(CheckpointError, match="version 99"):
         load_model(bad_version)
 

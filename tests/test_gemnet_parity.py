@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 from ase.build import add_adsorbate, fcc111, molecule
+from gemnet_helpers import pt_slab_o
 
 from distill.batch import AtomsBatch
 from distill.gemnet import GemNetOC, preset
 from distill.gemnet.checkpoint import load_model
-from gemnet_helpers import pt_slab_o
 
 sys.path.insert(0, str(Path(__file__).parent / "oracle"))
 import fairchem_oracle  # noqa: E402
@@ -87,9 +87,7 @@ def test_student_preset_fairchem_weights_into_ours(oracle_site, dtype):
 def test_teacher_preset_our_weights_into_fairchem(oracle_site):
     kwargs = fairchem_kwargs("gemnet-oc-large")
     torch.manual_seed(5)
-    model = GemNetOC(
-        preset("gemnet-oc-large", neighbor_symmetrization="reference", neighbor_tie_break="reference")
-    )
+    model = GemNetOC(preset("gemnet-oc-large", neighbor_symmetrization="reference", neighbor_tie_break="reference"))
     gen = torch.Generator().manual_seed(6)
     with torch.no_grad():
         for name, p in model.named_parameters():

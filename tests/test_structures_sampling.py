@@ -61,9 +61,7 @@ def test_500_samples_no_overlaps_and_consistent_metadata(space):
 
 def test_sampling_is_reproducible_and_prefix_stable(space):
     a = space.sample(12, seed=7)
-    b = ChemicalSpace(
-        **{k: getattr(space, k) for k in ("elements", "adsorbates", "strains", "clean_fraction")}
-    )
+    b = ChemicalSpace(**{k: getattr(space, k) for k in ("elements", "adsorbates", "strains", "clean_fraction")})
     b_list = b.sample(30, seed=7)
     for x, y in zip(a, b_list[:12], strict=True):
         assert x.get_chemical_symbols() == y.get_chemical_symbols()

@@ -40,9 +40,7 @@ class ExponentialEnvelope(nn.Module):
 class GaussianBasis(nn.Module):
     """Gaussians on an even grid between start and stop (width = grid spacing)."""
 
-    def __init__(
-        self, start: float = 0.0, stop: float = 5.0, num_gaussians: int = 50, trainable: bool = False
-    ):
+    def __init__(self, start: float = 0.0, stop: float = 5.0, num_gaussians: int = 50, trainable: bool = False):
         super().__init__()
         offset = torch.linspace(start, stop, num_gaussians)
         if trainable:
@@ -151,16 +149,12 @@ def real_spherical_harmonics(z: torch.Tensor, phi: torch.Tensor, num: int) -> to
         plm[(m + 1, m)] = (2 * m + 1) * z * plm[(m, m)]
     for ell in range(2, num):
         for m in range(ell - 1):
-            plm[(ell, m)] = ((2 * ell - 1) * z * plm[(ell - 1, m)] - (ell + m - 1) * plm[(ell - 2, m)]) / (
-                ell - m
-            )
+            plm[(ell, m)] = ((2 * ell - 1) * z * plm[(ell - 1, m)] - (ell + m - 1) * plm[(ell - 2, m)]) / (ell - m)
     out = []
     for ell in range(num):
 
         def k(m: int, ell: int = ell) -> float:
-            return math.sqrt(
-                (2 * ell + 1) / (4 * math.pi) * math.factorial(ell - m) / math.factorial(ell + m)
-            )
+            return math.sqrt((2 * ell + 1) / (4 * math.pi) * math.factorial(ell - m) / math.factorial(ell + m))
 
         row = [k(0) * plm[(ell, 0)]]
         row += [math.sqrt(2) * k(m) * plm[(ell, m)] * torch.cos(m * phi) for m in range(1, ell + 1)]

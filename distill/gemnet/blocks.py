@@ -125,9 +125,7 @@ class TripletInteraction(nn.Module):
             x_ba = x_ba[expand_idx]
         x_ba = self.scale_rbf(x_ba * self.mlp_rbf(bases["rad"]), ref=x_ba)
         x_ba = self.down_projection(x_ba)[idx["in"]]
-        x = self.mlp_cbf(
-            bases["cir"], x_ba, idx["out"], idx["out_agg"], idx_agg2, idx_agg2_inner, agg2_out_size
-        )
+        x = self.mlp_cbf(bases["cir"], x_ba, idx["out"], idx["out_agg"], idx_agg2, idx_agg2_inner, agg2_out_size)
         x = self.scale_cbf_sum(x, ref=x_ba)
         if self.symmetric_mp:
             return (self.up_projection_ca(x) + self.up_projection_ac(x)[id_swap]) * INV_SQRT_2
@@ -292,15 +290,9 @@ class InteractionBlock(nn.Module):
             if atom_interaction
             else None
         )
-        self.layers_before_skip = nn.ModuleList(
-            [ResidualLayer(emb_size_edge, 2, act) for _ in range(num_before_skip)]
-        )
-        self.layers_after_skip = nn.ModuleList(
-            [ResidualLayer(emb_size_edge, 2, act) for _ in range(num_after_skip)]
-        )
-        self.atom_emb_layers = nn.ModuleList(
-            [ResidualLayer(emb_size_atom, 2, act) for _ in range(num_atom_emb_layers)]
-        )
+        self.layers_before_skip = nn.ModuleList([ResidualLayer(emb_size_edge, 2, act) for _ in range(num_before_skip)])
+        self.layers_after_skip = nn.ModuleList([ResidualLayer(emb_size_edge, 2, act) for _ in range(num_after_skip)])
+        self.atom_emb_layers = nn.ModuleList([ResidualLayer(emb_size_atom, 2, act) for _ in range(num_atom_emb_layers)])
         self.atom_update = AtomUpdateBlock(emb_size_atom, emb_size_edge, emb_size_rbf, num_atom, act)
         self.concat_layer = EdgeEmbedding(emb_size_atom, emb_size_edge, emb_size_edge, activation=act)
         self.residual_m = nn.ModuleList([ResidualLayer(emb_size_edge, 2, act) for _ in range(num_concat)])
@@ -314,9 +306,7 @@ class InteractionBlock(nn.Module):
         if self.quad_interaction is not None:
             x = x + self.quad_interaction(m, g.bases_qint, g.quad_idx, g.id_swap)
         if self.atom_edge_interaction is not None:
-            x = x + self.atom_edge_interaction(
-                h, g.bases_a2e, g.trip_a2e, g.id_swap, expand_idx=g.a2ee2a.edge_index[0]
-            )
+            x = x + self.atom_edge_interaction(h, g.bases_a2e, g.trip_a2e, g.id_swap, expand_idx=g.a2ee2a.edge_index[0])
         x = x * self.inv_sqrt_num_eint
         h_new = h
         if self.edge_atom_interaction is not None:

@@ -54,9 +54,7 @@ def checkpoint_dict(model: GemNetOC, metadata: Mapping[str, Any] | None = None) 
     }
 
 
-def save_checkpoint(
-    model: GemNetOC, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
-) -> Path:
+def save_checkpoint(model: GemNetOC, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write a project checkpoint atomically (temporary file + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,9 +125,7 @@ def load_project_checkpoint(source) -> tuple[GemNetOC, dict[str, Any]]:
     """Load a project checkpoint; returns (model, metadata)."""
     ckpt = read_checkpoint(source)
     if "format_version" not in ckpt:
-        raise CheckpointError(
-            "not a project checkpoint (no format_version); use load_model for fairchem files"
-        )
+        raise CheckpointError("not a project checkpoint (no format_version); use load_model for fairchem files")
     return _load_project(ckpt)
 
 
@@ -285,9 +281,7 @@ def _apply_ema(model: GemNetOC, state: dict[str, torch.Tensor], shadow: list) ->
     params = dict(model.named_parameters())
     for name, tensor in zip(names, shadow, strict=True):
         if tuple(tensor.shape) != tuple(params[name].shape):
-            raise CheckpointError(
-                f"EMA tensor for {name} has shape {tuple(tensor.shape)}; load with use_ema=False"
-            )
+            raise CheckpointError(f"EMA tensor for {name} has shape {tuple(tensor.shape)}; load with use_ema=False")
         # a shared module appears under several state_dict keys: update every alias
         for key in _aliases(model, name):
             state[key] = tensor

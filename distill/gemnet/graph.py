@@ -201,11 +201,7 @@ def max_neighbors_mask(
     if max_count <= max_neighbors or max_neighbors <= 0:
         return torch.ones_like(index, dtype=torch.bool), per_structure(counts.clamp(max=max_neighbors))
     start = torch.cumsum(counts, 0) - counts
-    slot = (
-        index * max_count
-        + torch.arange(index.numel(), device=device)
-        - torch.repeat_interleave(start, counts)
-    )
+    slot = index * max_count + torch.arange(index.numel(), device=device) - torch.repeat_interleave(start, counts)
     padded = torch.full((num_atoms * max_count,), float("inf"), device=device, dtype=distance.dtype)
     padded.index_copy_(0, slot, distance)
     padded = padded.view(num_atoms, max_count)
@@ -287,9 +283,7 @@ def subselect(
         counts = _per_structure_counts(batch, out.edge_index[1], keep)
         out = out.select(keep, counts)
     if max_neighbors is not None:
-        keep, counts = max_neighbors_mask(
-            batch.natoms, out.edge_index[1], out.distance, max_neighbors, strict
-        )
+        keep, counts = max_neighbors_mask(batch.natoms, out.edge_index[1], out.distance, max_neighbors, strict)
         out = out.select(keep, counts) if not bool(keep.all()) else replace(out, num_neighbors=counts)
     return out
 

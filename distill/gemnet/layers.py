@@ -29,9 +29,7 @@ class ScaledSiLU(nn.Module):
 class Dense(nn.Module):
     """Linear layer (He-orthogonal init) with an optional scaled SiLU."""
 
-    def __init__(
-        self, in_features: int, out_features: int, bias: bool = False, activation: str | None = None
-    ):
+    def __init__(self, in_features: int, out_features: int, bias: bool = False, activation: str | None = None):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         he_orthogonal_(self.linear.weight)
@@ -135,11 +133,7 @@ class BasisEmbedding(nn.Module):
         super().__init__()
         self.num_radial = num_radial
         self.num_spherical = num_spherical
-        shape = (
-            (emb_size_interm, num_radial)
-            if num_spherical is None
-            else (num_radial, num_spherical, emb_size_interm)
-        )
+        shape = (emb_size_interm, num_radial) if num_spherical is None else (num_radial, num_spherical, emb_size_interm)
         self.weight = nn.Parameter(torch.empty(shape))
         he_orthogonal_(self.weight)
 

@@ -225,9 +225,7 @@ class GemNetOC(nn.Module):
             candidates = self.neighbor_candidates(batch)
         if c.uses_atom_graph:
             a2a = G.radius_graph(batch, self.cutoff_aint, self.max_neighbors_aint, candidates, strict, stable)
-            main = self._sub(
-                batch, a2a, self.cutoff, self.max_neighbors, self.cutoff_aint, self.max_neighbors_aint
-            )
+            main = self._sub(batch, a2a, self.cutoff, self.max_neighbors, self.cutoff_aint, self.max_neighbors_aint)
             a2ee2a = self._sub(
                 batch,
                 a2a,
@@ -258,9 +256,7 @@ class GemNetOC(nn.Module):
         main, id_swap = G.symmetrize(
             main, batch.num_structures, batch.batch[main.edge_index[1]], c.neighbor_symmetrization == "union"
         )
-        gs = GraphSet(
-            main=main, id_swap=id_swap, trip_e2e=G.triplets(main, n), a2a=a2a, a2ee2a=a2ee2a, qint=qint
-        )
+        gs = GraphSet(main=main, id_swap=id_swap, trip_e2e=G.triplets(main, n), a2a=a2a, a2ee2a=a2ee2a, qint=qint)
         if c.quad_interaction:
             gs.quad_idx = G.quadruplets(main, qint, n)
         if c.atom_edge_interaction:
@@ -303,9 +299,7 @@ class GemNetOC(nn.Module):
             g.bases_qint = {
                 "rad": self.mlp_rbf_qint(rad_main),
                 "cir": self.mlp_cbf_qint(rad_cir_q, cir_q, idx_sph_outer=q["triplet_in"]["out"]),
-                "sph": self.mlp_sbf_qint(
-                    rad_sph_q, sph_q, idx_sph_outer=q["out"], idx_sph_inner=q["out_agg"]
-                ),
+                "sph": self.mlp_sbf_qint(rad_sph_q, sph_q, idx_sph_outer=q["out"], idx_sph_inner=q["out_agg"]),
             }
         if c.atom_edge_interaction:
             t = g.trip_a2e
@@ -400,9 +394,7 @@ class GemNetOC(nn.Module):
                     out[FORCES] = segment_sum(f_st * g.main.vector, idx_t, batch.num_atoms)
                 else:
                     keep = self.training if create_graph is None else create_graph
-                    (grad,) = torch.autograd.grad(
-                        energy.sum(), pos, create_graph=keep, retain_graph=keep or features
-                    )
+                    (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=keep, retain_graph=keep or features)
                     out[FORCES] = -grad
         if features:
             out.update(
@@ -444,9 +436,7 @@ class GemNetOC(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Inference (the `AtomisticModel` contract): no autograd graph kept, outputs detached."""
         with torch.set_grad_enabled(forces and self.conservative):
-            out = self.forward(
-                batch, forces=forces, features=features, candidates=candidates, create_graph=False
-            )
+            out = self.forward(batch, forces=forces, features=features, candidates=candidates, create_graph=False)
         return {k: _detach(v) for k, v in out.items()}
 
 
