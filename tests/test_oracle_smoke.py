@@ -54,7 +54,7 @@ def student_run(oracle_site):
 def test_student_random_init_runs(student_run):
     structures, out = student_run
     assert len(out["energy"]) == len(structures) == len(out["forces"])
-    for atoms, e, f in zip(structures, out["energy"], out["forces"]):
+    for atoms, e, f in zip(structures, out["energy"], out["forces"], strict=True):
         assert e.shape == () and torch.isfinite(e)
         assert f.shape == (len(atoms), 3) and torch.isfinite(f).all()
         assert f.abs().max() > 0
@@ -84,9 +84,7 @@ def test_batch_single_translation_and_strict_reload(student_run):
     structures, out = student_run
     shifted = structures[1].copy()
     shifted.translate([0.25, -0.5, 0.125])
-    single = fo.run_fairchem(
-        STUDENT, out["state_dict"], [*structures, shifted], dtype="float64", batch=False
-    )
+    single = fo.run_fairchem(STUDENT, out["state_dict"], [*structures, shifted], dtype="float64", batch=False)
     for i in range(2):
         torch.testing.assert_close(single["energy"][i], out["energy"][i], rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(single["forces"][i], out["forces"][i], rtol=1e-9, atol=1e-10)

@@ -37,15 +37,13 @@ def _check_primitives(gen):
     torch.testing.assert_close(scatter(src, idx, dim=0, dim_size=9, reduce="add"), ref)
     mean = ref / cnt.clamp(min=1)[:, None]
     torch.testing.assert_close(scatter(src, idx, dim=0, dim_size=9, reduce="mean"), mean)
-    torch.testing.assert_close(
-        scatter(src[:, :, None], idx, dim=0, dim_size=9, reduce="add")[:, :, 0], ref
-    )
+    torch.testing.assert_close(scatter(src[:, :, None], idx, dim=0, dim_size=9, reduce="add")[:, :, 0], ref)
     ones = idx.new_ones(1).expand_as(idx)
     assert segment_coo(ones, idx, dim_size=9).tolist() == cnt.long().tolist()
     assert segment_coo(ones, idx).numel() == int(idx.max()) + 1
     indptr = torch.tensor([0, 0, 5, 9, 9, 20, 40])
     vals = torch.randint(0, 5, (40,), generator=gen)
-    exp = [int(vals[a:b].sum()) for a, b in zip(indptr[:-1].tolist(), indptr[1:].tolist())]
+    exp = [int(vals[a:b].sum()) for a, b in zip(indptr[:-1].tolist(), indptr[1:].tolist(), strict=True)]
     assert segment_csr(vals, indptr, reduce="sum").tolist() == exp
     assert segment_csr(vals[:9], indptr[:4]).tolist() == exp[:3]
 
@@ -54,11 +52,13 @@ def _check_primitives(gen):
     val = torch.arange(30)
     adj = SparseTensor(row=row, col=col, value=val, sparse_sizes=(5, 5))
     r, c, v = adj.coo()
-    entries = sorted(zip(row.tolist(), col.tolist(), val.tolist()))
-    assert list(zip(r.tolist(), c.tolist(), v.tolist())) == entries  # duplicates kept
+    entries = sorted(zip(row.tolist(), col.tolist(), val.tolist(), strict=True))
+    assert list(zip(r.tolist(), c.tolist(), v.tolist(), strict=True)) == entries  # duplicates kept
     sel = torch.tensor([3, 0, 3, 4])
     sub = adj[sel]
-    got = list(zip(sub.storage.row().tolist(), sub.storage.col().tolist(), sub.storage.value().tolist()))
+    got = list(
+        zip(sub.storage.row().tolist(), sub.storage.col().tolist(), sub.storage.value().tolist(), strict=True)
+    )
     exp = [(i, cc, vv) for i, s in enumerate(sel.tolist()) for (rr, cc, vv) in entries if rr == s]
     assert got == exp and sub.sparse_sizes() == (4, 5)
 
@@ -70,7 +70,7 @@ def _random_graph(gen, num_atoms, num_edges):
     off[(s == t) & (off == 0).all(1)] = torch.tensor([1, 0, 0])
     # drop exact duplicates (same s, t, offset)
     seen, keep = set(), []
-    for i, key in enumerate(zip(s.tolist(), t.tolist(), map(tuple, off.tolist()))):
+    for i, key in enumerate(zip(s.tolist(), t.tolist(), map(tuple, off.tolist()), strict=True)):
         if key not in seen:
             seen.add(key)
             keep.append(i)
@@ -103,7 +103,7 @@ def _check_indices(gen):
             for ei in sorted((e for e in range(ne) if t[e] == t[eo]), key=lambda e: (s[e], e))
             if ei != eo
         ]
-        assert list(zip(idx["in"].tolist(), idx["out"].tolist())) == exp, "get_triplets"
+        assert list(zip(idx["in"].tolist(), idx["out"].tolist(), strict=True)) == exp, "get_triplets"
 
         # mixed triplets, both directions
         for to_out in (False, True):
@@ -114,10 +114,10 @@ def _check_indices(gen):
                 atom_out = t[eo] if to_out else s[eo]
                 for ei in sorted((e for e in range(len(qs)) if qt[e] == row), key=lambda e: (qs[e], e)):
                     sign = 1 if to_out else -1
-                    csum = [a + sign * b for a, b in zip(co[eo], qco[ei])]
+                    csum = [a + sign * b for a, b in zip(co[eo], qco[ei], strict=True)]
                     if qs[ei] != atom_out or any(csum):
                         exp.append((ei, eo))
-            got = list(zip(idx["in"].tolist(), idx["out"].tolist()))
+            got = list(zip(idx["in"].tolist(), idx["out"].tolist(), strict=True))
             assert got == exp, f"get_mixed_triplets(to_outedge={to_out})"
             agg = idx["out_agg"].tolist()
             exp_agg, last, k = [], None, 0
@@ -131,20 +131,20 @@ def _check_indices(gen):
         idx = get_quadruplets(g, q, n)
         e_db = idx["triplet_in"]["in"][idx["trip_in_to_quad"]].tolist()
         e_ba = idx["triplet_out"]["in"][idx["trip_out_to_quad"]].tolist()
-        got = Counter(zip(idx["out"].tolist(), e_ba, e_db))
+        got = Counter(zip(idx["out"].tolist(), e_ba, e_db, strict=True))
         exp = Counter()
         for ca in range(ne):
             for ba in range(len(qs)):
                 if qt[ba] != t[ca]:
                     continue
-                if qs[ba] == s[ca] and not any(a - b for a, b in zip(co[ca], qco[ba])):
+                if qs[ba] == s[ca] and not any(a - b for a, b in zip(co[ca], qco[ba], strict=True)):
                     continue
                 for db in range(ne):
                     if t[db] != qs[ba]:
                         continue
-                    if s[db] == qt[ba] and not any(a + b for a, b in zip(co[db], qco[ba])):
+                    if s[db] == qt[ba] and not any(a + b for a, b in zip(co[db], qco[ba], strict=True)):
                         continue
-                    cd = [a + b - c for a, b, c in zip(co[db], qco[ba], co[ca])]
+                    cd = [a + b - c for a, b, c in zip(co[db], qco[ba], co[ca], strict=True)]
                     if s[db] == s[ca] and not any(cd):
                         continue
                     exp[(ca, ba, db)] += 1
