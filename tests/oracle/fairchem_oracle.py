@@ -147,6 +147,7 @@ def run_fairchem(
     return_state_dict: bool | None = None,
     return_keys: bool = False,
     allow_unfitted_scales: bool = False,
+    return_graphs: bool = False,
     target: Path | str | None = None,
     timeout: float = 900.0,
 ) -> dict:
@@ -169,6 +170,7 @@ def run_fairchem(
         "init_seed": init_seed,
         "return_keys": return_keys,
         "allow_unfitted_scales": allow_unfitted_scales,
+        "return_graphs": return_graphs,
     }
     if return_state_dict is not None:
         payload["return_state_dict"] = return_state_dict

@@ -15,7 +15,12 @@ Usage (see ``fairchem_oracle.run_fairchem`` for the normal entry point)::
   ``cell (3,3)``, ``pbc (3,)``, ``tags (n,)``;
 * ``dtype``: ``"float64"`` or ``"float32"``; ``batch``: bool;
 * ``return_state_dict`` (bool, default: True iff ``state_dict`` is None),
-  ``return_keys`` (bool), ``allow_unfitted_scales`` (bool, default False).
+  ``return_keys`` (bool), ``allow_unfitted_scales`` (bool, default False),
+  ``return_graphs`` (bool): also return, per forward call (one per structure
+  when ``batch=False``, one for all when ``batch=True``), the output of
+  ``GemNetOC.get_graphs_and_indices`` (main/a2a/a2ee2a/qint graphs with
+  edge_index, cell_offset, distance, vector, num_neighbors; id_swap; triplet and
+  quadruplet indices) as a dict of tensors -- for debugging graph parity.
 
 ``out.pt`` is a dict with ``energy`` (list of 0-d float64 tensors), ``forces``
 (list of (n,3) float64 tensors), ``num_params``, ``timings`` and optionally
@@ -108,6 +113,36 @@ def _make_batch(structures, dtype):
     return Batch.from_data_list(datas)
 
 
+_GRAPH_NAMES = (
+    "main_graph",
+    "a2a_graph",
+    "a2ee2a_graph",
+    "qint_graph",
+    "id_swap",
+    "trip_idx_e2e",
+    "trip_idx_a2e",
+    "trip_idx_e2a",
+    "quad_idx",
+)
+
+
+def _graphs_to_cpu(graph_tuple):
+    """GemNetOC.get_graphs_and_indices output -> nested dict of detached tensors."""
+    import torch
+
+    def conv(x):
+        if isinstance(x, dict):
+            return {k: conv(v) for k, v in x.items()}
+        if torch.is_tensor(x):
+            return x.detach().clone()
+        if hasattr(x, "coo"):  # SparseTensor stand-in (adj_edges)
+            row, col, value = x.coo()
+            return {"row": row.clone(), "col": col.clone(), "value": value.clone()}
+        return x
+
+    return {name: conv(v) for name, v in zip(_GRAPH_NAMES, graph_tuple, strict=True)}
+
+
 def main(argv: list[str]) -> int:
     _setup_path()
     t0 = time.perf_counter()
@@ -155,7 +190,7 @@ def main(argv: list[str]) -> int:
 
     structures = inp["structures"]
     groups = [structures] if inp.get("batch", True) else [[s] for s in structures]
-    energies, forces = [], []
+    energies, forces, graphs = [], [], []
     conservative = model.regress_forces and not model.direct_forces
     t1 = time.perf_counter()
     for grp in groups:
@@ -163,6 +198,8 @@ def main(argv: list[str]) -> int:
         grad_ctx = torch.enable_grad() if conservative else torch.no_grad()
         with grad_ctx, _float64_everywhere(dtype == torch.float64):
             out = model(data)
+            if inp.get("return_graphs", False):
+                graphs.append(_graphs_to_cpu(model.get_graphs_and_indices(data)))
         e = out["energy"].detach().to(torch.float64)
         energies.extend(e[i].clone() for i in range(len(grp)))
         if "forces" in out:
@@ -177,6 +214,8 @@ def main(argv: list[str]) -> int:
         "timings": {"import_s": t_import, "forward_s": t_fwd},
         "torch_version": torch.__version__,
     }
+    if graphs:
+        result["graphs"] = graphs
     full_sd = model.state_dict()
     if inp.get("return_state_dict", sd is None):
         result["state_dict"] = {k: v.detach().clone() for k, v in full_sd.items()}
