@@ -151,6 +151,15 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     in_path, out_path = argv[0], argv[1]
     inp = torch.load(in_path, weights_only=False)
+    allow_unfitted = inp.get("allow_unfitted_scales", False)
+    if inp.get("state_dict") is not None and not allow_unfitted:
+        # fail fast, before the (slow) fairchem import; re-checked after loading
+        zero = [k for k, v in inp["state_dict"].items() if k.endswith("scale_factor") and v == 0]
+        if zero:
+            raise RuntimeError(
+                f"{len(zero)} ScaleFactor entries are unfitted (scale_factor == 0 means "
+                f"fairchem silently skips the scaling): {zero[:5]} ..."
+            )
 
     from fairchem.core.models.gemnet_oc.gemnet_oc import GemNetOC
     from fairchem.core.modules.scaling.scale_factor import ScaleFactor
@@ -181,7 +190,7 @@ def main(argv: list[str]) -> int:
         model.load_state_dict(sd, strict=True)
 
     unfitted = [n for n, m in scale_mods.items() if not m.fitted]
-    if unfitted and not inp.get("allow_unfitted_scales", False):
+    if unfitted and not allow_unfitted:
         raise RuntimeError(
             f"{len(unfitted)} ScaleFactor modules are unfitted (scale_factor == 0 means "
             f"fairchem silently skips the scaling): {unfitted[:5]} ..."
