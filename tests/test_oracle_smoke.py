@@ -45,9 +45,7 @@ def oracle_site():
 @pytest.fixture(scope="module")
 def student_run(oracle_site):
     structures = [_pt_o_slab(), _pt_o_slab(rattle=0.05, seed=3)]
-    out = fo.run_fairchem(
-        STUDENT, None, structures, dtype="float64", batch=True, init_seed=7, return_keys=True
-    )
+    out = fo.run_fairchem(STUDENT, None, structures, dtype="float64", batch=True, init_seed=7, return_keys=True)
     return structures, out
 
 

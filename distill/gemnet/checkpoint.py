@@ -103,21 +103,19 @@ def load_model(
     *,
     scale_file: str | os.PathLike | None = None,
     use_ema: bool = True,
-    neighbor_tie_break: str = "stable",
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> GemNetOC:
     """Load a project or fairchem GemNet-OC checkpoint strictly; returns the model in eval mode.
 
     For fairchem checkpoints the EMA weights are used when present (as fairchem does for prediction) unless
-    `use_ema=False`; `scale_file` supplies scale factors kept outside the checkpoint (.json or .pt);
-    `neighbor_tie_break="reference"` reproduces fairchem's (batch-dependent) choice among equidistant neighbours.
+    `use_ema=False`; `scale_file` supplies scale factors kept outside the checkpoint (.json or .pt).
     """
     ckpt = read_checkpoint(source)
     if "format_version" in ckpt:
         model, _ = _load_project(ckpt)
     else:
-        model = _load_fairchem(ckpt, scale_file=scale_file, use_ema=use_ema, tie_break=neighbor_tie_break)
+        model = _load_fairchem(ckpt, scale_file=scale_file, use_ema=use_ema)
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -230,14 +228,10 @@ def read_scale_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return _scale_values(raw)
 
 
-def _load_fairchem(
-    ckpt: Mapping[str, Any], *, scale_file=None, use_ema: bool = True, tie_break: str = "stable"
-) -> GemNetOC:
+def _load_fairchem(ckpt: Mapping[str, Any], *, scale_file=None, use_ema: bool = True) -> GemNetOC:
     if "state_dict" not in ckpt or not isinstance(ckpt["state_dict"], Mapping):
         raise CheckpointError("fairchem checkpoint has no 'state_dict'")
     config = fairchem_config(ckpt)
-    config.neighbor_tie_break = tie_break
-    config.resolved_cutoffs()  # validates the option
     model = GemNetOC(config)
     state = normalize_fairchem_keys(ckpt["state_dict"])
     scales = {}

@@ -67,10 +67,6 @@ class GemNetOCConfig:
     # "reference" mirrors fairchem (depends on atom order when truncation is active); "union" keeps every pair
     # selected in either direction (permutation invariant). Fairchem checkpoints always load as "reference".
     neighbor_symmetrization: str = "reference"
-    # Project extension: how exactly equal distances at the max_neighbors rank are broken (periodic self-images
-    # ±a always tie). "stable" (edge order) is deterministic and batch-independent; "reference" reproduces
-    # fairchem's unstable padded sort bit for bit (its choice can depend on the batch composition).
-    neighbor_tie_break: str = "stable"
 
     # -------------------------------------------------------------------------------------- derived values
     def resolved_cutoffs(self) -> tuple[float, float, float, float]:
@@ -87,8 +83,6 @@ class GemNetOCConfig:
             raise ValueError("the atom-atom cutoff must be the largest cutoff")
         if self.neighbor_symmetrization not in ("reference", "union"):
             raise ValueError("neighbor_symmetrization must be 'reference' or 'union'")
-        if self.neighbor_tie_break not in ("stable", "reference"):
-            raise ValueError("neighbor_tie_break must be 'stable' or 'reference'")
         return main, qint, aeaint, aint
 
     def resolved_max_neighbors(self) -> tuple[int, int, int, int]:

@@ -178,14 +178,13 @@ def max_neighbors_mask(
     max_neighbors: int,
     strict: bool = True,
     tolerance: float = 0.01,
-    stable: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keep at most `max_neighbors` closest edges per target atom (`index` sorted).
 
     With `strict`, exactly that many; otherwise all edges within `tolerance` of the last kept distance.
-    Exactly equal distances (always present for periodic self-images ±a) are broken by edge order when
-    `stable`; `stable=False` reproduces fairchem's unstable padded sort, whose choice can depend on the batch.
-    Returns (edge mask, edges per structure).
+    Exactly equal distances (always present for periodic self-images ±a) are broken by edge order (stable
+    sort), so the choice never depends on the rest of the batch. fairchem sorts unstably here, and its choice
+    among tied edges can change with the batch composition. Returns (edge mask, edges per structure).
     """
     device = index.device
     num_atoms = int(natoms.sum())
@@ -205,7 +204,7 @@ def max_neighbors_mask(
     padded = torch.full((num_atoms * max_count,), float("inf"), device=device, dtype=distance.dtype)
     padded.index_copy_(0, slot, distance)
     padded = padded.view(num_atoms, max_count)
-    padded, order = torch.sort(padded, dim=1, stable=stable) if stable else torch.sort(padded, dim=1)
+    padded, order = torch.sort(padded, dim=1, stable=True)
     if strict:
         padded = padded[:, :max_neighbors]
         order = order[:, :max_neighbors]
@@ -231,7 +230,6 @@ def radius_graph(
     max_neighbors: int,
     candidates: PairCandidates,
     strict: bool = True,
-    stable: bool = True,
 ) -> Graph:
     """GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target) from precomputed pair candidates."""
     if candidates.radius + 1e-9 < cutoff:
@@ -249,7 +247,7 @@ def radius_graph(
         images[within],
         d2[within],
     )
-    mask, num_neighbors = max_neighbors_mask(batch.natoms, target, d2, max_neighbors, strict, stable=stable)
+    mask, num_neighbors = max_neighbors_mask(batch.natoms, target, d2, max_neighbors, strict)
     if not bool(mask.all()):
         target, source, images = target[mask], source[mask], images[mask]
     struct = batch.batch[target]
@@ -274,7 +272,6 @@ def subselect(
     cutoff: float | None,
     max_neighbors: int | None,
     strict: bool = True,
-    stable: bool = True,
 ) -> Graph:
     """A sub-graph with a smaller cutoff and/or fewer neighbours (None: keep)."""
     out = graph

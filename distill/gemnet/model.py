@@ -219,12 +219,11 @@ class GemNetOC(nn.Module):
         """Graphs and interaction indices of a batch (distances and vectors stay differentiable)."""
         c = self.config
         strict = c.enforce_max_neighbors_strictly
-        stable = c.neighbor_tie_break == "stable"
         n = batch.num_atoms
         if candidates is None:
             candidates = self.neighbor_candidates(batch)
         if c.uses_atom_graph:
-            a2a = G.radius_graph(batch, self.cutoff_aint, self.max_neighbors_aint, candidates, strict, stable)
+            a2a = G.radius_graph(batch, self.cutoff_aint, self.max_neighbors_aint, candidates, strict)
             main = self._sub(batch, a2a, self.cutoff, self.max_neighbors, self.cutoff_aint, self.max_neighbors_aint)
             a2ee2a = self._sub(
                 batch,
@@ -235,7 +234,7 @@ class GemNetOC(nn.Module):
                 self.max_neighbors_aint,
             )
         else:
-            main = G.radius_graph(batch, self.cutoff, self.max_neighbors, candidates, strict, stable)
+            main = G.radius_graph(batch, self.cutoff, self.max_neighbors, candidates, strict)
             a2a = a2ee2a = None
         qint = None
         if c.quad_interaction:
@@ -271,10 +270,7 @@ class GemNetOC(nn.Module):
     def _sub(self, batch, graph, cutoff, max_nb, cutoff_orig, max_nb_orig) -> G.Graph:
         sel_cutoff = None if abs(cutoff - cutoff_orig) <= 1e-8 + 1e-5 * abs(cutoff_orig) else cutoff
         sel_nb = None if max_nb == max_nb_orig else max_nb
-        c = self.config
-        return G.subselect(
-            batch, graph, sel_cutoff, sel_nb, c.enforce_max_neighbors_strictly, c.neighbor_tie_break == "stable"
-        )
+        return G.subselect(batch, graph, sel_cutoff, sel_nb, self.config.enforce_max_neighbors_strictly)
 
     def compute_bases(self, g: GraphSet, num_atoms: int) -> None:
         """Radial/circular/spherical bases and their shared projections, stored on `g`."""

@@ -56,9 +56,7 @@ def _check_primitives(gen):
     assert list(zip(r.tolist(), c.tolist(), v.tolist(), strict=True)) == entries  # duplicates kept
     sel = torch.tensor([3, 0, 3, 4])
     sub = adj[sel]
-    got = list(
-        zip(sub.storage.row().tolist(), sub.storage.col().tolist(), sub.storage.value().tolist(), strict=True)
-    )
+    got = list(zip(sub.storage.row().tolist(), sub.storage.col().tolist(), sub.storage.value().tolist(), strict=True))
     exp = [(i, cc, vv) for i, s in enumerate(sel.tolist()) for (rr, cc, vv) in entries if rr == s]
     assert got == exp and sub.sparse_sizes() == (4, 5)
 

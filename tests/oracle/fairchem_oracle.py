@@ -22,9 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 # Override with CATDISTILL_FAIRCHEM_SITE (e.g. a CI cache directory).
-DEFAULT_TARGET = Path(
-    os.environ.get("CATDISTILL_FAIRCHEM_SITE", REPO / "data" / "cache" / "fairchem-oracle" / "site")
-)
+DEFAULT_TARGET = Path(os.environ.get("CATDISTILL_FAIRCHEM_SITE", REPO / "data" / "cache" / "fairchem-oracle" / "site"))
 
 # Exact pins.  Everything else fairchem's GemNet-OC path imports is either already
 # a project dependency (numpy, scipy, ase, sympy, pyyaml, tqdm, requests, pydantic,

@@ -89,9 +89,7 @@ class SparseTensor:
         if row is None:
             if rowptr is None:
                 raise ValueError("row or rowptr is required")
-            row = torch.repeat_interleave(
-                torch.arange(rowptr.numel() - 1, device=col.device), rowptr[1:] - rowptr[:-1]
-            )
+            row = torch.repeat_interleave(torch.arange(rowptr.numel() - 1, device=col.device), rowptr[1:] - rowptr[:-1])
         if sparse_sizes is None or sparse_sizes[0] is None or sparse_sizes[1] is None:
             m = int(row.max()) + 1 if row.numel() else 0
             n = int(col.max()) + 1 if col.numel() else 0
