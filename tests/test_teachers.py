@@ -79,6 +79,22 @@ def test_sevennet_skin_reuse_gives_same_energies(sevennet):
     assert calc.neighbor_builds == 2 and calc.model_calls == 4  # rebuilt once the O moved 0.3 Å > skin/2
 
 
+def test_sevennet_float64_is_cast_with_a_clear_message(sevennet):
+    default = torch.get_default_dtype()
+    from calculators.teachers import SevenNetModel
+
+    with pytest.raises(ValueError, match="float32 only"):
+        SevenNetModel(device="cpu", dtype=torch.float64)
+    with pytest.warns(UserWarning, match="float32 only"):
+        assert TeacherCalculator(device="cpu", dtype="float64").model.dtype == torch.float32
+    atoms = mc.pt_slab_o()
+    with pytest.warns(UserWarning, match="float32 only"):
+        atoms.calc = TeacherCalculator(sevennet, device="cpu", dtype="float64")
+    assert torch.get_default_dtype() == default and sevennet.dtype == torch.float32
+    ref = sevennet.predict(AtomsBatch.from_atoms(atoms))["energy"][0].item()
+    assert abs(atoms.get_potential_energy() - ref) < 1e-3
+
+
 def test_teacher_calculator_default_is_sevennet():
     calc = TeacherCalculator(device="cpu")
     assert type(calc.model).__name__ == "SevenNetModel"

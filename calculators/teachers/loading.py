@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -67,7 +68,9 @@ def load_teacher(
     if entry["architecture"] == "sevennet":
         from calculators.teachers.sevennet import SevenNetModel
 
-        return SevenNetModel(entry["sevenn_name"], device=device, dtype=dtype)
+        if dtype not in SevenNetModel.supported_dtypes:
+            warnings.warn(f"{key} computes in float32 only; {dtype} inputs are cast to it", stacklevel=2)
+        return SevenNetModel(entry["sevenn_name"], device=device, dtype=torch.float32)
     if entry["architecture"] == "gemnet-oc":
         path = cached_checkpoint(key, cache_dir)
         if path is None:
