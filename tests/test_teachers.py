@@ -168,3 +168,11 @@ def test_gemnet_teacher_not_cached_never_downloads(tmp_path):
         load_teacher("gemnet-oc-oc20-oc22", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert json.dumps(load_registry())  # registry is plain JSON
+
+
+def test_registry_cli_lists_models(capsys):
+    from calculators.teachers.registry import main
+
+    main(["list"])
+    out = capsys.readouterr().out
+    assert "sevennet-0" in out and "gnoc_oc22_oc20_all_s2ef.pt" in out
