@@ -112,6 +112,19 @@ def test_sevennet_hessian_rows_autograd_vs_fd(sevennet):
     torch.testing.assert_close(h_ad, h_fd, atol=0.05, rtol=0.05)
 
 
+def test_teacher_targets_for_distillation(sevennet):
+    from calculators.teachers import teacher_targets
+
+    structures = [mc.pt_slab_o(displace=0.5), mc.test_structures()[2]]
+    batch = AtomsBatch.from_atoms(structures)
+    out = teacher_targets(sevennet, batch, rows=torch.tensor([[38], [2]]))
+    n = batch.num_atoms
+    assert out["energy"].shape == (2,) and out["forces"].shape == (n, 3)
+    assert out["atom_energies"].shape == (n,) and out["node_features"].shape == (n, 128)
+    assert out["hessian"].shape == (2, 1, 39)
+    assert (out["hessian"][1, 0, 9:] == 0).all() and out["hessian"][1, 0, :9].abs().sum() > 0
+
+
 def test_sevennet_unknown_element_and_predict_many(sevennet):
     po = Atoms("Po", positions=[[0, 0, 0]])
     with pytest.raises(StructureError, match="no embedding"):
