@@ -44,18 +44,24 @@ def lattice_constant(calc, guess: float = 3.92) -> float:
     return float(guess * -c1 / (2 * c2))
 
 
-def o_on_pt111(teacher: str = "sevennet-0", size: int = 3, layers: int = 4, fmax: float = 0.02) -> dict:
-    """Adsorption energies (eV) of O in the Pt(111) fcc hollow for `teacher` (registry name or path)."""
+def o_on_pt111(
+    teacher: str = "sevennet-0", size: int = 3, layers: int = 4, fmax: float = 0.02, a: float | None = None
+) -> dict:
+    """Adsorption energies (eV) of O in the Pt(111) fcc hollow for `teacher` (registry name or path); `a` (Å)
+    fixes the Pt lattice constant instead of the teacher's own."""
     calc = TeacherCalculator(teacher, device="cpu")
     _UNCONVERGED.clear()
     t0 = time.perf_counter()
-    a = lattice_constant(calc)
+    a = a or lattice_constant(calc)
     slab = fcc111("Pt", (size, size, layers), a=a, vacuum=12.0)
     slab.set_constraint(FixAtoms(indices=[at.index for at in slab if at.tag > layers // 2]))
+    layer = slab.get_tags().copy()  # ase.build numbers layers 1 (top) ... layers
+    slab.set_tags(np.where(layer == 1, 1, 0))  # GemNet-OC tags: 1 surface, 0 below
     e_slab = _energy(slab.copy(), calc, fmax)
     ads = slab.copy()
     add_adsorbate(ads, "O", 1.2, "fcc")
-    ads.set_constraint(FixAtoms(indices=[at.index for at in ads if at.tag > layers // 2]))
+    ads.set_constraint(FixAtoms(indices=list(slab.constraints[0].get_indices())))
+    ads[-1].tag = 2
     e_ads = _energy(ads, calc, fmax)
     top = [at.index for at in ads if at.tag == 1]
     gas, mols = {}, {}
@@ -90,9 +96,10 @@ def main() -> None:
     parser.add_argument("--teacher", action="append", help="registry name or checkpoint (repeatable)")
     parser.add_argument("--size", type=int, default=3)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--a", type=float, default=None, help="fixed Pt lattice constant, Å")
     args = parser.parse_args()
     for teacher in args.teacher or ["sevennet-0"]:
-        print(json.dumps(o_on_pt111(teacher, args.size, args.layers), indent=1))
+        print(json.dumps(o_on_pt111(teacher, args.size, args.layers, a=args.a), indent=1))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from ase import Atoms
@@ -35,9 +37,20 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 def place_model(model: AtomisticModel, device: torch.device, dtype: torch.dtype) -> AtomisticModel:
-    """Move an nn.Module model to `device`/`dtype` (other models are used as they are)."""
+    """Move an nn.Module model (in place) to `device` and `dtype`; other models are used as they are.
+
+    A model whose `supported_dtypes` lack `dtype` keeps its dtype (inputs are cast for it) with a warning.
+    """
     if isinstance(model, torch.nn.Module):
-        model.to(device=device, dtype=dtype)
+        supported = getattr(model, "supported_dtypes", (dtype,))
+        if dtype in supported:
+            model.to(device=device, dtype=dtype)
+        else:
+            warnings.warn(
+                f"{type(model).__name__} computes in {supported[0]} only; {dtype} inputs are cast to it",
+                stacklevel=3,
+            )
+            model.to(device=device)
         model.eval()
     return model
 

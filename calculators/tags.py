@@ -13,6 +13,8 @@ Slabs must not be wrapped through the periodic z boundary (as `ase.build` slabs 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase import Atoms
 
@@ -57,6 +59,19 @@ def infer_tags(atoms: Atoms, *, layer_tol: float = 1.0, vacuum: float = 5.0) -> 
 
 
 def tags_for(atoms: Atoms) -> np.ndarray:
-    """The structure's own tags when any is nonzero, else `infer_tags(atoms)`."""
+    """The structure's own tags when any is nonzero and all are in {0, 1, 2}, else `infer_tags(atoms)`.
+
+    Tags outside {0, 1, 2} (e.g. `ase.build` layer numbers 1, 2, 3, ...) are not GemNet-OC tags: a warning is
+    issued and tags are inferred instead.
+    """
     tags = np.asarray(atoms.get_tags(), dtype=np.int64)
-    return tags if np.any(tags != 0) else infer_tags(atoms)
+    if not np.any(tags != 0):
+        return infer_tags(atoms)
+    if tags.min() < 0 or tags.max() > 2:
+        warnings.warn(
+            f"{atoms.get_chemical_formula()}: tags {sorted(set(tags.tolist()))} are not GemNet-OC tags "
+            "(0 bulk, 1 surface, 2 adsorbate; ase.build numbers layers instead); inferring tags",
+            stacklevel=2,
+        )
+        return infer_tags(atoms)
+    return tags

@@ -161,6 +161,37 @@ def test_infer_tags():
     assert (infer_tags(bulk("Pt", "fcc", a=3.92, cubic=True)) == 0).all()
 
 
+def test_ase_build_layer_tags_are_replaced_with_a_warning():
+    from ase.build import add_adsorbate, fcc111
+
+    from calculators.tags import tags_for
+
+    slab = fcc111("Pt", (2, 2, 3), a=3.92, vacuum=6.0)
+    add_adsorbate(slab, "O", 1.2, "fcc")
+    with pytest.warns(UserWarning, match="not GemNet-OC tags"):
+        tags = tags_for(slab)
+    np.testing.assert_array_equal(tags, mc.pt_slab_o().get_tags())
+
+
+def test_hessian_fd_for_direct_force_model(morse64):
+    class Direct:  # a non-conservative view of the same model: hessian_rows must use finite differences
+        cutoff, max_atomic_number, conservative = 5.0, 94, False
+
+        def predict(self, batch, *, forces=True, features=False):
+            return morse64.predict(batch, forces=forces, features=features)
+
+    batch = AtomsBatch.from_atoms([mc.pt_slab_o(displace=0.5)], dtype=torch.float64)
+    rows = torch.tensor([[3 * 12 + 2, 4]])
+    with pytest.raises(ValueError, match="double backward"):
+        hessian_rows(Direct(), batch, rows, method="autograd")
+    torch.testing.assert_close(
+        hessian_rows(Direct(), batch, rows, step=1e-4),
+        hessian_rows(morse64, batch, rows),
+        atol=1e-5,
+        rtol=1e-4,
+    )
+
+
 def test_predict_many_matches_single_and_keeps_order(morse):
     structures = mc.test_structures() * 3
     results = predict_many(morse, structures, batch_atoms=30, progress=False)

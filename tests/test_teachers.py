@@ -79,6 +79,22 @@ def test_sevennet_skin_reuse_gives_same_energies(sevennet):
     assert calc.neighbor_builds == 2 and calc.model_calls == 4  # rebuilt once the O moved 0.3 Å > skin/2
 
 
+def test_sevennet_float64_is_cast_with_a_clear_message(sevennet):
+    default = torch.get_default_dtype()
+    from calculators.teachers import SevenNetModel
+
+    with pytest.raises(ValueError, match="float32 only"):
+        SevenNetModel(device="cpu", dtype=torch.float64)
+    with pytest.warns(UserWarning, match="float32 only"):
+        assert TeacherCalculator(device="cpu", dtype="float64").model.dtype == torch.float32
+    atoms = mc.pt_slab_o()
+    with pytest.warns(UserWarning, match="float32 only"):
+        atoms.calc = TeacherCalculator(sevennet, device="cpu", dtype="float64")
+    assert torch.get_default_dtype() == default and sevennet.dtype == torch.float32
+    ref = sevennet.predict(AtomsBatch.from_atoms(atoms))["energy"][0].item()
+    assert abs(atoms.get_potential_energy() - ref) < 1e-3
+
+
 def test_teacher_calculator_default_is_sevennet():
     calc = TeacherCalculator(device="cpu")
     assert type(calc.model).__name__ == "SevenNetModel"
@@ -94,6 +110,19 @@ def test_sevennet_hessian_rows_autograd_vs_fd(sevennet):
     h_fd = hessian_rows(sevennet, batch, rows, method="fd", step=1e-2)
     assert h_ad.shape == (1, 2, 39)
     torch.testing.assert_close(h_ad, h_fd, atol=0.05, rtol=0.05)
+
+
+def test_teacher_targets_for_distillation(sevennet):
+    from calculators.teachers import teacher_targets
+
+    structures = [mc.pt_slab_o(displace=0.5), mc.test_structures()[2]]
+    batch = AtomsBatch.from_atoms(structures)
+    out = teacher_targets(sevennet, batch, rows=torch.tensor([[38], [2]]))
+    n = batch.num_atoms
+    assert out["energy"].shape == (2,) and out["forces"].shape == (n, 3)
+    assert out["atom_energies"].shape == (n,) and out["node_features"].shape == (n, 128)
+    assert out["hessian"].shape == (2, 1, 39)
+    assert (out["hessian"][1, 0, 9:] == 0).all() and out["hessian"][1, 0, :9].abs().sum() > 0
 
 
 def test_sevennet_unknown_element_and_predict_many(sevennet):
@@ -152,3 +181,11 @@ def test_gemnet_teacher_not_cached_never_downloads(tmp_path):
         load_teacher("gemnet-oc-oc20-oc22", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert json.dumps(load_registry())  # registry is plain JSON
+
+
+def test_registry_cli_lists_models(capsys):
+    from calculators.teachers.registry import main
+
+    main(["list"])
+    out = capsys.readouterr().out
+    assert "sevennet-0" in out and "gnoc_oc22_oc20_all_s2ef.pt" in out

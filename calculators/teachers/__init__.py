@@ -8,6 +8,7 @@ from calculators.teachers.registry import (
     load_registry,
     registry_entry,
 )
+from calculators.teachers.targets import teacher_targets
 
 
 def __getattr__(name: str):
@@ -29,4 +30,5 @@ __all__ = [
     "load_registry",
     "load_teacher",
     "registry_entry",
+    "teacher_targets",
 ]

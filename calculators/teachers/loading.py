@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,38 +17,49 @@ class CheckpointError(ValueError):
     """A checkpoint file that is not of the expected architecture or cannot be loaded."""
 
 
-def load_gemnet(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """Load a GemNet-OC checkpoint (project or fairchem) with `distill.gemnet.load_model`; clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+def _diagnose(path: Path) -> str | None:
+    """Why `path` is not a GemNet-OC checkpoint, or None if it looks like one (project or fairchem dict)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
+        return f"{path} is not a readable torch checkpoint: {err}"
     if (
         isinstance(state, dict)
         and "model_state_dict" in state
         and "num_convolution_layer" in str(state.get("config", ""))
     ):
-        raise CheckpointError(
+        return (
             f"{path} is a SevenNet checkpoint, not GemNet-OC; use "
             f"calculators.teachers.SevenNetModel({str(path)!r})"
         )
-    if not isinstance(state, dict) or not ({"state_dict", "config"} & set(state)):
-        raise CheckpointError(
-            f"{path} is not a GemNet-OC checkpoint (expected a dict with config and state_dict)"
-        )
+    if not isinstance(state, dict) or not {"state_dict", "config"} <= set(state):
+        return f"{path} is not a GemNet-OC checkpoint (expected a dict with config and state_dict)"
+    return None
+
+
+def load_gemnet(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+    """Load a GemNet-OC checkpoint (project or fairchem) with `distill.gemnet.load_model`, with clear errors
+    (`CheckpointError` naming the problem, e.g. a checkpoint of another architecture)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         from distill.gemnet import load_model
-    except ImportError as err:
-        raise ImportError(
-            "distill.gemnet (the GemNet-OC model) is not available in this installation"
-        ) from err
-    try:
-        return load_model(path, device, dtype)
-    except (KeyError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{path} could not be loaded as GemNet-OC: {err}") from err
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        try:
+            return load_model(path, device, dtype)
+        except Exception as err:
+            problem = _diagnose(path) or f"{path} could not be loaded as GemNet-OC: {err}"
+            raise CheckpointError(problem) from err
+    problem = _diagnose(path)
+    if problem:
+        raise CheckpointError(problem)
+    raise ImportError("distill.gemnet (the GemNet-OC model) is not available in this installation")
 
 
 def load_teacher(
@@ -67,7 +79,9 @@ def load_teacher(
     if entry["architecture"] == "sevennet":
         from calculators.teachers.sevennet import SevenNetModel
 
-        return SevenNetModel(entry["sevenn_name"], device=device, dtype=dtype)
+        if dtype not in SevenNetModel.supported_dtypes:
+            warnings.warn(f"{key} computes in float32 only; {dtype} inputs are cast to it", stacklevel=2)
+        return SevenNetModel(entry["sevenn_name"], device=device, dtype=torch.float32)
     if entry["architecture"] == "gemnet-oc":
         path = cached_checkpoint(key, cache_dir)
         if path is None:

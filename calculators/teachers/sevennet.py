@@ -33,6 +33,7 @@ class SevenNetModel(nn.Module):
     conservative = True
     supports_neighbors = True
     supports_create_graph = True
+    supported_dtypes = (torch.float32,)  # e3nn compiles its linear layers for float32 at build time
 
     def __init__(
         self,
@@ -41,6 +42,11 @@ class SevenNetModel(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
+        if dtype not in self.supported_dtypes:
+            raise ValueError(
+                f"SevenNet runs in float32 only (e3nn compiles its kernels in float32), got {dtype}; "
+                "calculators cast float64 inputs to float32 for it"
+            )
         try:
             import sevenn._keys as keys
             import sevenn.util as sevenn_util
