@@ -21,9 +21,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            "device='cuda' requested but torch sees no CUDA device (use device='auto' or 'cpu')"
-        )
+        raise RuntimeError("device='cuda' requested but torch sees no CUDA device (use device='auto' or 'cpu')")
     return dev
 
 
@@ -55,6 +53,12 @@ def place_model(model: AtomisticModel, device: torch.device, dtype: torch.dtype)
     return model
 
 
+def search_radius(model: AtomisticModel) -> float:
+    """Radius (Å) a model's neighbour candidates must cover: its largest graph (GemNet-OC's atom-atom graph may
+    exceed its main cutoff), else its cutoff."""
+    return float(getattr(model, "search_radius", model.cutoff))
+
+
 class ModelCalculator(Calculator):
     """ASE calculator over an `AtomisticModel`.
 
@@ -78,9 +82,7 @@ class ModelCalculator(Calculator):
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(model, AtomisticModel):
-            raise TypeError(
-                f"model must implement AtomisticModel (cutoff, max_atomic_number, predict), got {model!r}"
-            )
+            raise TypeError(f"model must implement AtomisticModel (cutoff, max_atomic_number, predict), got {model!r}")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         self.model = place_model(model, self.device, self.dtype)
@@ -110,7 +112,7 @@ class ModelCalculator(Calculator):
             if {"numbers", "pbc", "cell"} & set(system_changes):
                 self._candidates = None
             if not candidates_valid(self._candidates, batch, self.skin):
-                self._candidates = build_neighbors(batch, float(self.model.cutoff) + self.skin)
+                self._candidates = build_neighbors(batch, search_radius(self.model) + self.skin)
                 self.neighbor_builds += 1
             kwargs["neighbors"] = self._candidates
         out = self.model.predict(batch, forces=True, **kwargs)
@@ -124,6 +126,4 @@ class ModelCalculator(Calculator):
         if ATOM_ENERGIES in out:
             self.results["energies"] = out[ATOM_ENERGIES].detach().cpu().double().numpy()
         if not np.isfinite(energy):
-            raise FloatingPointError(
-                f"model returned a non-finite energy for {self.atoms.get_chemical_formula()}"
-            )
+            raise FloatingPointError(f"model returned a non-finite energy for {self.atoms.get_chemical_formula()}")

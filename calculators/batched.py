@@ -79,9 +79,7 @@ def predict_many(
         batch = AtomsBatch.from_atoms(sub, device=device, dtype=dtype, tags=[tags_for(a) for a in sub])
         out = model.predict(batch, forces=forces)
         energies = out[ENERGY].detach().cpu().double().numpy()
-        per_atom = (
-            batch.split_atoms(out[ATOM_ENERGIES].detach().cpu().double()) if ATOM_ENERGIES in out else None
-        )
+        per_atom = batch.split_atoms(out[ATOM_ENERGIES].detach().cpu().double()) if ATOM_ENERGIES in out else None
         f_split = batch.split_atoms(out[FORCES].detach().cpu().double()) if forces else None
         for k, i in enumerate(group):
             res: dict[str, float | np.ndarray] = {
@@ -137,15 +135,11 @@ def relax_many(
     for group in tqdm(groups, disable=not progress, desc="relax", unit="batch"):
         sub = [atoms_list[i] for i in group]
         full = AtomsBatch.from_atoms(sub, device=device, dtype=dtype, tags=[tags_for(a) for a in sub])
-        _fire(
-            model, full, group, out_atoms, converged, steps, energies, fmax, max_steps, dt, dt_max, max_step
-        )
+        _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_steps, dt, dt_max, max_step)
     return RelaxResult(out_atoms, converged, steps, energies)
 
 
-def _subset(
-    full: AtomsBatch, positions: torch.Tensor, active: torch.Tensor
-) -> tuple[AtomsBatch, torch.Tensor]:
+def _subset(full: AtomsBatch, positions: torch.Tensor, active: torch.Tensor) -> tuple[AtomsBatch, torch.Tensor]:
     """Batch of the active structures (mask (B,)) at `positions`; returns it and its atom mask (N,)."""
     atom_mask = active[full.batch]
     idx = torch.nonzero(active).squeeze(1)
@@ -206,9 +200,7 @@ def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_s
             up = power > 0
             v = torch.where(up[b, None], (1 - a)[b, None] * v + mix * f, torch.zeros_like(v))
             grow = up & (n_pos[idx] > 5)
-            dt[idx] = torch.where(
-                grow, (dt[idx] * 1.1).clamp_max(dt_max), torch.where(up, dt[idx], dt[idx] * 0.5)
-            )
+            dt[idx] = torch.where(grow, (dt[idx] * 1.1).clamp_max(dt_max), torch.where(up, dt[idx], dt[idx] * 0.5))
             alpha[idx] = torch.where(grow, a * 0.99, torch.where(up, a, torch.full_like(a, 0.1)))
             n_pos[idx] = torch.where(up, n_pos[idx] + 1, torch.zeros_like(n_pos[idx]))
         v = v + dt[idx][b, None] * f
@@ -229,9 +221,7 @@ def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_s
         atoms = out_atoms[i]
         atoms.positions = pos_split[k].numpy()
         energy = float(last_energy[k])
-        atoms.calc = SinglePointCalculator(
-            atoms, energy=energy, free_energy=energy, forces=f_split[k].numpy()
-        )
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, free_energy=energy, forces=f_split[k].numpy())
         converged[i] = bool(done[k])
         steps[i] = int(n_steps[k])
         energies[i] = energy

@@ -19,9 +19,7 @@ def _flat_index(batch: AtomsBatch, rows: torch.Tensor) -> tuple[torch.Tensor, to
     return rows + start[:, None], start
 
 
-def _scatter_rows(
-    batch: AtomsBatch, flat: torch.Tensor, start: torch.Tensor, s_index: int, out: torch.Tensor
-):
+def _scatter_rows(batch: AtomsBatch, flat: torch.Tensor, start: torch.Tensor, s_index: int, out: torch.Tensor):
     """Copy per-structure slices of one global (3N,) row vector `flat` into out[:, s_index, :3n_b]."""
     for b, n in enumerate(batch.natoms.tolist()):
         lo = int(start[b])
@@ -50,9 +48,7 @@ def hessian_rows(
     out = torch.zeros(bsz, s, 3 * nmax, dtype=batch.dtype, device=batch.device)
     use_autograd = getattr(model, "supports_create_graph", False) and getattr(model, "conservative", False)
     if method == "autograd" and not use_autograd:
-        raise ValueError(
-            "this model does not support double backward (supports_create_graph); use method='fd'"
-        )
+        raise ValueError("this model does not support double backward (supports_create_graph); use method='fd'")
     if method == "autograd" or (method == "auto" and use_autograd):
         pos = batch.positions.detach().clone().requires_grad_(True)
         view = AtomsBatch(**{**batch.__dict__, "positions": pos})

@@ -20,7 +20,7 @@ TINY_FULL = dict(
     max_neighbors=14, max_neighbors_qint=6, max_neighbors_aeaint=10, max_neighbors_aint=40,
     sbf={"name": "legendre_outer"}, quad_interaction=True, atom_edge_interaction=True,
     edge_atom_interaction=True, atom_interaction=True, qint_tags=[1, 2], direct_forces=True,
-    neighbor_symmetrization="union",
+    neighbor_symmetrization="union", enforce_max_neighbors_strictly=False,
 )  # fmt: skip
 
 

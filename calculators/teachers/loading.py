@@ -31,10 +31,7 @@ def _diagnose(path: Path) -> str | None:
         and "model_state_dict" in state
         and "num_convolution_layer" in str(state.get("config", ""))
     ):
-        return (
-            f"{path} is a SevenNet checkpoint, not GemNet-OC; use "
-            f"calculators.teachers.SevenNetModel({str(path)!r})"
-        )
+        return f"{path} is a SevenNet checkpoint, not GemNet-OC; use calculators.teachers.SevenNetModel({str(path)!r})"
     if not isinstance(state, dict) or not {"state_dict", "config"} <= set(state):
         return f"{path} is not a GemNet-OC checkpoint (expected a dict with config and state_dict)"
     return None

@@ -30,9 +30,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
         return json.load(fh)
 
 
-def registry_entry(
-    name: str, registry: dict[str, dict[str, Any]] | None = None
-) -> tuple[str, dict[str, Any]]:
+def registry_entry(name: str, registry: dict[str, dict[str, Any]] | None = None) -> tuple[str, dict[str, Any]]:
     """(canonical name, entry) for `name` or one of its aliases; KeyError listing the known names."""
     reg = registry if registry is not None else load_registry()
     if name in reg:
@@ -90,9 +88,7 @@ def download_checkpoint(
     expected = entry.get("sha256")
     if dest.is_file() and not force:
         if expected and _sha256(dest) != expected:
-            raise ValueError(
-                f"cached {dest} does not match the registered sha256; delete it or use force=True"
-            )
+            raise ValueError(f"cached {dest} does not match the registered sha256; delete it or use force=True")
         return dest
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=cache)

@@ -56,9 +56,7 @@ class SevenNetModel(nn.Module):
         checkpoint = sevenn_util.load_checkpoint(name_or_path)
         net = checkpoint.build_model()
         if getattr(net, "modal_map", None):
-            raise ValueError(
-                f"{name_or_path} is a multi-fidelity SevenNet model; only single-modal ones are supported"
-            )
+            raise ValueError(f"{name_or_path} is a multi-fidelity SevenNet model; only single-modal ones are supported")
         net.set_is_batch_data(True)
         net.eval()
         for p in net.parameters():
@@ -88,9 +86,7 @@ class SevenNetModel(nn.Module):
 
             bad = sorted({int(v) for v in zc[~ok]})
             names = [chemical_symbols[v] if 0 < v < len(chemical_symbols) else str(v) for v in bad]
-            raise StructureError(
-                f"SevenNet model {self.name} has no embedding for element(s) {names} (Z={bad})"
-            )
+            raise StructureError(f"SevenNet model {self.name} has no embedding for element(s) {names} (Z={bad})")
 
     def predict(
         self,

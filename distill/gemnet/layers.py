@@ -150,13 +150,13 @@ class BasisEmbedding(nn.Module):
         num_edges = rad_basis.shape[0]
         if self.num_spherical is not None:
             rad_w1 = (rad_basis @ self.weight.reshape(self.weight.shape[0], -1)).reshape(
-                num_edges, -1, sph_basis.shape[-1]
+                num_edges, self.weight.shape[-1], sph_basis.shape[-1]
             )
         else:
             rad_w1 = rad_basis @ self.weight.T
         if idx_rad_inner is not None:
             padded = _pad(rad_w1, idx_rad_outer, idx_rad_inner, num_atoms).transpose(1, 2)
-            rad_w1 = padded.reshape(num_atoms, rad_w1.shape[1], -1)
+            rad_w1 = padded.reshape(num_atoms, rad_w1.shape[1], padded.shape[2:].numel())
         if sph_basis is None:
             return rad_w1
         if idx_sph_inner is None:
@@ -190,6 +190,8 @@ class EfficientInteractionBilinear(nn.Module):
         sph_m = sph @ m_padded  # (E, S, C)
         if idx_agg2_outer is not None:
             padded = _pad(sph_m, idx_agg2_outer, idx_agg2_inner, agg2_out_size)
-            sph_m = padded.reshape(agg2_out_size, -1, sph_m.shape[-1])
+            sph_m = padded.reshape(agg2_out_size, padded.shape[1] * padded.shape[2], sph_m.shape[-1])
+            if sph_m.shape[1] != rad_w1.shape[-1]:  # no edges into any atom: nothing to aggregate
+                sph_m = sph_m.new_zeros((agg2_out_size, rad_w1.shape[-1], sph_m.shape[-1]))
         out = rad_w1 @ sph_m
         return self.bilinear(out.reshape(out.shape[0], -1))

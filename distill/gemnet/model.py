@@ -21,7 +21,7 @@ from distill.gemnet.layers import (
     ResidualLayer,
     he_orthogonal_,
 )
-from distill.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES
+from distill.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
 
 
 @dataclass
@@ -51,7 +51,9 @@ class GraphSet:
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.sum(a * b, dim=-1).clamp(-1, 1)
+    """Cosine between unit vectors. Not clamped to [-1, 1] (the reference clamps): the bases are polynomials in
+    cos, and a clamp zeroes the second derivative of collinear triplets (cos = -1 - 1e-16), corrupting Hessians."""
+    return torch.sum(a * b, dim=-1)
 
 
 def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -199,6 +201,11 @@ class GemNetOC(nn.Module):
     @property
     def conservative(self) -> bool:
         return not self.direct_forces
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the weights (inputs should match)."""
+        return self.out_energy.linear.weight.dtype
 
     @property
     def search_radius(self) -> float:
@@ -422,18 +429,51 @@ class GemNetOC(nn.Module):
         if not bool(torch.isfinite(batch.positions).all()):
             raise StructureError("non-finite atomic positions")
 
+    supports_neighbors = True  # predict(..., neighbors=NeighborCandidates) reuses a cutoff+skin pair list
+    supports_create_graph = True  # conservative mode: predict(..., create_graph=True) keeps forces differentiable
+
     def predict(
         self,
         batch: AtomsBatch,
         *,
         forces: bool = True,
         features: bool = False,
+        neighbors: NeighborCandidates | None = None,
         candidates: G.PairCandidates | None = None,
+        create_graph: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """Inference (the `AtomisticModel` contract): no autograd graph kept, outputs detached."""
-        with torch.set_grad_enabled(forces and self.conservative):
-            out = self.forward(batch, forces=forces, features=features, candidates=candidates, create_graph=False)
-        return {k: _detach(v) for k, v in out.items()}
+        """Inference (the `AtomisticModel` contract): outputs detached unless `create_graph` (conservative
+        mode, positions requiring grad: forces stay differentiable for Hessian rows).
+
+        `neighbors` (calculators' skin lists) or `candidates` (this model's own) replace the pair search.
+        """
+        if neighbors is not None:
+            if neighbors.radius + 1e-9 < self.search_radius:
+                raise ValueError(
+                    f"neighbour candidates of radius {neighbors.radius} Å are too short for this model "
+                    f"({self.search_radius} Å)"
+                )
+            candidates = pair_candidates_from(neighbors)
+        keep_graph = bool(create_graph and self.conservative and batch.positions.requires_grad)
+        with torch.set_grad_enabled(keep_graph or (forces and self.conservative)):
+            out = self.forward(batch, forces=forces, features=features, candidates=candidates, create_graph=keep_graph)
+        return out if keep_graph else {k: _detach(v) for k, v in out.items()}
+
+
+def pair_candidates_from(neighbors: NeighborCandidates) -> G.PairCandidates:
+    """Convert the calculators' `NeighborCandidates` ([i, j], vector pos_j + S·cell − pos_i) to pair candidates
+    (target i, source j, image S), in the order this model's own search produces (target, source, image)."""
+    i, j = neighbors.edge_index
+    s = neighbors.cell_offsets.round().long()
+    span = int(s.abs().max()) + 1 if s.numel() else 1
+    base = 2 * span + 1
+    n = int(torch.maximum(i.max(), j.max())) + 1 if i.numel() else 1
+    image_key = ((s[:, 0] + span) * base + (s[:, 1] + span)) * base + (s[:, 2] + span)
+    key = (i * n + j) * base**3 + image_key
+    order = torch.argsort(key, stable=True)
+    return G.PairCandidates(
+        target=i[order], source=j[order], image=neighbors.cell_offsets[order].clone(), radius=neighbors.radius
+    )
 
 
 def count_parameters(config: GemNetOCConfig) -> tuple[int, int]:

@@ -1,0 +1,86 @@
+"""The reusable model checks (tests/model_checks.py) and calculator behaviour on GemNet-OC models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.optimize import BFGS
+from gemnet_helpers import tiny_model
+
+from calculators.base import ModelCalculator
+from calculators.hessian import hessian_rows
+from calculators.neighbors import build_neighbors
+from distill.batch import AtomsBatch
+from distill.gemnet import GemNetOC, preset
+from distill.model_api import AtomisticModel
+from tests import model_checks as mc
+
+
+def _student(name: str, dtype=torch.float64) -> GemNetOC:
+    torch.manual_seed(0)
+    return GemNetOC(preset(name)).to(dtype).eval()
+
+
+MODELS = {
+    "student": lambda: _student("gemnet-oc-student"),
+    "student-conservative": lambda: _student("gemnet-oc-student-conservative"),
+    "tiny-all-interactions": lambda: tiny_model(),
+}
+CHECKS = [
+    mc.check_energy_forces_shapes,
+    mc.check_forces_are_gradient,
+    mc.check_batch_equals_single,
+    mc.check_invariances,
+    mc.check_ase_caching,
+]
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def model(request):
+    return MODELS[request.param]()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_model_checks_gemnet(check, model):
+    assert isinstance(model, AtomisticModel)
+    check(model)
+
+
+def test_relaxation_converges_conservative_student():
+    mc.check_relaxation_converges(_student("gemnet-oc-student-conservative"))
+
+
+def test_calculator_reuses_graph_within_skin():
+    model = _student("gemnet-oc-student-conservative")
+    atoms = mc.pt_slab_o(displace=0.5)
+    calc = ModelCalculator(model, device="cpu", dtype=torch.float64, skin=1.0)
+    atoms.calc = calc
+    opt = BFGS(atoms, logfile=None)
+    opt.run(fmax=0.05, steps=25)
+    assert calc.model_calls >= 5
+    assert calc.neighbor_builds < calc.model_calls / 2
+    # the reused candidates give exactly what a fresh search gives
+    fresh = model.predict(AtomsBatch.from_atoms(atoms, dtype=torch.float64))
+    assert atoms.get_potential_energy() == pytest.approx(float(fresh["energy"][0]), abs=1e-8)
+
+
+def test_external_neighbor_lists_equal_own_search():
+    model = tiny_model()
+    structures = mc.test_structures()
+    batch = AtomsBatch.from_atoms(structures, dtype=torch.float64)
+    own = model.predict(batch)
+    shared = model.predict(batch, neighbors=build_neighbors(batch, model.search_radius + 0.7))
+    torch.testing.assert_close(own["energy"], shared["energy"], atol=1e-10, rtol=0)
+    torch.testing.assert_close(own["forces"], shared["forces"], atol=1e-10, rtol=0)
+    with pytest.raises(ValueError, match="too short"):
+        model.predict(batch, neighbors=build_neighbors(batch, model.search_radius - 1.0))
+
+
+def test_hessian_rows_by_double_backward_match_finite_differences():
+    model = _student("gemnet-oc-student-conservative")
+    batch = AtomsBatch.from_atoms([mc.pt_slab_o(displace=0.5)], dtype=torch.float64)
+    rows = torch.tensor([[3 * 12 + 2, 5]])
+    h_ad = hessian_rows(model, batch, rows, method="autograd")
+    h_fd = hessian_rows(model, batch, rows, method="fd", step=1e-4)
+    np.testing.assert_allclose(h_ad.numpy(), h_fd.numpy(), atol=2e-4)
