@@ -60,9 +60,7 @@ def main() -> None:
     }
     if args.relax:
         t = time.perf_counter()
-        res = relax_many(
-            model, structures[: args.relax], fmax=0.05, max_steps=200, batch_atoms=args.batch_atoms
-        )
+        res = relax_many(model, structures[: args.relax], fmax=0.05, max_steps=200, batch_atoms=args.batch_atoms)
         report["relax_many_seconds"] = round(time.perf_counter() - t, 1)
         report["relax_many_converged"] = f"{sum(res.converged)}/{args.relax}"
         report["relax_many_steps"] = res.steps

@@ -84,3 +84,26 @@ def test_hessian_rows_by_double_backward_match_finite_differences():
     h_ad = hessian_rows(model, batch, rows, method="autograd")
     h_fd = hessian_rows(model, batch, rows, method="fd", step=1e-4)
     np.testing.assert_allclose(h_ad.numpy(), h_fd.numpy(), atol=2e-4)
+
+
+def test_calculators_load_gemnet_checkpoints(tmp_path):
+    from test_gemnet_checkpoint import fairchem_style
+
+    from calculators import DistilledCalculator, TeacherCalculator
+    from distill.gemnet import save_checkpoint
+
+    student = _student("gemnet-oc-student", torch.float32)
+    path = save_checkpoint(student, tmp_path / "student.pt", {"note": "random"})
+    teacher_file = tmp_path / "teacher_fairchem.pt"
+    torch.save(fairchem_style(tiny_model(dtype=torch.float32)), teacher_file)
+    atoms = mc.pt_slab_o(displace=0.5)
+    for calc, ref in (
+        (DistilledCalculator(str(path), device="cpu"), student),
+        (TeacherCalculator(str(teacher_file), device="cpu"), None),
+    ):
+        atoms.calc = calc
+        energy = atoms.get_potential_energy()
+        assert np.isfinite(energy) and atoms.get_forces().shape == (len(atoms), 3)
+        if ref is not None:
+            direct = ref.predict(AtomsBatch.from_atoms(atoms, tags=[atoms.get_tags()]))["energy"]
+            assert energy == pytest.approx(float(direct[0]), abs=1e-4)

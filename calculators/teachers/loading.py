@@ -8,22 +8,18 @@ from pathlib import Path
 import torch
 
 from calculators.teachers.registry import cached_checkpoint, registry_entry
+from distill.gemnet.checkpoint import CheckpointError, load_model
 from distill.model_api import AtomisticModel
 
+__all__ = ["DEFAULT_TEACHER", "CheckpointError", "load_gemnet", "load_teacher"]
+
 DEFAULT_TEACHER = "sevennet-0"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is not of the expected architecture or cannot be loaded."""
 
 
 def _diagnose(path: Path) -> str | None:
     """Why `path` is not a GemNet-OC checkpoint, or None if it looks like one (project or fairchem dict)."""
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code from a file
     except Exception as err:
         return f"{path} is not a readable torch checkpoint: {err}"
     if (
@@ -44,19 +40,9 @@ def load_gemnet(path: str | Path, device: str | torch.device = "cpu", dtype: tor
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        from distill.gemnet import load_model
-    except ImportError:
-        load_model = None
-    if load_model is not None:
-        try:
-            return load_model(path, device, dtype)
-        except Exception as err:
-            problem = _diagnose(path) or f"{path} could not be loaded as GemNet-OC: {err}"
-            raise CheckpointError(problem) from err
-    problem = _diagnose(path)
-    if problem:
-        raise CheckpointError(problem)
-    raise ImportError("distill.gemnet (the GemNet-OC model) is not available in this installation")
+        return load_model(path, device=device, dtype=dtype)
+    except CheckpointError as err:
+        raise CheckpointError(_diagnose(path) or str(err)) from err
 
 
 def load_teacher(

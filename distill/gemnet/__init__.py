@@ -1,6 +1,16 @@
 """GemNet-OC in plain PyTorch: model, graphs, presets and checkpoint loading."""
 
+from distill.gemnet.checkpoint import CheckpointError, load_model, save_checkpoint
 from distill.gemnet.config import PRESETS, GemNetOCConfig, preset
 from distill.gemnet.model import GemNetOC, count_parameters
 
-__all__ = ["PRESETS", "GemNetOC", "GemNetOCConfig", "count_parameters", "preset"]
+__all__ = [
+    "CheckpointError",
+    "load_model",
+    "save_checkpoint",
+    "PRESETS",
+    "GemNetOC",
+    "GemNetOCConfig",
+    "count_parameters",
+    "preset",
+]
