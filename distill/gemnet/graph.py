@@ -304,8 +304,13 @@ def _undirected_union(graph: Graph, edge_struct: torch.Tensor) -> tuple[Graph, t
     s, t = graph.edge_index
     cs, ct = torch.where(keep, s, t), torch.where(keep, t, s)
     co = torch.where(keep[:, None], graph.cell_offset, -graph.cell_offset)
-    key = torch.stack([edge_struct, cs, ct, *co.round().long().T], dim=1)
-    _, inverse = torch.unique(key, dim=0, return_inverse=True)
+    img = co.round().long()
+    span = int(img.abs().max()) + 1 if img.numel() else 1
+    base = 2 * span + 1
+    n_atoms = int(torch.maximum(cs.max(), ct.max())) + 1 if cs.numel() else 1
+    image_code = ((img[:, 0] + span) * base + (img[:, 1] + span)) * base + (img[:, 2] + span)
+    key = (cs * n_atoms + ct) * base**3 + image_code  # one int64 per (source, target, image); atoms are global
+    _, inverse = torch.unique(key, return_inverse=True)
     n_unique = int(inverse.max()) + 1 if inverse.numel() else 0
     first = torch.full((n_unique,), inverse.numel(), dtype=torch.long, device=inverse.device)
     positions = torch.arange(inverse.numel(), device=inverse.device)
