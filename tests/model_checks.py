@@ -222,3 +222,14 @@ def check_ase_caching(model: AtomisticModel) -> None:
     atoms.positions[-1, 2] += 0.05
     atoms.get_potential_energy()
     assert calc.model_calls == 2
+
+
+# every check, for parametrised tests (relaxation last: it needs a sensible, conservative model)
+ALL_CHECKS = [
+    check_energy_forces_shapes,
+    check_forces_are_gradient,
+    check_batch_equals_single,
+    check_invariances,
+    check_ase_caching,
+    check_relaxation_converges,
+]

@@ -40,14 +40,8 @@ def test_sevennet_implements_contract(sevennet):
 
 @pytest.mark.parametrize(
     "check",
-    [
-        mc.check_energy_forces_shapes,
-        mc.check_forces_are_gradient,
-        mc.check_batch_equals_single,
-        mc.check_invariances,
-        mc.check_relaxation_converges,
-        mc.check_ase_caching,
-    ],
+    mc.ALL_CHECKS,
+    ids=lambda c: c.__name__,
 )
 def test_model_checks_sevennet(check, sevennet):
     check(sevennet)
