@@ -49,7 +49,9 @@ def spearman(a: Sequence[float | None], b: Sequence[float | None]) -> float:
     return float((rx * ry).sum() / den) if den > 0 else math.nan
 
 
-def closer_share(student: Sequence[float | None], teacher: Sequence[float | None], ref: Sequence[float | None]) -> float:
+def closer_share(
+    student: Sequence[float | None], teacher: Sequence[float | None], ref: Sequence[float | None]
+) -> float:
     """Share of reactions with |student − ref| < |teacher − ref| (strictly closer; ties count as not closer)."""
     s, t, r = _clean(student, teacher, ref)
     return float(np.mean(np.abs(s - r) < np.abs(t - r))) if s.size else math.nan

@@ -246,9 +246,7 @@ def builtin_set(
                 if slab is None:
                     slab = make_slab(comp, proto, facet, layers=layers, vacuum=vacuum)
                 site = _pick_site(slab, ads)
-                sys_ = build_adsorption_system(
-                    comp, proto, facet, ads, site=site, layers=layers, vacuum=vacuum
-                )
+                sys_ = build_adsorption_system(comp, proto, facet, ads, site=site, layers=layers, vacuum=vacuum)
             except Exception as err:  # a builder limitation is reported, not fatal
                 skipped.append((rid, f"build failed: {err}"))
                 continue
@@ -277,9 +275,7 @@ def generated_set(
     without its adsorbate (tag 2), gas references from `gas_molecule` with ν from `gas_coefficients`."""
     from screening.structures import ChemicalSpace, gas_coefficients, gas_molecule
 
-    space = ChemicalSpace(
-        elements, prototypes=prototypes, facets=facets, adsorbates=adsorbates, strains=strains
-    )
+    space = ChemicalSpace(elements, prototypes=prototypes, facets=facets, adsorbates=adsorbates, strains=strains)
     reactions: list[ScreenReaction] = []
     atoms: dict[str, Atoms] = {}
     gas_cache: dict[str, Atoms] = {}
@@ -296,9 +292,7 @@ def generated_set(
         facet = f"{adslab.info.get('prototype', '')}({adslab.info.get('facet', '')})"
         strain = float(adslab.info.get("strain", 0.0) or 0.0)
         reactions.append(
-            adsorption_reaction(
-                rid, ads, nu, ks, ka, gk, surface=comp, facet=facet, site=site, strain_percent=strain
-            )
+            adsorption_reaction(rid, ads, nu, ks, ka, gk, surface=comp, facet=facet, site=site, strain_percent=strain)
         )
     source = f"generated: ChemicalSpace({list(elements)}).sample({n}, seed={seed}), unrelaxed"
     return ScreenSet("generated", source, "teacher", reactions, atoms, [], {"reactions": len(reactions)})

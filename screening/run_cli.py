@@ -16,7 +16,9 @@ DatasetOpt = Annotated[
         "--dataset", "-d", help="alonso | saini | li | <pubId>. Omitted: the built-in offline set (teacher reference)."
     ),
 ]
-DataFileOpt = Annotated[Path | None, typer.Option("--data-file", help="Local dataset file (raw API JSON, CatBench, CSV).")]
+DataFileOpt = Annotated[
+    Path | None, typer.Option("--data-file", help="Local dataset file (raw API JSON, CatBench, CSV).")
+]
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="CatalysisHub cache root.")]
 TeacherOpt = Annotated[str, typer.Option("--teacher", help="Teacher: registry name (sevennet-0) or checkpoint .pt.")]
 StudentOpt = Annotated[
@@ -142,7 +144,9 @@ def funnel(
     student: StudentOpt = "auto",
     fraction: Annotated[float, typer.Option("--fraction", help="Share re-evaluated by the teacher.")] = 0.2,
     target: Annotated[float | None, typer.Option("--target", help="Target ΔE, eV (score |ΔE − target|).")] = None,
-    window: Annotated[float | None, typer.Option("--window", help="Re-evaluate |ΔE_student − target| ≤ window eV.")] = None,
+    window: Annotated[
+        float | None, typer.Option("--window", help="Re-evaluate |ΔE_student − target| ≤ window eV.")
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="k for the recall of the teacher's top-k.")] = 5,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Teacher on all candidates for recall.")] = True,
     limit: LimitOpt = None,

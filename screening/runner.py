@@ -165,7 +165,12 @@ def evaluate_systems(
                     entry["energy"] = energies[j]
                 store.entries[k] = entry
             store.data["batches"].append(
-                {"structures": len(sub), "atoms": sum(len(a) for a in sub), "seconds": dt, "gas": group_keys[idx[0]] in gas_keys}
+                {
+                    "structures": len(sub),
+                    "atoms": sum(len(a) for a in sub),
+                    "seconds": dt,
+                    "gas": group_keys[idx[0]] in gas_keys,
+                }
             )
             store.save()
     return {k: float(store.entries[k]["energy"]) for k in keys}
@@ -330,7 +335,9 @@ def run_screening(
         "student_absent_reason": student_absent_reason if student is None else None,
         "gas_energies": cfg.gas_energies,
         "reactions": rows,
-        "metrics": {k: {m: _finite(v) if isinstance(v, float) else v for m, v in d.items()} for k, d in metrics.items()},
+        "metrics": {
+            k: {m: _finite(v) if isinstance(v, float) else v for m, v in d.items()} for k, d in metrics.items()
+        },
         "timing": timing,
         "anomalies": anomalies,
     }

@@ -23,7 +23,9 @@ from screening.report.tables import (
 
 
 def _model_line(role: str, d: dict[str, Any]) -> str:
-    extra = [f"{k} {d[k]}" for k in ("path", "sha256", "package", "model", "parameters", "seed") if d.get(k) is not None]
+    extra = [
+        f"{k} {d[k]}" for k in ("path", "sha256", "package", "model", "parameters", "seed") if d.get(k) is not None
+    ]
     return f"{role}: {d['label']} [{d.get('kind', '?')}]" + (" — " + ", ".join(extra) if extra else "")
 
 
@@ -44,7 +46,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         f"Reactions screened: {ds['reactions_screened']}; distinct systems evaluated: {ds['distinct_systems']} "
         f"({ds['gas_systems']} gas); skipped/invalid: {len(ds['skipped'])}",
         f"Mode: {results['config']['mode']}; gas-phase energies: {results['gas_energies']} "
-        + ("(the teacher's gas energies are used for both models, FORK protocol)" if results["gas_energies"] == "teacher" else "(each model its own)"),
+        + (
+            "(the teacher's gas energies are used for both models, FORK protocol)"
+            if results["gas_energies"] == "teacher"
+            else "(each model its own)"
+        ),
         f"MAE teacher vs reference: {_fmt(m['mae_teacher'])} eV; Spearman {_fmt(m['spearman_teacher'])}",
     ]
     if "student" in results["models"]:
@@ -95,7 +101,9 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         at = min(2, len(sections))
         sections.insert(at, ("Funnel (hierarchical screening)", rows, write_table(rows, run_dir, "funnel")))
         ranking = funnel["final_ranking"]
-        sections.insert(at + 1, ("Funnel final ranking (teacher ΔE, eV)", ranking, write_table(ranking, run_dir, "funnel_ranking")))
+        sections.insert(
+            at + 1, ("Funnel final ranking (teacher ΔE, eV)", ranking, write_table(ranking, run_dir, "funnel_ranking"))
+        )
         figures["funnel"] = funnel_figure(funnel, run_dir, formats=formats, dpi=dpi)
         if results is None:
             mods = funnel["models"]

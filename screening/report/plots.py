@@ -165,7 +165,9 @@ def make_figures(
     return figs
 
 
-def funnel_figure(funnel: dict[str, Any], out_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi: int = 100) -> list[str]:
+def funnel_figure(
+    funnel: dict[str, Any], out_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi: int = 100
+) -> list[str]:
     """Student vs teacher ΔE of the funnel candidates (re-evaluated ones highlighted)."""
     plt = _plt()
     chosen = {r["id"] for r in funnel["final_ranking"]}

@@ -55,7 +55,12 @@ def adsorbate_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     metrics = results["metrics"]
     for group in [k for k in metrics if k != "all"] + ["all"]:
         m = metrics[group]
-        row = {"adsorbate": group, "n": m["n"], "MAE_teacher_eV": m["mae_teacher"], "spearman_teacher": m["spearman_teacher"]}
+        row = {
+            "adsorbate": group,
+            "n": m["n"],
+            "MAE_teacher_eV": m["mae_teacher"],
+            "spearman_teacher": m["spearman_teacher"],
+        }
         if has_s:
             row.update(
                 MAE_student_eV=m["mae_student"],
@@ -113,7 +118,10 @@ def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
         ("selection", ", ".join(f"{k}={v}" for k, v in sel.items())),
         ("score", funnel["score"]),
         ("re-evaluated by teacher", funnel["re_evaluated"]),
-        ("teacher structures (funnel / all)", f"{funnel['teacher_structures_funnel']} / {funnel['teacher_structures_all']}"),
+        (
+            "teacher structures (funnel / all)",
+            f"{funnel['teacher_structures_funnel']} / {funnel['teacher_structures_all']}",
+        ),
         ("structures saved", funnel["structures_saved_share"]),
         ("compute saved (measured ms/structure)", funnel.get("compute_saved_share")),
         (f"recall of teacher top-{funnel['top_k']}", funnel.get("recall_at_k")),
