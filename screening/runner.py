@@ -30,6 +30,17 @@ SLAB_MOVE_TOL = 0.5  # Å: a slab atom moving more than this during relaxation i
 MIGRATION_TOL = 1.0  # Å: lateral move of the adsorbate's binding atom counted as migration
 DESORPTION_RATIO = 1.5  # adsorbate–surface distance / sum of covalent radii above this = desorbed
 ENERGY_ANOMALY = 2.0  # eV: |ΔE_model − ΔE_ref| above this
+# Materials Project (MPtrj) applies +U to these elements only when O or F is present: a model trained on MPtrj
+# (SevenNet-0) mixes PBE and PBE+U energy scales between the clean slab and the O-covered one.
+MP_U_ELEMENTS = frozenset({"Co", "Cr", "Fe", "Mn", "Mo", "Ni", "V", "W"})
+
+
+def mp_u_caveat(symbols: set[str]) -> str | None:
+    """Caveat for MPtrj-trained models when a reaction combines a +U element with O or F, else None."""
+    u = sorted(symbols & MP_U_ELEMENTS)
+    if u and symbols & {"O", "F"}:
+        return f"MPtrj PBE+U mixing ({','.join(u)} with O/F): ΔE of an MPtrj-trained model is not comparable"
+    return None
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -264,6 +275,7 @@ def run_screening(
         )  # fmt: skip
     gas_ref = e_teacher if cfg.gas_energies == "teacher" else None
     rows = []
+    mptrj_teacher = teacher.description.get("kind") == "sevennet"
     for r in screen_set.reactions:
         t = r.delta_e(e_teacher)
         s = r.delta_e(e_student, gas_ref) if e_student is not None else None
@@ -282,6 +294,9 @@ def run_screening(
             "teacher_error": t - ref,
             "student_error": None if s is None else s - ref,
         }
+        if mptrj_teacher:
+            symbols = {sym for k in r.systems.values() for sym in screen_set.atoms[k].get_chemical_symbols()}
+            row["caveat"] = mp_u_caveat(symbols)
         if cfg.mode == "relax":
             row["teacher_anomalies"] = _reaction_anomalies(r, t_store.entries, t, ref)
             if s_store is not None:
@@ -333,6 +348,8 @@ def run_screening(
         ),
         "models": {"teacher": teacher.description | {"label": teacher.label}},
         "student_absent_reason": student_absent_reason if student is None else None,
+        "caveats": sorted({row["caveat"] for row in rows if row.get("caveat")}),
+        "caveat_reactions": sum(1 for row in rows if row.get("caveat")),
         "gas_energies": cfg.gas_energies,
         "reactions": rows,
         "metrics": {

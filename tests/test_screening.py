@@ -360,3 +360,25 @@ def test_cli_offline_dataset_message(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert "screen fetch" in text and "--data-file" in text
     assert "Traceback" not in text and res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_mptrj_u_caveat():
+    from screening.runner import mp_u_caveat
+
+    assert mp_u_caveat({"Ni", "O", "H"}) is not None and "Ni" in mp_u_caveat({"Ni", "O"})
+    assert mp_u_caveat({"Ni", "H"}) is None and mp_u_caveat({"Pt", "O"}) is None
+
+
+def test_cli_relax_mode_anomalies(tiny_ckpts, tmp_path):
+    teacher, student = map(str, tiny_ckpts)
+    out = tmp_path / "relax"
+    res, text = _invoke(["run", "--data-file", str(FIXTURE), "--teacher", teacher, "--student", student, "--mode",
+                         "relax", "--fmax", "1e-9", "--max-steps", "2", "--limit", "3", "--out", str(out)])  # fmt: skip
+    assert res.exit_code == 0, text
+    r = load_results(out)
+    assert all("not converged" in row["teacher_anomalies"] for row in r["reactions"])  # fmax 1e-9 in 2 steps
+    assert r["anomalies"]["teacher"]["not converged"] == 3
+    assert r["anomalies"]["teacher"]["reactions without anomaly"] == 0
+    assert (out / "anomalies.csv").is_file()
+    entries = json.loads(next((out / "energies").glob("teacher-relax-*.json")).read_text())["entries"]
+    assert all(e["steps"] == 2 and not e["converged"] for e in entries.values())

@@ -61,6 +61,10 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             f"student closer to the reference in {_fmt(m['student_closer_share'])} of reactions; "
             f"speedup {_fmt(t.get('speedup'), 2)}×"
         )
+    if results.get("caveat_reactions"):
+        lines.append(
+            f"Caveat on {results['caveat_reactions']} reaction(s) (column 'caveat'): " + "; ".join(results["caveats"])
+        )
     lines.append("Timing: " + results["timing"]["note"])
     lines.append(f"Created {results['created']}" + (f" by `{results['command']}`" if results.get("command") else ""))
     return lines

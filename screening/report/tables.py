@@ -40,6 +40,8 @@ def reaction_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if has_s:
             row.update(student_eV=r["student"], student_error_eV=r["student_error"])
+        if r.get("caveat"):
+            row["caveat"] = r["caveat"]
         if "teacher_anomalies" in r:
             row["teacher_anomalies"] = r["teacher_anomalies"]
             if has_s:
