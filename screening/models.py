@@ -125,6 +125,8 @@ def resolve_teacher(
     key, entry = registry_entry(str(spec))
     model = load_teacher(key, device=device, dtype=torch.float32)
     desc: dict[str, Any] = {"kind": entry.get("architecture", "?"), "name": key}
+    if isinstance(model, torch.nn.Module):
+        desc["parameters"] = int(sum(p.numel() for p in model.parameters()))
     if entry.get("architecture") == "sevennet":
         import sevenn
 
