@@ -110,7 +110,11 @@ def run(
     torch.set_num_threads(threads)
     sset = _load_set(dataset, data_file, cache_dir, limit)
     if not sset.reactions:
-        _fail(f"no reactions to screen ({len(sset.skipped)} skipped)")
+        example = sset.skipped[0][1] if sset.skipped else "-"
+        _fail(
+            f"no reactions to screen ({len(sset.skipped)} skipped, e.g. {example}); "
+            "metadata without structures? run `screen fetch` to download the structures"
+        )
     t, s, reason = _models(teacher, student, batch_atoms)
     out = out or Path("reports") / (sset.name + ("" if mode == "single-point" else "-relax"))
     typer.echo(

@@ -382,3 +382,17 @@ def test_cli_relax_mode_anomalies(tiny_ckpts, tmp_path):
     assert (out / "anomalies.csv").is_file()
     entries = json.loads(next((out / "energies").glob("teacher-relax-*.json")).read_text())["entries"]
     assert all(e["steps"] == 2 and not e["converged"] for e in entries.values())
+
+
+def test_real_alonso_metadata_page_is_skipped_with_reasons(shared_dir, tmp_path):
+    from screening.cathub.model import reaction_from_node
+    from screening.cathub.sources import build_dataset, nodes_from_raw
+
+    raw = shared_dir / "cathub" / "AlonsoStrain2023.page1.metadata.json"
+    nodes = nodes_from_raw(json.loads(raw.read_text()))
+    ds = build_dataset([reaction_from_node(n) for n in nodes], name="alonso", pub_id="AlonsoStrain2023", source="x")
+    sset = from_dataset(ds)
+    assert not sset.reactions and len(sset.skipped) == 200
+    assert all(why.startswith("no structure for") for _, why in sset.skipped)
+    res, text = _invoke(["run", "--dataset", "alonso", "--data-file", str(raw), "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "no reactions to screen (200 skipped" in text
