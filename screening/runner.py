@@ -181,6 +181,8 @@ def evaluate_systems(
                     "atoms": sum(len(a) for a in sub),
                     "seconds": dt,
                     "gas": group_keys[idx[0]] in gas_keys,
+                    # force evaluations: FIRE steps (relax) or one per structure (single point)
+                    "force_calls": sum(o.steps for o in outcomes) if mode == "relax" else len(sub),
                 }
             )
             store.save()
@@ -195,7 +197,9 @@ def timing_summary(store: EnergyStore) -> dict[str, Any]:
     secs = sum(b["seconds"] for b in batches)
     n = sum(b["structures"] for b in batches)
     atoms = sum(b["atoms"] for b in batches)
+    calls = sum(b.get("force_calls", b["structures"]) for b in batches)
     return {
+        "model_calls_per_structure": calls / n,
         "structures": n,
         "atoms": atoms,
         "batches": len(batches),
@@ -309,6 +313,10 @@ def run_screening(
         timing["student"] = timing_summary(s_store)
         ts, ss = timing["teacher"]["ms_per_structure"], timing["student"]["ms_per_structure"]
         timing["speedup"] = ts / ss if ts and ss else None
+        if cfg.mode == "relax":  # relaxations differ in step counts: also compare per model call
+            tc = ts / timing["teacher"]["model_calls_per_structure"] if ts else None
+            sc = ss / timing["student"]["model_calls_per_structure"] if ss else None
+            timing["speedup_per_model_call"] = tc / sc if tc and sc else None
     timing["note"] = (
         "wall clock per batch over surface (non-gas) systems measured in the run that computed them "
         f"(batches of ≤ {cfg.batch_atoms} atoms, {cfg.threads or 'default'} torch thread(s)); one untimed warm-up "

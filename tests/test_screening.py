@@ -382,6 +382,9 @@ def test_cli_relax_mode_anomalies(tiny_ckpts, tmp_path):
     assert (out / "anomalies.csv").is_file()
     entries = json.loads(next((out / "energies").glob("teacher-relax-*.json")).read_text())["entries"]
     assert all(e["steps"] == 2 and not e["converged"] for e in entries.values())
+    assert r["timing"]["teacher"]["model_calls_per_structure"] == 2.0
+    assert r["timing"]["speedup_per_model_call"] > 0
+    assert "speedup_per_model_call" in (out / "speed.csv").read_text()
 
 
 def test_real_alonso_metadata_page_is_skipped_with_reasons(shared_dir, tmp_path):

@@ -95,6 +95,9 @@ def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "speedup_vs_teacher": 1.0 if role == "teacher" else timing.get("speedup"),
             }
         )
+        if "speedup_per_model_call" in timing:
+            out[-1]["model_calls_per_structure"] = t.get("model_calls_per_structure")
+            out[-1]["speedup_per_model_call"] = 1.0 if role == "teacher" else timing["speedup_per_model_call"]
     return out
 
 
