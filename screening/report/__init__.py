@@ -42,7 +42,8 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"Student: absent — teacher-only run: {results.get('student_absent_reason')}")
     lines += [
-        f"Dataset: {ds['name']} — {ds['source']}",
+        f"Dataset: {ds['name']} — {ds['source']}; counts: "
+        + ", ".join(f"{k} {v}" for k, v in ds.get("counts", {}).items() if v not in (None, {}, 0) or k == "invalid"),
         f"Reactions screened: {ds['reactions_screened']}; distinct systems evaluated: {ds['distinct_systems']} "
         f"({ds['gas_systems']} gas); skipped/invalid: {len(ds['skipped'])}",
         f"Mode: {results['config']['mode']}; gas-phase energies: {results['gas_energies']} "
