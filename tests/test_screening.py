@@ -279,6 +279,17 @@ def test_builtin_and_generated_sets_share_systems():
         assert np.allclose(adslab.positions[: len(slab)], slab.positions)
 
 
+def test_default_student_used_when_installed(monkeypatch, tiny_ckpts):
+    import calculators.calculators as cc
+    from screening.models import sha256_file
+
+    monkeypatch.setattr(cc, "DEFAULT_STUDENT", tiny_ckpts[1])
+    s, reason = resolve_student(None)
+    assert reason is None and s.label == "student (default)"
+    assert s.description["sha256"] == sha256_file(tiny_ckpts[1])
+    assert len(s.energies(builtin_set(surfaces=[("Pt", "fcc", "111")], adsorbates=("H",)).atoms.values())) == 3
+
+
 def test_student_absent_is_reported(monkeypatch, tmp_path):
     import calculators.calculators as cc
 
@@ -359,7 +370,8 @@ def test_cli_offline_dataset_message(tmp_path, monkeypatch):
                          str(tmp_path / "x")])  # fmt: skip
     assert res.exit_code == 2
     assert "screen fetch" in text and "--data-file" in text
-    assert "Traceback" not in text and res.exception is None or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in text
+    assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
 def test_mptrj_u_caveat():
