@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from screening.cathub.cli import fetch
+from screening.run_cli import funnel, report, run
 from screening.structures.cli import build
 
 app = typer.Typer(
@@ -26,3 +27,6 @@ def _main() -> None:
 
 app.command("fetch")(fetch)
 app.command("build")(build)
+app.command("run")(run)
+app.command("funnel")(funnel)
+app.command("report")(report)

@@ -1,0 +1,141 @@
+"""Hierarchical screening: the student scores every candidate, the teacher re-evaluates the top fraction (or the
+candidates within a window of a target ΔE), and the final ranking uses the teacher's energies.
+
+Score (lower is better): ΔE (eV) without a target (strongest binding first), |ΔE − target| with one
+(e.g. HER: target 0, ΔE_H ≈ 0 is optimal).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from screening.models import Evaluator
+from screening.reactions import ScreenSet
+from screening.runner import (
+    EnergyStore,
+    RunConfig,
+    atomic_write_json,
+    evaluate_systems,
+    timing_summary,
+)
+
+FUNNEL_FILE = "funnel.json"
+
+
+def score(delta_e: float, target: float | None) -> float:
+    """Lower is better: ΔE, or |ΔE − target| (eV)."""
+    return delta_e if target is None else abs(delta_e - target)
+
+
+def ranking(values: Mapping[str, float], target: float | None) -> list[str]:
+    """Ids best first (ties by id)."""
+    return sorted(values, key=lambda i: (score(values[i], target), i))
+
+
+def select(
+    student: Mapping[str, float],
+    *,
+    fraction: float | None = None,
+    target: float | None = None,
+    window: float | None = None,
+) -> list[str]:
+    """Candidates the teacher re-evaluates: within `window` eV of `target` by the student (window mode), else
+    the best ceil(fraction·N) by student score (at least one)."""
+    if window is not None:
+        if target is None:
+            raise ValueError("--window needs --target")
+        return [i for i in ranking(student, target) if abs(student[i] - target) <= window]
+    if fraction is None or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    n = max(1, math.ceil(fraction * len(student)))
+    return ranking(student, target)[:n]
+
+
+def recall_at_k(final: Sequence[str], truth: Sequence[str], k: int) -> float:
+    """|final[:k] ∩ truth[:k]| / min(k, len(truth))."""
+    k = min(k, len(truth))
+    return len(set(final[:k]) & set(truth[:k])) / k if k else math.nan
+
+
+def run_funnel(
+    screen_set: ScreenSet,
+    teacher: Evaluator,
+    student: Evaluator,
+    run_dir: str | Path,
+    *,
+    fraction: float | None = 0.2,
+    target: float | None = None,
+    window: float | None = None,
+    top_k: int = 5,
+    verify: bool = True,
+    config: RunConfig | None = None,
+) -> dict[str, Any]:
+    """Funnel over `screen_set` (energies cached in `run_dir` like `run_screening`). With `verify`, the teacher
+    also evaluates every candidate (not counted as funnel cost) to give recall of its own top-k.
+    Writes and returns ``funnel.json``'s content."""
+    cfg = config or RunConfig()
+    run_dir = Path(run_dir)
+    gas = screen_set.gas_keys
+    kw = dict(mode=cfg.mode, batch_atoms=cfg.batch_atoms, gas_keys=gas, fmax=cfg.fmax, max_steps=cfg.max_steps)
+    t_store = EnergyStore(run_dir, "teacher", teacher, cfg.mode)
+    s_store = EnergyStore(run_dir, "student", student, cfg.mode)
+    # gas references from the teacher for both (FORK protocol) unless --gas-energies self
+    e_gas = evaluate_systems(teacher, screen_set.atoms, sorted(gas), t_store, **kw)
+    e_gas_s = e_gas
+    if cfg.gas_energies == "self":
+        e_gas_s = evaluate_systems(student, screen_set.atoms, sorted(gas), s_store, **kw)
+    surf = [k for k in screen_set.atoms if k not in gas]
+    e_s = evaluate_systems(student, screen_set.atoms, surf, s_store, **kw)
+    student_de = {r.id: r.delta_e(e_s, e_gas_s) for r in screen_set.reactions}
+    chosen = select(student_de, fraction=fraction, target=target, window=window)
+    by_id = {r.id: r for r in screen_set.reactions}
+    chosen_keys = sorted({k for i in chosen for k in by_id[i].systems.values() if k not in gas})
+    e_t = evaluate_systems(teacher, screen_set.atoms, chosen_keys, t_store, **kw)
+    teacher_de = {i: by_id[i].delta_e(e_t, e_gas) for i in chosen}
+    final = ranking(teacher_de, target)
+    n_surf_all = len(surf)
+    out: dict[str, Any] = {
+        "candidates": len(screen_set.reactions),
+        "selection": (
+            {"mode": "window", "target": target, "window": window}
+            if window is not None
+            else {"mode": "fraction", "fraction": fraction, "target": target}
+        ),
+        "score": "ΔE (lower is better)" if target is None else f"|ΔE − {target:g} eV| (lower is better)",
+        "re_evaluated": len(chosen),
+        "teacher_structures_funnel": len(chosen_keys),
+        "teacher_structures_all": n_surf_all,
+        "structures_saved_share": 1 - len(chosen_keys) / n_surf_all if n_surf_all else math.nan,
+        "top_k": top_k,
+        "final_ranking": [
+            {"rank": n + 1, "id": i, "teacher": teacher_de[i], "student": student_de[i]} for n, i in enumerate(final)
+        ],
+        "student_scores": student_de,
+    }
+    st = timing_summary(s_store)
+    if verify:
+        e_all = evaluate_systems(teacher, screen_set.atoms, surf, t_store, **kw)
+        teacher_all = {r.id: r.delta_e(e_all, e_gas) for r in screen_set.reactions}
+        truth = ranking(teacher_all, target)
+        out["teacher_top_k"] = truth[:top_k]
+        out["recall_at_k"] = recall_at_k(final, truth, top_k)
+        out["student_only_recall_at_k"] = recall_at_k(ranking(student_de, target), truth, top_k)
+        out["teacher_scores"] = teacher_all
+    tt = timing_summary(t_store)
+    if tt["ms_per_structure"] and st["ms_per_structure"]:
+        cost_funnel = n_surf_all * st["ms_per_structure"] + len(chosen_keys) * tt["ms_per_structure"]
+        cost_teacher = n_surf_all * tt["ms_per_structure"]
+        out["estimated_seconds_funnel"] = cost_funnel / 1000
+        out["estimated_seconds_teacher_all"] = cost_teacher / 1000
+        out["compute_saved_share"] = 1 - cost_funnel / cost_teacher
+    out["timing"] = {"teacher": tt, "student": st}
+    out["models"] = {
+        "teacher": teacher.description | {"label": teacher.label},
+        "student": student.description | {"label": student.label},
+    }
+    out["dataset"] = {"name": screen_set.name, "source": screen_set.source}
+    atomic_write_json(run_dir / FUNNEL_FILE, out)
+    return out

@@ -1,0 +1,298 @@
+"""Reactions to screen and ΔE assembly from per-system energies.
+
+Sign convention (CatalysisHub API.md): ``ΔE = Σ_products c·E − Σ_reactants c·E`` with the coefficients exactly as
+in the reaction's ``reactants``/``products`` dicts; a negative reactant coefficient (``"H2gas": -0.5``) means the
+species is released. Energies in eV.
+
+Each distinct structure is evaluated once: systems are keyed by a content hash of the structure
+(`system_key`), so a clean slab or a gas reference shared by many reactions appears once in `ScreenSet.atoms`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+
+def system_key(atoms: Atoms) -> str:
+    """Content hash (16 hex) of a structure: atomic numbers, positions (1e-5 Å), cell, pbc, tags, fixed atoms."""
+    from ase.constraints import FixAtoms
+
+    h = hashlib.sha256()
+    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(np.asarray(atoms.positions, dtype=float), 5).tobytes())
+    h.update(np.round(np.asarray(atoms.cell.array, dtype=float), 5).tobytes())
+    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
+    h.update(np.asarray(atoms.get_tags(), dtype=np.int64).tobytes())
+    fixed = sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()})
+    h.update(np.asarray(fixed, dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class ScreenReaction:
+    """One reaction: signed coefficients per species name, the system key of each species, its reference ΔE
+    (DFT for datasets, None for generated candidates until a reference model fills it), and labels."""
+
+    id: str
+    equation: str
+    reactants: dict[str, float]
+    products: dict[str, float]
+    systems: dict[str, str]  # species name -> system key
+    gas: dict[str, bool]  # species name -> gas-phase species?
+    reference: float | None = None
+    adsorbate: str = ""
+    surface: str = ""
+    facet: str = ""
+    site: str = ""
+    strain_percent: float = 0.0
+
+    def delta_e(self, energies: Mapping[str, float], gas_energies: Mapping[str, float] | None = None) -> float:
+        """ΔE = Σ_products c·E − Σ_reactants c·E (eV) from energies by system key; gas-phase species take their
+        energy from `gas_energies` when given (e.g. the teacher's, FORK protocol). KeyError if one is missing."""
+
+        def e(name: str) -> float:
+            key = self.systems[name]
+            if gas_energies is not None and self.gas.get(name, False):
+                return float(gas_energies[key])
+            return float(energies[key])
+
+        return sum(c * e(n) for n, c in self.products.items()) - sum(c * e(n) for n, c in self.reactants.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScreenReaction:
+        """Inverse of `to_dict`."""
+        return cls(**dict(d))
+
+
+@dataclass
+class ScreenSet:
+    """Reactions, their distinct structures by key, and what was skipped (id, reason)."""
+
+    name: str
+    source: str
+    reference_kind: str  # "dft" or "teacher"
+    reactions: list[ScreenReaction]
+    atoms: dict[str, Atoms]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gas_keys(self) -> set[str]:
+        """Keys of systems that are gas-phase species in some reaction."""
+        return {r.systems[n] for r in self.reactions for n, g in r.gas.items() if g}
+
+    def limit(self, n: int | None) -> ScreenSet:
+        """The first `n` reactions (None: all) with only the structures they need."""
+        if n is None or n >= len(self.reactions):
+            return self
+        reactions = self.reactions[:n]
+        keys = {k for r in reactions for k in r.systems.values()}
+        skipped = self.skipped + [(r.id, f"beyond --limit {n}") for r in self.reactions[n:]]
+        return ScreenSet(
+            self.name,
+            self.source,
+            self.reference_kind,
+            reactions,
+            {k: a for k, a in self.atoms.items() if k in keys},
+            skipped,
+            dict(self.counts),
+        )
+
+
+def from_dataset(dataset: Any) -> ScreenSet:
+    """A `screening.cathub.Dataset` as a ScreenSet (reference: DFT reaction energies). Reactions without
+    structures or DFT energy are skipped with a reason; invalid ones keep their validation reason."""
+    reactions: list[ScreenReaction] = []
+    atoms: dict[str, Atoms] = {}
+    skipped: list[tuple[str, str]] = [(inv.id, f"invalid: {inv.reason}") for inv in dataset.invalid]
+    for r in dataset.reactions:
+        if r.reaction_energy is None:
+            skipped.append((r.id, "no DFT reaction energy"))
+            continue
+        names = list(r.reactants) + [n for n in r.products if n not in r.reactants]
+        missing = [n for n in names if n not in r.systems or r.systems[n].atoms is None]
+        if missing:
+            skipped.append((r.id, f"no structure for {', '.join(missing)}"))
+            continue
+        keys, gas = {}, {}
+        for n in names:
+            s = r.systems[n]
+            k = system_key(s.atoms)
+            atoms.setdefault(k, s.atoms)
+            keys[n], gas[n] = k, bool(s.gas)
+        sites = r.sites if isinstance(r.sites, dict) else {}
+        reactions.append(
+            ScreenReaction(
+                id=r.id,
+                equation=r.equation,
+                reactants=dict(r.reactants),
+                products=dict(r.products),
+                systems=keys,
+                gas=gas,
+                reference=float(r.reaction_energy),
+                adsorbate=r.adsorbate or "",
+                surface=r.surface_composition or r.chemical_composition or "",
+                facet=r.facet_raw or r.facet or "",
+                site=",".join(f"{k}:{v}" for k, v in sites.items()),
+                strain_percent=float(r.strain_percent or 0.0),
+            )
+        )
+    counts = dict(dataset.counts)
+    return ScreenSet(dataset.name, dataset.source, "dft", reactions, atoms, skipped, counts)
+
+
+# ----------------------------------------------------------------------------- generated candidates
+# Built-in offline screening set: H, O, OH on small fcc(111)-type slabs of pure metals and A3B / AB alloys.
+BUILTIN_SURFACES: tuple[tuple[str, str, str], ...] = (
+    ("Pt", "fcc", "111"),
+    ("Cu", "fcc", "111"),
+    ("Ni", "fcc", "111"),
+    ("Pd", "fcc", "111"),
+    ("Au", "fcc", "111"),
+    ("Ag", "fcc", "111"),
+    ("Rh", "fcc", "111"),
+    ("Ir", "fcc", "111"),
+    ("Pt3Ni", "L12", "111"),
+    ("Cu3Au", "L12", "111"),
+    ("Pd3Ag", "L12", "111"),
+    ("CuPd", "B2", "110"),
+)
+BUILTIN_ADSORBATES: tuple[str, ...] = ("H", "O", "OH")
+PREFERRED_SITE = {"H": "fcc", "O": "fcc", "OH": "ontop", "N": "fcc", "C": "hcp"}
+
+
+def _pick_site(slab: Atoms, adsorbate: str) -> Any:
+    from screening.structures import find_sites
+
+    sites = find_sites(slab)
+    want = PREFERRED_SITE.get(adsorbate, "ontop")
+    for s in sites:
+        if s.name.startswith(want):
+            return s
+    return sites[0]
+
+
+def _add_system(
+    atoms_by_key: dict[str, Atoms], slab: Atoms, adslab: Atoms, gas: Mapping[str, Atoms]
+) -> tuple[str, str, dict[str, str]]:
+    ks, ka = system_key(slab), system_key(adslab)
+    atoms_by_key.setdefault(ks, slab)
+    atoms_by_key.setdefault(ka, adslab)
+    gk = {}
+    for g, m in gas.items():
+        k = system_key(m)
+        atoms_by_key.setdefault(k, m)
+        gk[g] = k
+    return ks, ka, gk
+
+
+def adsorption_reaction(
+    rid: str,
+    adsorbate: str,
+    coefficients: Mapping[str, float],
+    slab_key: str,
+    adslab_key: str,
+    gas_keys: Mapping[str, str],
+    **labels: Any,
+) -> ScreenReaction:
+    """Adsorption as a CatalysisHub-style reaction: reactants ``star`` + Σ ν·gas (ν may be negative),
+    product ``<ads>star``; ΔE = E(adslab) − E(slab) − Σ ν E(gas)."""
+    reactants = {"star": 1.0, **{f"{g}gas": float(nu) for g, nu in coefficients.items()}}
+    products = {f"{adsorbate}star": 1.0}
+    terms = " ".join(
+        f"{'-' if nu < 0 else '+'} {abs(nu):g}{g}(g)" if abs(nu) != 1 else f"{'-' if nu < 0 else '+'} {g}(g)"
+        for g, nu in coefficients.items()
+    )
+    equation = f"* {terms} -> {adsorbate}*".replace("  ", " ")
+    systems = {"star": slab_key, f"{adsorbate}star": adslab_key, **{f"{g}gas": k for g, k in gas_keys.items()}}
+    gas = {n: n.endswith("gas") for n in systems}
+    return ScreenReaction(rid, equation, reactants, products, systems, gas, None, adsorbate, **labels)
+
+
+def builtin_set(
+    surfaces: Sequence[tuple[str, str, str]] = BUILTIN_SURFACES,
+    adsorbates: Sequence[str] = BUILTIN_ADSORBATES,
+    *,
+    layers: int = 3,
+    vacuum: float = 6.0,
+    limit: int | None = None,
+) -> ScreenSet:
+    """The built-in offline screening set: every (surface, adsorbate) pair, small slabs (3 layers, smallest
+    cell with ≥ 4 atoms per layer), unrelaxed adsorbate at the preferred site (H, O: fcc hollow; OH: ontop).
+    Reference ΔE is filled later by the teacher (not DFT). Order: surface-major, so `limit` keeps whole
+    surfaces first."""
+    from screening.structures import build_adsorption_system, make_slab
+
+    reactions: list[ScreenReaction] = []
+    atoms: dict[str, Atoms] = {}
+    skipped: list[tuple[str, str]] = []
+    for comp, proto, facet in surfaces:
+        slab = None
+        for ads in adsorbates:
+            if limit is not None and len(reactions) >= limit:
+                break
+            rid = f"{comp}-{proto}({facet})-{ads}"
+            try:
+                if slab is None:
+                    slab = make_slab(comp, proto, facet, layers=layers, vacuum=vacuum)
+                site = _pick_site(slab, ads)
+                sys_ = build_adsorption_system(comp, proto, facet, ads, site=site, layers=layers, vacuum=vacuum)
+            except Exception as err:  # a builder limitation is reported, not fatal
+                skipped.append((rid, f"build failed: {err}"))
+                continue
+            ks, ka, gk = _add_system(atoms, sys_.slab, sys_.adslab, sys_.gas)
+            reactions.append(
+                adsorption_reaction(
+                    rid, ads, sys_.coefficients, ks, ka, gk, surface=comp, facet=f"{proto}({facet})",
+                    site=site.name,
+                )
+            )  # fmt: skip
+    source = f"built-in: {len(surfaces)} surfaces × {list(adsorbates)}, {layers} layers, unrelaxed"
+    return ScreenSet("builtin", source, "teacher", reactions, atoms, skipped, {"reactions": len(reactions)})
+
+
+def generated_set(
+    elements: Sequence[str],
+    n: int,
+    *,
+    seed: int = 0,
+    adsorbates: Sequence[str] = BUILTIN_ADSORBATES,
+    prototypes: Sequence[str] = ("fcc", "L12", "B2"),
+    facets: Sequence[str] | None = ("111", "110"),
+    strains: Sequence[float] = (0.0,),
+) -> ScreenSet:
+    """`n` candidates drawn with `ChemicalSpace(...).sample(n, seed)`; the clean slab of each is the adslab
+    without its adsorbate (tag 2), gas references from `gas_molecule` with ν from `gas_coefficients`."""
+    from screening.structures import ChemicalSpace, gas_coefficients, gas_molecule
+
+    space = ChemicalSpace(elements, prototypes=prototypes, facets=facets, adsorbates=adsorbates, strains=strains)
+    reactions: list[ScreenReaction] = []
+    atoms: dict[str, Atoms] = {}
+    gas_cache: dict[str, Atoms] = {}
+    for k, adslab in enumerate(space.sample(n, seed)):
+        ads = str(adslab.info.get("adsorbate", ""))
+        slab = adslab[adslab.get_tags() != 2]
+        slab.info = {}
+        nu = gas_coefficients(ads)
+        gas = {g: gas_cache.setdefault(g, gas_molecule(g)) for g in nu}
+        ks, ka, gk = _add_system(atoms, slab, adslab, gas)
+        comp = str(adslab.info.get("composition", ""))
+        site = str(adslab.info.get("site", ""))
+        rid = f"cand{k:04d}-{comp}-{ads}@{site}"
+        facet = f"{adslab.info.get('prototype', '')}({adslab.info.get('facet', '')})"
+        strain = float(adslab.info.get("strain", 0.0) or 0.0)
+        reactions.append(
+            adsorption_reaction(rid, ads, nu, ks, ka, gk, surface=comp, facet=facet, site=site, strain_percent=strain)
+        )
+    source = f"generated: ChemicalSpace({list(elements)}).sample({n}, seed={seed}), unrelaxed"
+    return ScreenSet("generated", source, "teacher", reactions, atoms, [], {"reactions": len(reactions)})

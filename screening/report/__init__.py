@@ -1,0 +1,132 @@
+"""Reports of screening runs: `write_report(run_dir)` regenerates figures, tables, `summary.md` and `index.html`
+from the saved `results.json` (and `funnel.json` when present) without recomputing anything."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from screening.report.html import index_html
+from screening.report.plots import funnel_figure, make_figures
+from screening.report.tables import (
+    adsorbate_rows,
+    anomaly_rows,
+    funnel_rows,
+    markdown,
+    reaction_rows,
+    skipped_rows,
+    speed_rows,
+    write_table,
+)
+
+
+def _model_line(role: str, d: dict[str, Any]) -> str:
+    extra = [
+        f"{k} {d[k]}" for k in ("path", "sha256", "package", "model", "parameters", "seed") if d.get(k) is not None
+    ]
+    return f"{role}: {d['label']} [{d.get('kind', '?')}]" + (" — " + ", ".join(extra) if extra else "")
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """What the report is about: reference, models with hashes, dataset, counts, headline metrics, caveats."""
+    ds = results["dataset"]
+    m = results["metrics"]["all"]
+    lines = [
+        f"Reference: {results['reference']}. {results['reference_note']}",
+        _model_line("Teacher", results["models"]["teacher"]),
+    ]
+    if "student" in results["models"]:
+        lines.append(_model_line("Student", results["models"]["student"]))
+    else:
+        lines.append(f"Student: absent — teacher-only run: {results.get('student_absent_reason')}")
+    lines += [
+        f"Dataset: {ds['name']} — {ds['source']}; counts: "
+        + ", ".join(f"{k} {v}" for k, v in ds.get("counts", {}).items() if v not in (None, {}, 0) or k == "invalid"),
+        f"Reactions screened: {ds['reactions_screened']}; distinct systems evaluated: {ds['distinct_systems']} "
+        f"({ds['gas_systems']} gas); skipped/invalid: {len(ds['skipped'])}",
+        f"Mode: {results['config']['mode']}; gas-phase energies: {results['gas_energies']} "
+        + (
+            "(the teacher's gas energies are used for both models, FORK protocol)"
+            if results["gas_energies"] == "teacher"
+            else "(each model its own)"
+        ),
+        f"MAE teacher vs reference: {_fmt(m['mae_teacher'])} eV; Spearman {_fmt(m['spearman_teacher'])}",
+    ]
+    if "student" in results["models"]:
+        t = results["timing"]
+        lines.append(
+            f"MAE student vs reference: {_fmt(m['mae_student'])} eV (ΔMAE {_fmt(m['delta_mae'])} eV); Spearman "
+            f"{_fmt(m['spearman_student'])}; student vs teacher Spearman {_fmt(m['spearman_student_teacher'])}; "
+            f"student closer to the reference in {_fmt(m['student_closer_share'])} of reactions; "
+            f"speedup {_fmt(t.get('speedup'), 2)}×"
+        )
+    if results.get("caveat_reactions"):
+        lines.append(
+            f"Caveat on {results['caveat_reactions']} reaction(s) (column 'caveat'): " + "; ".join(results["caveats"])
+        )
+    lines.append("Timing: " + results["timing"]["note"])
+    lines.append(f"Created {results['created']}" + (f" by `{results['command']}`" if results.get("command") else ""))
+    return lines
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    from screening.report.tables import _fmt as f
+
+    return f(v, digits)
+
+
+def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi: int = 100) -> list[str]:
+    """(Re)write the report of a run directory from `results.json` (and `funnel.json`); returns file names."""
+    from screening.runner import load_results
+
+    run_dir = Path(run_dir)
+    funnel_path = run_dir / "funnel.json"
+    results = load_results(run_dir) if (run_dir / "results.json").is_file() or not funnel_path.is_file() else None
+    figures: dict[str, list[str]] = {}
+    sections: list[tuple[str, list[dict[str, Any]], list[str]]] = []
+    if results is not None:
+        figures = make_figures(results, run_dir, formats=formats, dpi=dpi)
+        ref = results["reference"]
+        for title, rows, name in (
+            (f"Per-adsorbate metrics (reference: {ref})", adsorbate_rows(results), "per_adsorbate"),
+            ("Speed", speed_rows(results), "speed"),
+            (f"Per-reaction results, eV (reference: {ref})", reaction_rows(results), "reactions"),
+            ("Skipped / invalid reactions", skipped_rows(results), "skipped"),
+        ):
+            sections.append((title, rows, write_table(rows, run_dir, name)))
+    if results is not None and results.get("anomalies"):
+        rows = anomaly_rows(results)
+        sections.insert(2, ("Relaxation anomalies", rows, write_table(rows, run_dir, "anomalies")))
+    lines = summary_lines(results) if results is not None else []
+    if funnel_path.is_file():
+        funnel = json.loads(funnel_path.read_text())
+        rows = funnel_rows(funnel)
+        at = min(2, len(sections))
+        sections.insert(at, ("Funnel (hierarchical screening)", rows, write_table(rows, run_dir, "funnel")))
+        ranking = funnel["final_ranking"]
+        sections.insert(
+            at + 1, ("Funnel final ranking (teacher ΔE, eV)", ranking, write_table(ranking, run_dir, "funnel_ranking"))
+        )
+        figures["funnel"] = funnel_figure(funnel, run_dir, formats=formats, dpi=dpi)
+        if results is None:
+            mods = funnel["models"]
+            lines = [
+                "Funnel-only run (teacher did not evaluate every candidate: no full comparison)",
+                _model_line("Teacher", mods["teacher"]),
+                _model_line("Student", mods["student"]),
+                f"Dataset: {funnel['dataset']['name']} — {funnel['dataset']['source']}",
+            ]
+    md = ["# Screening report", ""] + [f"- {line}" for line in lines] + [""]
+    for title, rows, _files in sections:
+        md += [f"## {title}", "", markdown(rows)]
+    md += ["## Figures", ""] + [f"![{n}]({f[0]})" for n, f in figures.items()] + [""]
+    (run_dir / "summary.md").write_text("\n".join(md))
+    (run_dir / "index.html").write_text(index_html("Screening report", lines, sections, figures))
+    files = ["summary.md", "index.html"] + [f for fs in figures.values() for f in fs]
+    files += [f for _t, _r, fs in sections for f in fs]
+    return files
+
+
+__all__ = ["summary_lines", "write_report"]

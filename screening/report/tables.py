@@ -1,0 +1,167 @@
+"""Tables of a screening run as rows (lists of dicts), written as CSV and Markdown: per-reaction results,
+per-adsorbate metrics (like FORK's Table 2), speed (like its Table 6), skipped reactions, funnel summary."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return "—" if not math.isfinite(v) else f"{v:.{digits}f}"
+    if isinstance(v, list):
+        return "; ".join(map(str, v))
+    return str(v)
+
+
+def reaction_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per reaction (eV)."""
+    has_s = "student" in results["models"]
+    out = []
+    for r in results["reactions"]:
+        row = {
+            "id": r["id"],
+            "equation": r["equation"],
+            "adsorbate": r["adsorbate"],
+            "surface": r["surface"],
+            "facet": r["facet"],
+            "site": r["site"],
+            "reference_eV": r["reference"],
+            "teacher_eV": r["teacher"],
+            "teacher_error_eV": r["teacher_error"],
+        }
+        if has_s:
+            row.update(student_eV=r["student"], student_error_eV=r["student_error"])
+        if r.get("caveat"):
+            row["caveat"] = r["caveat"]
+        if "teacher_anomalies" in r:
+            row["teacher_anomalies"] = r["teacher_anomalies"]
+            if has_s:
+                row["student_anomalies"] = r.get("student_anomalies", [])
+        out.append(row)
+    return out
+
+
+def adsorbate_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-adsorbate and overall metrics."""
+    has_s = "student" in results["models"]
+    out = []
+    metrics = results["metrics"]
+    for group in [k for k in metrics if k != "all"] + ["all"]:
+        m = metrics[group]
+        row = {
+            "adsorbate": group,
+            "n": m["n"],
+            "MAE_teacher_eV": m["mae_teacher"],
+            "spearman_teacher": m["spearman_teacher"],
+        }
+        if has_s:
+            row.update(
+                MAE_student_eV=m["mae_student"],
+                dMAE_eV=m["delta_mae"],
+                spearman_student=m["spearman_student"],
+                spearman_student_vs_teacher=m["spearman_student_teacher"],
+                student_closer_share=m["student_closer_share"],
+            )
+        out.append(row)
+    return out
+
+
+def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Timing per model and the speedup (teacher ms per structure / student ms per structure)."""
+    out = []
+    timing = results["timing"]
+    for role in ("teacher", "student"):
+        if role not in timing:
+            continue
+        t = timing[role]
+        out.append(
+            {
+                "model": results["models"][role]["label"],
+                "parameters": results["models"][role].get("parameters", "—"),
+                "structures": t["structures"],
+                "batches": t["batches"],
+                "ms_per_structure": t["ms_per_structure"],
+                "ms_per_batch": t["ms_per_batch"],
+                "ms_per_atom": t["ms_per_atom"],
+                "speedup_vs_teacher": 1.0 if role == "teacher" else timing.get("speedup"),
+            }
+        )
+        if "speedup_per_model_call" in timing:
+            out[-1]["model_calls_per_structure"] = t.get("model_calls_per_structure")
+            out[-1]["speedup_per_model_call"] = 1.0 if role == "teacher" else timing["speedup_per_model_call"]
+    return out
+
+
+def skipped_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Skipped or invalid reactions with reasons."""
+    return [{"id": s["id"], "reason": s["reason"]} for s in results["dataset"]["skipped"]]
+
+
+def anomaly_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Counts of relaxation anomaly classes per model (relax mode only)."""
+    out = []
+    for role, counts in results.get("anomalies", {}).items():
+        for cls, n in counts.items():
+            out.append({"model": results["models"][role]["label"], "class": cls, "reactions": n})
+    return out
+
+
+def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
+    """Funnel summary as metric/value rows."""
+    sel = funnel["selection"]
+    rows = [
+        ("candidates", funnel["candidates"]),
+        ("selection", ", ".join(f"{k}={v}" for k, v in sel.items())),
+        ("score", funnel["score"]),
+        ("re-evaluated by teacher", funnel["re_evaluated"]),
+        (
+            "teacher structures (funnel / all)",
+            f"{funnel['teacher_structures_funnel']} / {funnel['teacher_structures_all']}",
+        ),
+        ("structures saved", funnel["structures_saved_share"]),
+        ("compute saved (measured ms/structure)", funnel.get("compute_saved_share")),
+        (f"recall of teacher top-{funnel['top_k']}", funnel.get("recall_at_k")),
+        (f"student-only recall of teacher top-{funnel['top_k']}", funnel.get("student_only_recall_at_k")),
+    ]
+    return [{"metric": k, "value": v} for k, v in rows]
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """CSV with the union of keys as header (lists joined by '; ')."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: "; ".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
+
+
+def markdown(rows: Sequence[dict[str, Any]], digits: int = 3) -> str:
+    """GitHub Markdown table."""
+    if not rows:
+        return "_(none)_\n"
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r.get(k), digits).replace("|", "\\|") for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: Sequence[dict[str, Any]], out_dir: Path, name: str) -> list[str]:
+    """`name`.csv and `name`.md; returns the file names."""
+    write_csv(rows, out_dir / f"{name}.csv")
+    (out_dir / f"{name}.md").write_text(markdown(rows))
+    return [f"{name}.csv", f"{name}.md"]

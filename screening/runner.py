@@ -1,0 +1,380 @@
+"""Screening engine: evaluate each distinct system once per model (batched, timed, cached in the run directory),
+assemble reaction energies, compute metrics and anomalies, and write `results.json`.
+
+Resumability: per-model energies live in ``<run>/energies/<role>-<fingerprint>.json`` (written atomically after
+every batch); a re-run with the same models and structures reads them instead of calling the model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from screening.metrics import grouped
+from screening.models import Evaluator
+from screening.reactions import ScreenReaction, ScreenSet
+
+RESULTS_FILE = "results.json"
+SLAB_MOVE_TOL = 0.5  # Å: a slab atom moving more than this during relaxation is an anomaly
+MIGRATION_TOL = 1.0  # Å: lateral move of the adsorbate's binding atom counted as migration
+DESORPTION_RATIO = 1.5  # adsorbate–surface distance / sum of covalent radii above this = desorbed
+ENERGY_ANOMALY = 2.0  # eV: |ΔE_model − ΔE_ref| above this
+# Materials Project (MPtrj) applies +U to these elements only when O or F is present: a model trained on MPtrj
+# (SevenNet-0) mixes PBE and PBE+U energy scales between the clean slab and the O-covered one.
+MP_U_ELEMENTS = frozenset({"Co", "Cr", "Fe", "Mn", "Mo", "Ni", "V", "W"})
+
+
+def mp_u_caveat(symbols: set[str]) -> str | None:
+    """Caveat for MPtrj-trained models when a reaction combines a +U element with O or F, else None."""
+    u = sorted(symbols & MP_U_ELEMENTS)
+    if u and symbols & {"O", "F"}:
+        return f"MPtrj PBE+U mixing ({','.join(u)} with O/F): ΔE of an MPtrj-trained model is not comparable"
+    return None
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, default=_json_default)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+class EnergyStore:
+    """Per-model cache of system results in a run directory: {key: {energy, natoms, ...}} plus batch timings."""
+
+    def __init__(self, run_dir: Path, role: str, evaluator: Evaluator, mode: str) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in evaluator.fingerprint)[:48]
+        self.path = Path(run_dir) / "energies" / f"{role}-{mode}-{safe}.json"
+        self.data: dict[str, Any] = {
+            "fingerprint": evaluator.fingerprint,
+            "label": evaluator.label,
+            "mode": mode,
+            "entries": {},
+            "batches": [],
+        }
+        if self.path.is_file():
+            old = json.loads(self.path.read_text())
+            if old.get("fingerprint") == evaluator.fingerprint and old.get("mode") == mode:
+                self.data = old
+
+    @property
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """Cached results by system key."""
+        return self.data["entries"]
+
+    def save(self) -> None:
+        """Write atomically."""
+        atomic_write_json(self.path, self.data)
+
+
+def chunks(atoms: Sequence[Atoms], budget: int) -> list[list[int]]:
+    """Indices in groups of at most `budget` atoms, input order (a larger structure gets its own group)."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    total = 0
+    for i, a in enumerate(atoms):
+        if cur and total + len(a) > budget:
+            out.append(cur)
+            cur, total = [], 0
+        cur.append(i)
+        total += len(a)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _relax_diagnostics(before: Atoms, after_pos: np.ndarray, gas: bool) -> dict[str, Any]:
+    """Slab displacement (max, Å), lateral move of the adsorbate's lowest atom (Å), desorption flag."""
+    from ase.data import covalent_radii
+    from ase.geometry import get_distances
+
+    tags = before.get_tags()
+    disp_vec = after_pos - before.positions
+    disp = np.linalg.norm(disp_vec, axis=1)
+    ads = tags == 2
+    out: dict[str, Any] = {"slab_shift": float(disp[~ads].max(initial=0.0)) if not gas else 0.0}
+    if gas or not ads.any() or ads.all():
+        out.update(ads_shift=0.0, desorbed=False)
+        return out
+    ads_idx = np.flatnonzero(ads)
+    low = ads_idx[np.argmin(before.positions[ads_idx, 2])]
+    out["ads_shift"] = float(np.linalg.norm(disp_vec[low, :2]))
+    slab_idx = np.flatnonzero(~ads)
+    _, d = get_distances(after_pos[ads_idx], after_pos[slab_idx], cell=before.cell, pbc=before.pbc)
+    radii = covalent_radii[before.numbers[ads_idx]][:, None] + covalent_radii[before.numbers[slab_idx]][None, :]
+    out["desorbed"] = bool((d / radii).min() > DESORPTION_RATIO)
+    return out
+
+
+def evaluate_systems(
+    evaluator: Evaluator,
+    atoms_by_key: Mapping[str, Atoms],
+    keys: Sequence[str],
+    store: EnergyStore,
+    *,
+    mode: str = "single-point",
+    batch_atoms: int = 256,
+    gas_keys: set[str] | frozenset[str] = frozenset(),
+    fmax: float = 0.05,
+    max_steps: int = 300,
+    warmup: bool = True,
+) -> dict[str, float]:
+    """Energies (eV) of `keys` with `evaluator`, cached in `store`: only missing keys are computed, in batches
+    of ≤ `batch_atoms` atoms; each batch is timed (wall clock) and saved at once. Gas systems and the others
+    go in separate batches so that timings per structure can be reported for surfaces alone."""
+    todo = [k for k in dict.fromkeys(keys) if k not in store.entries]
+    if todo and warmup and not store.data.get("warmed_up_once"):
+        smallest = min(todo, key=lambda k: len(atoms_by_key[k]))
+        evaluator.energies([atoms_by_key[smallest]])  # first call pays one-off costs: not timed
+    for group_keys in ([k for k in todo if k in gas_keys], [k for k in todo if k not in gas_keys]):
+        structs = [atoms_by_key[k] for k in group_keys]
+        for idx in chunks(structs, batch_atoms):
+            sub = [structs[i] for i in idx]
+            t0 = time.perf_counter()
+            if mode == "relax":
+                outcomes = evaluator.relax(sub, fmax, max_steps)
+            else:
+                energies = evaluator.energies(sub)
+            dt = time.perf_counter() - t0
+            for j, i in enumerate(idx):
+                k = group_keys[i]
+                entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys}
+                if mode == "relax":
+                    o = outcomes[j]
+                    entry.update(energy=o.energy, converged=o.converged, steps=o.steps)
+                    entry.update(_relax_diagnostics(sub[j], np.asarray(o.positions), k in gas_keys))
+                else:
+                    entry["energy"] = energies[j]
+                store.entries[k] = entry
+            store.data["batches"].append(
+                {
+                    "structures": len(sub),
+                    "atoms": sum(len(a) for a in sub),
+                    "seconds": dt,
+                    "gas": group_keys[idx[0]] in gas_keys,
+                    # force evaluations: FIRE steps (relax) or one per structure (single point)
+                    "force_calls": sum(o.steps for o in outcomes) if mode == "relax" else len(sub),
+                }
+            )
+            store.save()
+    return {k: float(store.entries[k]["energy"]) for k in keys}
+
+
+def timing_summary(store: EnergyStore) -> dict[str, Any]:
+    """ms per structure / per atom / per batch over the non-gas batches of a store (all batches if none)."""
+    batches = [b for b in store.data["batches"] if not b.get("gas")] or store.data["batches"]
+    if not batches:
+        return {"structures": 0, "batches": 0, "ms_per_structure": None, "ms_per_batch": None, "ms_per_atom": None}
+    secs = sum(b["seconds"] for b in batches)
+    n = sum(b["structures"] for b in batches)
+    atoms = sum(b["atoms"] for b in batches)
+    calls = sum(b.get("force_calls", b["structures"]) for b in batches)
+    return {
+        "model_calls_per_structure": calls / n,
+        "structures": n,
+        "atoms": atoms,
+        "batches": len(batches),
+        "seconds": secs,
+        "ms_per_structure": 1000 * secs / n,
+        "ms_per_atom": 1000 * secs / atoms,
+        "ms_per_batch": 1000 * secs / len(batches),
+    }
+
+
+@dataclass
+class RunConfig:
+    """Options of a screening run."""
+
+    mode: str = "single-point"  # or "relax"
+    gas_energies: str = "teacher"  # "teacher": gas species use the teacher's energies for both models; "self"
+    batch_atoms: int = 256
+    fmax: float = 0.05
+    max_steps: int = 300
+    threads: int | None = None
+
+
+def _reaction_anomalies(
+    r: ScreenReaction, entries: Mapping[str, Mapping[str, Any]], delta: float | None, ref: float | None
+) -> list[str]:
+    out = []
+    sys_entries = [entries[k] for k in r.systems.values() if k in entries]
+    if any(not e.get("converged", True) for e in sys_entries):
+        out.append("not converged")
+    if any(e.get("slab_shift", 0.0) > SLAB_MOVE_TOL for e in sys_entries):
+        out.append(f"slab moved > {SLAB_MOVE_TOL} Å")
+    if any(e.get("desorbed") for e in sys_entries):
+        out.append("adsorbate desorbed")
+    elif any(e.get("ads_shift", 0.0) > MIGRATION_TOL for e in sys_entries):
+        out.append("adsorbate migrated")
+    if delta is not None and ref is not None and abs(delta - ref) > ENERGY_ANOMALY:
+        out.append(f"|ΔE − ref| > {ENERGY_ANOMALY:g} eV")
+    return out
+
+
+def reference_label(screen_set: ScreenSet, teacher: Evaluator) -> str:
+    """What the reference is, in words, for every table and plot."""
+    if screen_set.reference_kind == "dft":
+        return "DFT (CatalysisHub reactionEnergy)"
+    return f"teacher ({teacher.label}), not DFT"
+
+
+def run_screening(
+    screen_set: ScreenSet,
+    teacher: Evaluator,
+    student: Evaluator | None,
+    run_dir: str | Path,
+    *,
+    config: RunConfig | None = None,
+    student_absent_reason: str | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate, assemble ΔE, compute metrics/timing/anomalies; writes and returns ``results.json``'s content."""
+    cfg = config or RunConfig()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gas_keys = screen_set.gas_keys
+    all_keys = list(screen_set.atoms)
+    t_store = EnergyStore(run_dir, "teacher", teacher, cfg.mode)
+    e_teacher = evaluate_systems(
+        teacher, screen_set.atoms, all_keys, t_store, mode=cfg.mode, batch_atoms=cfg.batch_atoms,
+        gas_keys=gas_keys, fmax=cfg.fmax, max_steps=cfg.max_steps,
+    )  # fmt: skip
+    e_student: dict[str, float] | None = None
+    s_store = None
+    if student is not None:
+        s_keys = [k for k in all_keys if not (cfg.gas_energies == "teacher" and k in gas_keys)]
+        s_store = EnergyStore(run_dir, "student", student, cfg.mode)
+        e_student = evaluate_systems(
+            student, screen_set.atoms, s_keys, s_store, mode=cfg.mode, batch_atoms=cfg.batch_atoms,
+            gas_keys=gas_keys, fmax=cfg.fmax, max_steps=cfg.max_steps,
+        )  # fmt: skip
+    gas_ref = e_teacher if cfg.gas_energies == "teacher" else None
+    rows = []
+    mptrj_teacher = teacher.description.get("kind") == "sevennet"
+    for r in screen_set.reactions:
+        t = r.delta_e(e_teacher)
+        s = r.delta_e(e_student, gas_ref) if e_student is not None else None
+        ref = r.reference if screen_set.reference_kind == "dft" else t
+        row: dict[str, Any] = {
+            "id": r.id,
+            "equation": r.equation,
+            "adsorbate": r.adsorbate,
+            "surface": r.surface,
+            "facet": r.facet,
+            "site": r.site,
+            "strain_percent": r.strain_percent,
+            "reference": ref,
+            "teacher": t,
+            "student": s,
+            "teacher_error": t - ref,
+            "student_error": None if s is None else s - ref,
+        }
+        if mptrj_teacher:
+            symbols = {sym for k in r.systems.values() for sym in screen_set.atoms[k].get_chemical_symbols()}
+            row["caveat"] = mp_u_caveat(symbols)
+        if cfg.mode == "relax":
+            row["teacher_anomalies"] = _reaction_anomalies(r, t_store.entries, t, ref)
+            if s_store is not None:
+                row["student_anomalies"] = _reaction_anomalies(r, s_store.entries, s, ref)
+        rows.append(row)
+    has_student = student is not None
+    metrics = grouped(rows, "adsorbate", has_student)
+    timing: dict[str, Any] = {"teacher": timing_summary(t_store)}
+    if s_store is not None:
+        timing["student"] = timing_summary(s_store)
+        ts, ss = timing["teacher"]["ms_per_structure"], timing["student"]["ms_per_structure"]
+        timing["speedup"] = ts / ss if ts and ss else None
+        if cfg.mode == "relax":  # relaxations differ in step counts: also compare per model call
+            tc = ts / timing["teacher"]["model_calls_per_structure"] if ts else None
+            sc = ss / timing["student"]["model_calls_per_structure"] if ss else None
+            timing["speedup_per_model_call"] = tc / sc if tc and sc else None
+    timing["note"] = (
+        "wall clock per batch over surface (non-gas) systems measured in the run that computed them "
+        f"(batches of ≤ {cfg.batch_atoms} atoms, {cfg.threads or 'default'} torch thread(s)); one untimed warm-up "
+        "call per model"
+    )
+    anomalies: dict[str, dict[str, int]] = {}
+    if cfg.mode == "relax":
+        for role in ("teacher", "student") if has_student else ("teacher",):
+            counts: dict[str, int] = {}
+            for row in rows:
+                for a in row.get(f"{role}_anomalies", []):
+                    counts[a] = counts.get(a, 0) + 1
+            counts["reactions without anomaly"] = sum(1 for row in rows if not row.get(f"{role}_anomalies"))
+            anomalies[role] = counts
+    results = {
+        "version": 1,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "config": cfg.__dict__,
+        "dataset": {
+            "name": screen_set.name,
+            "source": screen_set.source,
+            "reference_kind": screen_set.reference_kind,
+            "counts": screen_set.counts,
+            "reactions_screened": len(rows),
+            "distinct_systems": len(screen_set.atoms),
+            "gas_systems": len(gas_keys),
+            "skipped": [{"id": i, "reason": why} for i, why in screen_set.skipped],
+        },
+        "reference": reference_label(screen_set, teacher),
+        "reference_note": (
+            "MAE is computed on raw ΔE against DFT, as CatBench reports it: universal potentials and DFT differ "
+            "by constant per-species offsets, which are not removed."
+            if screen_set.reference_kind == "dft"
+            else "Reference energies are the teacher's own ΔE: teacher errors are zero by construction; the "
+            "student columns measure agreement with the teacher, not accuracy against DFT."
+        ),
+        "models": {"teacher": teacher.description | {"label": teacher.label}},
+        "student_absent_reason": student_absent_reason if student is None else None,
+        "caveats": sorted({row["caveat"] for row in rows if row.get("caveat")}),
+        "caveat_reactions": sum(1 for row in rows if row.get("caveat")),
+        "gas_energies": cfg.gas_energies,
+        "reactions": rows,
+        "metrics": {
+            k: {m: _finite(v) if isinstance(v, float) else v for m, v in d.items()} for k, d in metrics.items()
+        },
+        "timing": timing,
+        "anomalies": anomalies,
+    }
+    if student is not None:
+        results["models"]["student"] = student.description | {"label": student.label}
+    atomic_write_json(run_dir / RESULTS_FILE, results)
+    return results
+
+
+def load_results(run_dir: str | Path) -> dict[str, Any]:
+    """`results.json` of a run directory."""
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: not a screening run directory (run `screen run` first)")
+    return json.loads(path.read_text())
