@@ -92,9 +92,7 @@ class DatasetCache:
 
     def _state(self) -> dict[str, Any]:
         p = self.path / "state.json"
-        return (
-            json.loads(p.read_text()) if p.exists() else {"pubId": self.pub_id, "complete": False, "pages": 0}
-        )
+        return json.loads(p.read_text()) if p.exists() else {"pubId": self.pub_id, "complete": False, "pages": 0}
 
     def page_files(self) -> list[Path]:
         """Cached metadata pages in order."""
@@ -164,9 +162,7 @@ class DatasetCache:
         )
 
     # ------------------------------------------------------------------ download
-    def fetch_metadata(
-        self, client: CatHubClient, *, on_page: Callable[[int, int], None] | None = None
-    ) -> CacheStatus:
+    def fetch_metadata(self, client: CatHubClient, *, on_page: Callable[[int, int], None] | None = None) -> CacheStatus:
         """Phase 1: page the reaction metadata (resumes after the last cached page).
 
         Stops when the server says there is no next page, when every reaction is in, when a page brings no

@@ -9,9 +9,7 @@ import typer
 
 
 def fetch(
-    dataset: Annotated[
-        str, typer.Option("--dataset", "-d", help="Short name (alonso, saini, li) or a pubId.")
-    ],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Short name (alonso, saini, li) or a pubId.")],
     data_file: Annotated[
         Path | None, typer.Option("--data-file", help="Load a local file (raw API JSON, CatBench, CSV).")
     ] = None,
@@ -19,9 +17,7 @@ def fetch(
         Path | None,
         typer.Option("--cache-dir", help="Cache root (default data/cache/cathub, $CATHUB_CACHE_DIR)."),
     ] = None,
-    metadata_only: Annotated[
-        bool, typer.Option("--metadata-only", help="Fetch metadata pages only.")
-    ] = False,
+    metadata_only: Annotated[bool, typer.Option("--metadata-only", help="Fetch metadata pages only.")] = False,
     max_requests: Annotated[
         int | None, typer.Option("--max-requests", help="Stop after this many requests (this run).")
     ] = None,
@@ -29,9 +25,7 @@ def fetch(
         int, typer.Option("--daily-budget", help="Requests allowed per UTC day (API suspends above ~500).")
     ] = 450,
     rate: Annotated[float, typer.Option("--rate", help="Requests per minute.")] = 10.0,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Never contact the API; report the cache.")
-    ] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never contact the API; report the cache.")] = False,
 ) -> None:
     """Fetch a CatalysisHub dataset into the on-disk cache (resumable), or load a local file; summarise it."""
     from tqdm import tqdm
@@ -50,9 +44,7 @@ def fetch(
         cache = DatasetCache(info.pub_id, cache_dir)
         before = cache.status()
         typer.echo(f"cached before: {before.describe()}")
-        complete = before.metadata_complete and (
-            metadata_only or before.systems_cached == before.systems_needed
-        )
+        complete = before.metadata_complete and (metadata_only or before.systems_cached == before.systems_needed)
         if complete:
             typer.echo("cache complete: nothing to fetch")
         if not offline and not complete:
@@ -66,8 +58,7 @@ def fetch(
                 status = cache.status()
                 hint = "" if status.reactions == 0 else " (the cache above is usable offline)"
                 typer.echo(
-                    "error: no CatalysisHub API key: set CATHUB_API_KEY; "
-                    f"offline: use --data-file or the cache{hint}",
+                    f"error: no CatalysisHub API key: set CATHUB_API_KEY; offline: use --data-file or the cache{hint}",
                     err=True,
                 )
                 raise typer.Exit(2)
@@ -85,9 +76,7 @@ def fetch(
                 with tqdm(
                     desc="structures", unit="sys", total=status.systems_needed, initial=status.systems_cached
                 ) as bar_sys:
-                    fetch_to_cache(
-                        cache, client, metadata_only=False, on_system=lambda _id: bar_sys.update(1)
-                    )
+                    fetch_to_cache(cache, client, metadata_only=False, on_system=lambda _id: bar_sys.update(1))
             typer.echo(f"requests this run: {client.requests_made}")
         status = cache.status()
         typer.echo(f"cached now: {status.describe()}")
@@ -98,9 +87,7 @@ def fetch(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        typer.echo(
-            "interrupted: everything fetched so far is cached; rerun the same command to resume", err=True
-        )
+        typer.echo("interrupted: everything fetched so far is cached; rerun the same command to resume", err=True)
         raise typer.Exit(130) from None
     except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

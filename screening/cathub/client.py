@@ -227,9 +227,7 @@ class CatHubClient:
             if retry_after:
                 with contextlib.suppress(ValueError):
                     delay = max(delay, float(retry_after))
-            log.warning(
-                "CatalysisHub %s; retry %d/%d in %.1f s", status, attempt + 1, self.max_retries, delay
-            )
+            log.warning("CatalysisHub %s; retry %d/%d in %.1f s", status, attempt + 1, self.max_retries, delay)
             self._sleep(delay)
             attempt += 1
 
@@ -242,9 +240,7 @@ class CatHubClient:
             ) from None
         errors = payload.get("errors")
         if payload.get("data") is None or errors:
-            msgs = "; ".join(
-                str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors or []
-            )
+            msgs = "; ".join(str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors or [])
             raise CatHubError(redact(f"CatalysisHub GraphQL error: {msgs or 'no data'}", self._key))
         return payload["data"]
 

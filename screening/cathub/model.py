@@ -262,9 +262,7 @@ class Reaction:
                 raise KeyError(name)
             return s.energy + (s.energy_correction if with_corrections else 0.0)
 
-        return sum(c * e(n) for n, c in self.products.items()) - sum(
-            c * e(n) for n, c in self.reactants.items()
-        )
+        return sum(c * e(n) for n, c in self.products.items()) - sum(c * e(n) for n, c in self.reactants.items())
 
     def validate(self, tol: float = ENERGY_TOL) -> str | None:
         """None when the DFT reaction energy matches the system energies within ``tol`` eV, else why."""

@@ -328,9 +328,7 @@ def load_file(path: str | Path) -> tuple[list[Reaction], str]:
     if path.suffix in _STRUCT_SUFFIXES:
         csv_path = _companion(path, (".csv",))
         if csv_path is None:
-            raise ValueError(
-                f"{path}: structures need a CSV of reactions beside them ({path.with_suffix('.csv')})"
-            )
+            raise ValueError(f"{path}: structures need a CSV of reactions beside them ({path.with_suffix('.csv')})")
         return reactions_from_csv(csv_path, path), f"CSV {csv_path} + structures {path}"
     obj = _read_json(path)
     if _is_catbench_processed(obj):

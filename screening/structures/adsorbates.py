@@ -22,9 +22,7 @@ GAS_BOX = 15.0  # Å
 _TETRA = np.degrees(np.arccos(-1.0 / 3.0))  # 109.47°
 
 
-def _umbrella(
-    symbol: str, n: int, bond: float, angle_deg: float
-) -> list[tuple[str, tuple[float, float, float]]]:
+def _umbrella(symbol: str, n: int, bond: float, angle_deg: float) -> list[tuple[str, tuple[float, float, float]]]:
     """n atoms at `bond` Å from the origin, `angle_deg` from -z, spread evenly in azimuth (pointing up)."""
     th = np.radians(180.0 - angle_deg)
     return [
@@ -101,9 +99,7 @@ def binding_height(slab: Atoms, site: AdsorptionSite, binding_symbol: str, scale
     return float(max(need.max(), 0.5))
 
 
-def add_adsorbate(
-    slab: Atoms, adsorbate: str, site: AdsorptionSite | str, height: float | None = None
-) -> Atoms:
+def add_adsorbate(slab: Atoms, adsorbate: str, site: AdsorptionSite | str, height: float | None = None) -> Atoms:
     """Adslab: copy of `slab` with `adsorbate` (tag 2, free) bound at `site` (object or name).
 
     height: Å above the top layer (default: :func:`binding_height`). info gets adsorbate, site,
@@ -126,9 +122,7 @@ def gas_molecule(name: str, box: float = GAS_BOX) -> Atoms:
     from ase.build import molecule
 
     if name not in GAS_MOLECULES:
-        raise StructureBuildError(
-            f"unknown gas reference {name!r}; valid gas references: {list(GAS_MOLECULES)}"
-        )
+        raise StructureBuildError(f"unknown gas reference {name!r}; valid gas references: {list(GAS_MOLECULES)}")
     mol = molecule(name)
     mol.set_cell([box, box, box])
     mol.center()
@@ -138,9 +132,7 @@ def gas_molecule(name: str, box: float = GAS_BOX) -> Atoms:
     return mol
 
 
-def gas_coefficients(
-    adsorbate: str, references: dict[str, dict[str, float]] | None = None
-) -> dict[str, float]:
+def gas_coefficients(adsorbate: str, references: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
     """ν of each gas reference so that E_ads = E(adslab) - E(slab) - Σ ν E(gas).
 
     Built from the adsorbate's elements with `references` (default :data:`ELEMENT_REFERENCES`), e.g.
@@ -150,9 +142,7 @@ def gas_coefficients(
     nu: dict[str, float] = {}
     for sym in adsorbate_atoms(adsorbate).get_chemical_symbols():
         if sym not in refs:
-            raise StructureBuildError(
-                f"no gas reference for element {sym!r}; references given for {list(refs)}"
-            )
+            raise StructureBuildError(f"no gas reference for element {sym!r}; references given for {list(refs)}")
         for gas, coeff in refs[sym].items():
             nu[gas] = nu.get(gas, 0.0) + coeff
     return {g: v for g, v in nu.items() if abs(v) > 1e-12}

@@ -307,9 +307,7 @@ def make_bulk(
         atoms = Atoms([elem_a, elem_b], scaled_positions=[[0, 0, 0], [0.5] * 3], cell=np.eye(3) * a, pbc=True)
     elif name == "L10":
         ap = a / np.sqrt(2.0)
-        atoms = Atoms(
-            [elem_a, elem_b], scaled_positions=[[0, 0, 0], [0.5] * 3], cell=np.diag([ap, ap, c]), pbc=True
-        )
+        atoms = Atoms([elem_a, elem_b], scaled_positions=[[0, 0, 0], [0.5] * 3], cell=np.diag([ap, ap, c]), pbc=True)
     elif name == "D019":
         atoms = _order_hcp_layers(_hcp_supercell(a, c, 2, sqrt3=False), elem_a, elem_b, 1)
     elif name == "A2B_hcp":

@@ -55,12 +55,7 @@ def _decode(info: dict) -> dict:
     for key, value in info.items():
         if isinstance(value, np.generic):
             value = value.item()
-        if (
-            isinstance(value, str)
-            and value.startswith("(")
-            and value.endswith(")")
-            and _looks_numeric(value[1:-1])
-        ):
+        if isinstance(value, str) and value.startswith("(") and value.endswith(")") and _looks_numeric(value[1:-1]):
             value = value[1:-1]
         out[key] = value
     return out

@@ -185,9 +185,7 @@ def find_sites(slab: Atoms, unique: bool = True) -> list[AdsorptionSite]:
         syms = tuple(symbols[m] for m in members)
         label = "".join(sorted(roles.get(s, "X") for s in syms)) if len(roles) > 1 else ""
         sites.append(AdsorptionSite(kind + label, kind, pos, members, syms, base_name=kind + label))
-    sites.sort(
-        key=lambda s: (_KIND_ORDER.get(s.kind, 9), s.name, round(s.position[1], 3), round(s.position[0], 3))
-    )
+    sites.sort(key=lambda s: (_KIND_ORDER.get(s.kind, 9), s.name, round(s.position[1], 3), round(s.position[0], 3)))
     if not unique:
         return sites
 
