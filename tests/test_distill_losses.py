@@ -42,7 +42,7 @@ def test_info_nce_equal_similarities_is_log_k():
 def test_info_nce_identical_distinct_directions_is_small():
     eye = torch.eye(6)
     # orthogonal negatives: −log(e^{1/τ} / (e^{1/τ} + 5)) = log(1 + 5 e^{−1/τ})
-    assert math.isclose(float(info_nce(eye, eye, tau=0.15)), math.log1p(5 * math.exp(-1 / 0.15)), rel_tol=1e-5)
+    assert math.isclose(float(info_nce(eye, eye, tau=0.15)), math.log1p(5 * math.exp(-1 / 0.15)), rel_tol=1e-3)
     assert float(info_nce(eye, eye.flip(0), tau=0.15)) > math.log(6)
 
 
