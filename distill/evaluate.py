@@ -65,3 +65,27 @@ def adsorption_energies(model: Any, systems: Sequence[Any], batch_size: int = 16
     n = len(systems)
     e_gas = dict(zip(names, energies[2 * n :], strict=True))
     return [s.adsorption_energy(energies[i], energies[n + i], e_gas) for i, s in enumerate(systems)]
+
+
+def heldout_spearman(
+    model: Any, teacher: Any, n: int, seed: int = 12345, reference: Sequence[float] | None = None
+) -> float:
+    """Spearman ρ between `model`'s and the teacher's single-point adsorption energies on `n` held-out systems.
+
+    `teacher`: an AtomisticModel or a registry name; `reference`: precomputed teacher energies (skips the teacher).
+    """
+    from distill.data import heldout_adsorption_systems
+
+    systems = heldout_adsorption_systems(n, seed)
+    if reference is None:
+        reference = teacher_adsorption_energies(teacher, systems)
+    return spearman(adsorption_energies(model, systems), reference)
+
+
+def teacher_adsorption_energies(teacher: Any, systems: Sequence[Any]) -> list[float]:
+    """Adsorption energies (eV) of `systems` with the teacher (AtomisticModel or registry name)."""
+    if isinstance(teacher, str):
+        from distill.commands.data import load_teacher_model
+
+        teacher = load_teacher_model(teacher)
+    return adsorption_energies(teacher, systems)
