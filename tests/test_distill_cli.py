@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from gemnet_helpers import tiny_model
+from test_distill_labels import CHEAP
 from test_distill_train import SMALL
 from typer.testing import CliRunner
 
@@ -26,7 +27,7 @@ def workdir(tmp_path_factory):
     from distill.gemnet.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("cli")
-    save_checkpoint(tiny_model(dtype=torch.float32, direct_forces=False, num_blocks=2), d / "teacher.pt")
+    save_checkpoint(tiny_model(dtype=torch.float32, **{**CHEAP, "num_blocks": 2}), d / "teacher.pt")
     common = ["--elements", "Pt,Cu", "--adsorbates", "H,O", "--prototypes", "fcc,B2", "--layers", "2"]
     _ok(["generate", "-o", d / "train.extxyz", "-n", 6, "--seed", 0, *common])
     _ok(["generate", "-o", d / "test.extxyz", "-n", 3, "--seed", 1, *common])

@@ -10,6 +10,12 @@ from gemnet_helpers import pt_slab_o, tiny_model
 
 from distill.labels import CacheMismatchError, LabelCache, LabelSettings, collate, label_structures
 
+# no quadruplet / atom-edge / edge-atom / atom-atom interactions: a fast conservative tiny teacher
+CHEAP = dict(
+    direct_forces=False, num_blocks=1, quad_interaction=False, atom_edge_interaction=False,
+    edge_atom_interaction=False, atom_interaction=False,
+)  # fmt: skip
+
 
 class CountingTeacher(torch.nn.Module):
     """A tiny conservative GemNet-OC as teacher, counting the structures it labels (main calls only)."""
@@ -20,7 +26,7 @@ class CountingTeacher(torch.nn.Module):
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
-        self.model = tiny_model(seed=seed, dtype=torch.float32, direct_forces=False)
+        self.model = tiny_model(seed=seed, dtype=torch.float32, **CHEAP)
         self.labelled = 0
 
     def predict(self, batch, *, forces=True, features=False):
