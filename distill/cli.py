@@ -34,3 +34,21 @@ def presets() -> None:
             f"{name:34s} {n:>12,d}  {cfg.num_blocks:6d}  {cfg.emb_size_atom:4d}/{cfg.emb_size_edge:<4d}  "
             f"{cfg.cutoff:5.1f}  {cfg.max_neighbors:6d}  {str(cfg.quad_interaction):5s} {forces}"
         )
+
+
+def _register() -> None:
+    from distill.commands.ablate import ablate_cmd
+    from distill.commands.data import generate, label
+    from distill.commands.evaluate import evaluate_cmd
+    from distill.commands.prune import prune_cmd
+    from distill.commands.train import train_cmd
+
+    app.command("generate")(generate)
+    app.command("label")(label)
+    app.command("train")(train_cmd)
+    app.command("prune")(prune_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("ablate")(ablate_cmd)
+
+
+_register()

@@ -1,0 +1,1 @@
+"""`distill` CLI commands, one module each; heavy imports happen inside the command functions."""

@@ -1,0 +1,91 @@
+"""Accuracy of a model against cached labels, and adsorption-energy ranking against the teacher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill.labels import collate
+
+
+def evaluate_records(
+    model: Any, records: Sequence[dict[str, torch.Tensor]], *, batch_size: int = 16, targets: str = "teacher"
+) -> dict[str, float]:
+    """Energy MAE (eV/atom and eV/structure) and force MAE (eV/Å, per component) of `model` on cached records.
+
+    `targets`: "teacher" labels or "dft" ("dft_energy"/"dft_forces").
+    """
+    e_key, f_key = ("energy", "forces") if targets == "teacher" else ("dft_energy", "dft_forces")
+    dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else torch.float32
+    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
+    e_err, e_err_atom, f_err = [], [], []
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        for lo in range(0, len(records), batch_size):
+            batch, labels = collate(records[lo : lo + batch_size], dtype=dtype, device=device)
+            out = model.predict(batch, forces=True)
+            de = (out["energy"] - labels[e_key]).abs().double()
+            e_err.append(de)
+            e_err_atom.append(de / batch.natoms.double())
+            f_err.append((out["forces"] - labels[f_key]).abs().double().reshape(-1))
+    finally:
+        if was_training:
+            model.train()
+    return {
+        "energy_mae_per_atom": float(torch.cat(e_err_atom).mean()),
+        "energy_mae": float(torch.cat(e_err).mean()),
+        "force_mae": float(torch.cat(f_err).mean()),
+        "num_structures": len(records),
+    }
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation of two sequences (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.asarray(a), np.asarray(b)).statistic)
+
+
+def adsorption_energies(model: Any, systems: Sequence[Any], batch_size: int = 16) -> list[float]:
+    """Single-point adsorption energies (eV) of `systems` (AdsorptionSystem) with `model` (unrelaxed geometries)."""
+    from calculators.batched import predict_many
+
+    gas = {}
+    for s in systems:
+        gas.update(s.gas)
+    names = sorted(gas)
+    structures = [s.adslab for s in systems] + [s.slab for s in systems] + [gas[g] for g in names]
+    res = predict_many(model, structures, forces=False, progress=False)
+    energies = [float(r["energy"]) for r in res]
+    n = len(systems)
+    e_gas = dict(zip(names, energies[2 * n :], strict=True))
+    return [s.adsorption_energy(energies[i], energies[n + i], e_gas) for i, s in enumerate(systems)]
+
+
+def heldout_spearman(
+    model: Any, teacher: Any, n: int, seed: int = 12345, reference: Sequence[float] | None = None
+) -> float:
+    """Spearman ρ between `model`'s and the teacher's single-point adsorption energies on `n` held-out systems.
+
+    `teacher`: an AtomisticModel or a registry name; `reference`: precomputed teacher energies (skips the teacher).
+    """
+    from distill.data import heldout_adsorption_systems
+
+    systems = heldout_adsorption_systems(n, seed)
+    if reference is None:
+        reference = teacher_adsorption_energies(teacher, systems)
+    return spearman(adsorption_energies(model, systems), reference)
+
+
+def teacher_adsorption_energies(teacher: Any, systems: Sequence[Any]) -> list[float]:
+    """Adsorption energies (eV) of `systems` with the teacher (AtomisticModel or registry name)."""
+    if isinstance(teacher, str):
+        from distill.commands.data import load_teacher_model
+
+        teacher = load_teacher_model(teacher)
+    return adsorption_energies(teacher, systems)

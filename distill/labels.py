@@ -1,0 +1,282 @@
+"""Teacher-label cache on disk: energies, forces, per-atom energies, atom embeddings and sampled Hessian rows.
+
+Layout of a cache directory:
+    manifest.json       teacher fingerprint (name, class, package versions, sha256 of its weights), label
+                        settings, number of structures and a hash of the structures; a cache refuses to be
+                        extended with another teacher, other settings or other structures (`CacheMismatchError`).
+    chunk_00000.pt ...  one file per `chunk_size` structures, written atomically (temporary file + os.replace):
+                        {"indices": [int], "records": [{name: tensor}]}; loadable with torch.load(weights_only=True).
+
+A killed labelling run resumes where it stopped: chunks already on disk are skipped.
+Record tensors (per structure, n atoms, s Hessian rows): numbers (n,), positions (n, 3) Å, cell (3, 3) Å,
+pbc (3,), tags (n,), fixed (n,), energy () eV, forces (n, 3) eV/Å, atom_energies (n,) eV,
+node_features (n, F), hessian_index (s,) flat rows 3*atom+xyz, hessian_rows (s, 3n) eV/Å² (= −∂F_r/∂x),
+and optional dft_energy (), dft_forces (n, 3) when the input structures carry DFT results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from distill.batch import AtomsBatch, fixed_mask
+from distill.model_api import ATOM_ENERGIES, ENERGY, FORCES, NODE_FEATURES
+
+MANIFEST = "manifest.json"
+CACHE_VERSION = 1
+
+
+class CacheMismatchError(RuntimeError):
+    """The cache on disk was made by another teacher, with other settings or for other structures."""
+
+
+@dataclass
+class LabelSettings:
+    """What to label. hessian_rows: rows per structure (0: none); chunk_size: structures per chunk file."""
+
+    hessian_rows: int = 2
+    hessian_method: str = "auto"
+    features: bool = True
+    chunk_size: int = 16
+    seed: int = 0
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def teacher_fingerprint(teacher: Any, name: str | None = None) -> dict[str, Any]:
+    """Identity of a teacher: its name, class, the versions of the packages it comes from and a hash of its weights."""
+    fp: dict[str, Any] = {"name": name or getattr(teacher, "name", type(teacher).__name__)}
+    fp["class"] = f"{type(teacher).__module__}.{type(teacher).__qualname__}"
+    versions = {"torch": torch.__version__}
+    root = type(teacher).__module__.split(".")[0]
+    for pkg in {"sevenn", root}:
+        try:
+            from importlib.metadata import version
+
+            versions[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 - package without distribution metadata
+            continue
+    fp["versions"] = versions
+    if isinstance(teacher, torch.nn.Module):
+        h = hashlib.sha256()
+        for key, value in sorted(teacher.state_dict().items()):
+            h.update(key.encode())
+            h.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        fp["weights_sha256"] = h.hexdigest()
+    return fp
+
+
+def structures_hash(structures: Sequence[Atoms]) -> str:
+    """sha256 of the numbers, positions, cells and pbc of a list of structures."""
+    h = hashlib.sha256()
+    for atoms in structures:
+        h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+        h.update(np.round(np.asarray(atoms.positions, dtype=np.float64), 8).tobytes())
+        h.update(np.round(np.asarray(atoms.cell[:], dtype=np.float64), 8).tobytes())
+        h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
+    return h.hexdigest()
+
+
+def sample_hessian_rows(atoms: Atoms, s: int, seed: int, index: int) -> np.ndarray:
+    """`s` distinct flat rows (3*atom+xyz) of free atoms of structure `index`, reproducible from (seed, index)."""
+    rng = np.random.default_rng([int(seed), int(index), 7])
+    free = np.where(~fixed_mask(atoms))[0]
+    if free.size == 0:
+        free = np.arange(len(atoms))
+    flat = (3 * free[:, None] + np.arange(3)[None, :]).reshape(-1)
+    return np.sort(rng.choice(flat, size=min(s, flat.size), replace=False)).astype(np.int64)
+
+
+def _atomic_write(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".json":
+            Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True))
+        else:
+            torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _dft_targets(atoms: Atoms) -> dict[str, torch.Tensor]:
+    """DFT energy/forces from atoms.info["dft_energy"] / atoms.arrays["dft_forces"] (or a single-point calc)."""
+    out: dict[str, torch.Tensor] = {}
+    if "dft_energy" in atoms.info:
+        out["dft_energy"] = torch.tensor(float(atoms.info["dft_energy"]), dtype=torch.float64)
+    if "dft_forces" in atoms.arrays:
+        out["dft_forces"] = torch.as_tensor(np.asarray(atoms.arrays["dft_forces"]), dtype=torch.float64)
+    return out
+
+
+class LabelCache:
+    """Read access to a label cache directory (see module docstring)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        p = self.path / MANIFEST
+        if not p.is_file():
+            raise FileNotFoundError(f"{self.path} is not a label cache (no {MANIFEST})")
+        return json.loads(p.read_text())
+
+    def chunk_path(self, k: int) -> Path:
+        return self.path / f"chunk_{k:05d}.pt"
+
+    def done_chunks(self) -> list[int]:
+        return sorted(int(p.stem.split("_")[1]) for p in self.path.glob("chunk_*.pt"))
+
+    @property
+    def complete(self) -> bool:
+        m = self.manifest
+        n_chunks = -(-m["num_structures"] // m["settings"]["chunk_size"])
+        return len(self.done_chunks()) == n_chunks
+
+    def records(self) -> list[dict[str, torch.Tensor]]:
+        """All cached records in structure order (only complete chunks)."""
+        out: list[tuple[int, dict]] = []
+        for k in self.done_chunks():
+            chunk = torch.load(self.chunk_path(k), weights_only=True)
+            out.extend(zip(chunk["indices"], chunk["records"], strict=True))
+        return [r for _, r in sorted(out, key=lambda t: t[0])]
+
+    def __len__(self) -> int:
+        return len(self.records())
+
+
+def label_structures(
+    structures: Sequence[Atoms],
+    teacher: Any,
+    cache_dir: str | os.PathLike,
+    settings: LabelSettings | None = None,
+    *,
+    teacher_name: str | None = None,
+    progress: bool = False,
+    on_chunk: Callable[[int], None] | None = None,
+) -> LabelCache:
+    """Label `structures` with `teacher` (an `AtomisticModel`) into `cache_dir`, resuming from complete chunks.
+
+    Raises `CacheMismatchError` if the directory holds labels from another teacher, settings or structure set.
+    `on_chunk(k)` is called after chunk k is written (progress hooks, tests).
+    """
+    from calculators.hessian import hessian_rows
+    from calculators.tags import tags_for
+
+    settings = settings or LabelSettings()
+    cache = LabelCache(cache_dir)
+    cache.path.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "version": CACHE_VERSION,
+        "teacher": teacher_fingerprint(teacher, teacher_name),
+        "settings": settings.to_dict(),
+        "num_structures": len(structures),
+        "structures_sha256": structures_hash(structures),
+    }
+    mpath = cache.path / MANIFEST
+    if mpath.is_file():
+        old = json.loads(mpath.read_text())
+        for key in ("version", "teacher", "settings", "num_structures", "structures_sha256"):
+            if old.get(key) != manifest[key]:
+                raise CacheMismatchError(
+                    f"{cache.path} holds labels made with a different {key}: {old.get(key)!r} != {manifest[key]!r}; "
+                    "use another cache directory (or delete this one) instead of mixing labels"
+                )
+    else:
+        _atomic_write(manifest, mpath)
+    dtype = getattr(torch, settings.dtype)
+    done = set(cache.done_chunks())
+    n_chunks = -(-len(structures) // settings.chunk_size)
+    todo = [k for k in range(n_chunks) if k not in done]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_chunks, initial=n_chunks - len(todo), desc="labelling chunks", unit="chunk")
+    for k in todo:
+        lo, hi = k * settings.chunk_size, min(len(structures), (k + 1) * settings.chunk_size)
+        sub = list(structures[lo:hi])
+        tags = [tags_for(a) for a in sub]
+        batch = AtomsBatch.from_atoms(sub, dtype=dtype, tags=tags)
+        out = teacher.predict(batch, forces=True, features=settings.features)
+        rows = None
+        if settings.hessian_rows > 0:
+            idx = [sample_hessian_rows(a, settings.hessian_rows, settings.seed, lo + i) for i, a in enumerate(sub)]
+            s = min(len(r) for r in idx)
+            rows = torch.as_tensor(np.stack([r[:s] for r in idx]))
+            hrows = hessian_rows(teacher, batch, rows, method=settings.hessian_method)
+        records = []
+        for i, atoms in enumerate(sub):
+            sl = slice(int(batch.natoms[:i].sum()), int(batch.natoms[: i + 1].sum()))
+            n = len(atoms)
+            rec = {
+                "numbers": torch.as_tensor(atoms.numbers, dtype=torch.long),
+                "positions": torch.as_tensor(atoms.positions, dtype=torch.float64),
+                "cell": torch.as_tensor(np.asarray(atoms.cell[:]), dtype=torch.float64),
+                "pbc": torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)),
+                "tags": torch.as_tensor(tags[i], dtype=torch.long),
+                "fixed": torch.as_tensor(fixed_mask(atoms)),
+                "energy": out[ENERGY][i].detach().cpu(),
+                "forces": out[FORCES][sl].detach().cpu(),
+                "atom_energies": out[ATOM_ENERGIES][sl].detach().cpu(),
+            }
+            if settings.features:
+                rec["node_features"] = out[NODE_FEATURES][sl].detach().cpu()
+            if rows is not None:
+                rec["hessian_index"] = rows[i].clone()
+                rec["hessian_rows"] = hrows[i, :, : 3 * n].detach().cpu().clone()
+            rec.update(_dft_targets(atoms))
+            records.append(rec)
+        _atomic_write({"indices": list(range(lo, hi)), "records": records}, cache.chunk_path(k))
+        if bar is not None:
+            bar.update(1)
+        if on_chunk is not None:
+            on_chunk(k)
+    if bar is not None:
+        bar.close()
+    return cache
+
+
+def collate(records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = torch.float32, device="cpu"):
+    """(AtomsBatch, labels dict) from cached records; labels as documented in `distill.losses`."""
+    natoms = torch.tensor([len(r["numbers"]) for r in records])
+    batch = AtomsBatch(
+        positions=torch.cat([r["positions"] for r in records]).to(device, dtype),
+        atomic_numbers=torch.cat([r["numbers"] for r in records]).to(device),
+        cell=torch.stack([r["cell"] for r in records]).to(device, dtype),
+        pbc=torch.stack([r["pbc"] for r in records]).to(device),
+        batch=torch.repeat_interleave(torch.arange(len(records)), natoms).to(device),
+        natoms=natoms.to(device),
+        tags=torch.cat([r["tags"] for r in records]).to(device),
+        fixed=torch.cat([r["fixed"] for r in records]).to(device),
+    )
+    labels: dict[str, torch.Tensor] = {}
+    for key in ("energy", "dft_energy"):
+        if all(key in r for r in records):
+            labels[key] = torch.stack([r[key] for r in records]).to(device, dtype)
+    for key in ("forces", "atom_energies", "node_features", "dft_forces"):
+        if all(key in r for r in records):
+            labels[key] = torch.cat([r[key] for r in records]).to(device, dtype)
+    if all("hessian_rows" in r for r in records):
+        s = min(len(r["hessian_index"]) for r in records)
+        width = 3 * int(natoms.max())
+        labels["hessian_index"] = torch.stack([r["hessian_index"][:s] for r in records]).to(device)
+        labels["hessian_rows"] = torch.stack(
+            [torch.nn.functional.pad(r["hessian_rows"][:s], (0, width - r["hessian_rows"].shape[1])) for r in records]
+        ).to(device, dtype)
+    return batch, labels

@@ -1,0 +1,170 @@
+"""Distillation losses, each switchable with its own weight (`LossConfig`), combined by `DistillationLoss`.
+
+Label keys (per batch; see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) eV/Å, "atom_energies" (N,) eV,
+"node_features" (N, Ft) teacher atom embeddings, "hessian_rows" (B, s, 3*n_max) eV/Å² with "hessian_index"
+(B, s) flat rows 3*atom+xyz, and optional DFT targets "dft_energy" (B,), "dft_forces" (N, 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from distill.batch import AtomsBatch
+from distill.losses.atomic import atomic_energy_loss
+from distill.losses.fork import fork_loss, info_nce, instance_contrastive_loss, relational_vectors, unique_pairs
+from distill.losses.hessian import hessian_loss, student_hessian_rows
+from distill.losses.n2n import ProjectionHead, n2n_loss
+from distill.losses.task import energy_loss, force_loss
+
+__all__ = [
+    "DistillationLoss",
+    "LossConfig",
+    "ProjectionHead",
+    "atomic_energy_loss",
+    "energy_loss",
+    "force_loss",
+    "fork_loss",
+    "hessian_loss",
+    "info_nce",
+    "instance_contrastive_loss",
+    "n2n_loss",
+    "relational_vectors",
+    "student_hessian_rows",
+    "unique_pairs",
+]
+
+
+@dataclass
+class LossConfig:
+    """Weights (0 switches a term off) and settings of every loss term.
+
+    targets: "teacher" (soft labels) or "dft" (hard labels "dft_energy"/"dft_forces") for the task loss.
+    n2n_features: student features matched to the teacher's: "x_E" (input of the energy head) and/or
+    "h<i>" (atom embedding after block i; h0 = initial embedding); one projection head each.
+    """
+
+    energy: float = 1.0
+    forces: float = 10.0
+    energy_kind: str = "mae"
+    force_kind: str = "l2mae"
+    targets: str = "teacher"
+    fork: float = 0.0
+    fork_tau: float = 0.15
+    fork_max_edges: int = 512
+    instance: float = 0.0
+    n2n: float = 0.0
+    n2n_features: list[str] = field(default_factory=lambda: ["x_E"])
+    hessian: float = 0.0
+    hessian_rows: int = 2
+    atomic: float = 0.0
+    head_hidden: int | None = None
+
+    @property
+    def needs_teacher_features(self) -> bool:
+        return self.fork > 0 or self.instance > 0 or self.n2n > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LossConfig:
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - known)
+        if bad:
+            raise ValueError(f"unknown loss settings {bad}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def _student_feature(out: dict, name: str) -> torch.Tensor:
+    if name == "x_E":
+        return out["node_features"]
+    if name.startswith("h") and name[1:].isdigit():
+        return out["h_blocks"][int(name[1:])]
+    raise ValueError(f"unknown student feature {name!r} (x_E, h0, h1, ...)")
+
+
+class DistillationLoss(nn.Module):
+    """All loss terms and the projection heads (trained with the student, discarded afterwards).
+
+    `student_width`: emb_size_atom of the student; `teacher_width`: width of the teacher's node features.
+    """
+
+    def __init__(self, config: LossConfig, student_width: int, teacher_width: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if c.needs_teacher_features and not teacher_width:
+            raise ValueError("FORK / instance / n2n losses need teacher node features (teacher_width)")
+        self.fork_head = ProjectionHead(student_width, teacher_width, c.head_hidden) if c.fork > 0 else None
+        self.instance_head = ProjectionHead(student_width, teacher_width, c.head_hidden) if c.instance > 0 else None
+        self.n2n_heads = nn.ModuleDict(
+            {name: ProjectionHead(student_width, teacher_width, c.head_hidden) for name in c.n2n_features}
+            if c.n2n > 0
+            else {}
+        )
+
+    def forward(
+        self,
+        model: nn.Module,
+        batch: AtomsBatch,
+        labels: dict[str, torch.Tensor],
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Run the student on `batch` and return (total loss, {term: value}) for the enabled terms."""
+        c = self.config
+        want_hessian = c.hessian > 0 and "hessian_rows" in labels
+        if want_hessian:
+            pos = batch.positions.detach().clone().requires_grad_(True)
+            batch = AtomsBatch(**{**batch.__dict__, "positions": pos})
+        need_features = c.needs_teacher_features
+        out = model(batch, forces=True, features=need_features, create_graph=True)
+        terms: dict[str, torch.Tensor] = {}
+        e_key, f_key = ("energy", "forces") if c.targets == "teacher" else ("dft_energy", "dft_forces")
+        if c.targets not in ("teacher", "dft"):
+            raise ValueError(f"targets must be 'teacher' or 'dft', got {c.targets!r}")
+        if c.energy > 0:
+            if e_key not in labels:
+                raise KeyError(f"task loss needs labels[{e_key!r}]")
+            terms["energy"] = energy_loss(out["energy"], labels[e_key], batch.natoms, c.energy_kind)
+        if c.forces > 0:
+            if f_key not in labels:
+                raise KeyError(f"task loss needs labels[{f_key!r}]")
+            terms["forces"] = force_loss(out["forces"], labels[f_key], c.force_kind)
+        if need_features:
+            teacher_z = labels["node_features"]
+            if c.fork > 0:
+                terms["fork"] = fork_loss(
+                    out["node_features"],
+                    teacher_z,
+                    out["edge_index"],
+                    self.fork_head,
+                    tau=c.fork_tau,
+                    max_edges=c.fork_max_edges,
+                    generator=generator,
+                )
+            if c.instance > 0:
+                terms["instance"] = instance_contrastive_loss(
+                    out["node_features"], teacher_z, self.instance_head, tau=c.fork_tau,
+                    max_atoms=c.fork_max_edges, generator=generator,
+                )  # fmt: skip
+            if c.n2n > 0:
+                parts = [n2n_loss(_student_feature(out, k), teacher_z, h) for k, h in self.n2n_heads.items()]
+                terms["n2n"] = torch.stack(parts).mean()
+        if c.atomic > 0:
+            terms["atomic"] = atomic_energy_loss(out["atom_energies"], labels["atom_energies"])
+        if want_hessian:
+            rows = labels["hessian_index"]
+            pred = student_hessian_rows(out["forces"], batch.positions, batch, rows)
+            terms["hessian"] = hessian_loss(pred, labels["hessian_rows"], batch.natoms)
+        weights = {
+            "energy": c.energy, "forces": c.forces, "fork": c.fork, "instance": c.instance,
+            "n2n": c.n2n, "atomic": c.atomic, "hessian": c.hessian,
+        }  # fmt: skip
+        if not terms:
+            raise ValueError("every loss term is switched off")
+        total = sum(weights[k] * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()} | {"total": float(total.detach())}

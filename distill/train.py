@@ -1,0 +1,316 @@
+"""Training a student: one readable `train_step`, and `train` around it (AdamW, warm-up + cosine, clipping, EMA,
+validation split, early stopping, resumable checkpoints, CSV log, progress bar, CPU or CUDA).
+
+Two stages: soft targets from the teacher (`max_steps` steps with `losses`), then optionally `finetune_steps` on
+DFT hard targets (records carrying "dft_energy"/"dft_forces"; task loss only) at `finetune_lr`.
+
+Files in `out_dir`: `state.pt` (everything to resume, written atomically every `checkpoint_every` steps),
+`best.pt` / `student.pt` (project checkpoints of the EMA weights; the recipe = this config in the metadata),
+`log.csv` (one row per logged step: losses, learning rate, validation metrics).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.evaluate import evaluate_records
+from distill.labels import collate
+from distill.losses import DistillationLoss, LossConfig
+
+STATE = "state.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Recipe of a training run (saved into the output checkpoint's metadata).
+
+    student: GemNet-OC preset name, or a project checkpoint path to start from (e.g. a pruned teacher);
+    student_overrides: preset overrides; lr in the units of AdamW; steps count optimizer updates.
+    """
+
+    student: str = "gemnet-oc-student"
+    student_overrides: dict[str, Any] = field(default_factory=dict)
+    losses: LossConfig = field(default_factory=LossConfig)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    max_steps: int = 1000
+    min_lr_ratio: float = 0.02
+    batch_size: int = 8
+    clip_grad: float = 10.0
+    ema_decay: float = 0.99
+    val_fraction: float = 0.1
+    eval_every: int = 50
+    patience: int = 10
+    checkpoint_every: int = 50
+    finetune_steps: int = 0
+    finetune_lr: float = 2e-4
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int | None = None
+    tensorboard: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["losses"] = self.losses.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - known)
+        if bad:
+            raise ValueError(f"unknown training settings {bad}; known: {sorted(known)}")
+        values = dict(values)
+        if isinstance(values.get("losses"), dict):
+            values["losses"] = LossConfig.from_dict(values["losses"])
+        return cls(**values)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `min_lr_ratio * lr` at `max_steps`; stage 2 cosine from
+    `finetune_lr`."""
+    c = config
+    if step >= c.max_steps:
+        t = (step - c.max_steps) / max(1, c.finetune_steps)
+        return c.finetune_lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+    if step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    t = (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps)
+    return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train_step(
+    model: torch.nn.Module,
+    loss_fn: DistillationLoss,
+    optimizer: torch.optim.Optimizer,
+    records: Sequence[dict[str, torch.Tensor]],
+    *,
+    lr: float,
+    clip_grad: float,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """One optimizer update on a list of cached records; returns the loss terms and the gradient norm."""
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
+    batch, labels = collate(records, dtype=dtype, device=device)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    total, terms = loss_fn(model, batch, labels, generator)
+    total.backward()
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, clip_grad))
+    optimizer.step()
+    return terms
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·model (parameters; buffers copied)."""
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(bm)
+
+
+def build_student(config: TrainConfig):
+    """A fresh student from a preset, or the model of a project checkpoint (`student` is a path)."""
+    from distill.gemnet import GemNetOC, preset
+
+    if Path(config.student).suffix in (".pt", ".pth"):
+        from distill.gemnet.checkpoint import load_project_checkpoint
+
+        model, _ = load_project_checkpoint(config.student)
+        return model
+    torch.manual_seed(config.seed)
+    return GemNetOC(preset(config.student, **config.student_overrides))
+
+
+def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Reproducible train/validation split (at least one validation record when val_fraction > 0)."""
+    n = len(records)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).tolist()
+    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 and n > 1 else 0
+    return [records[i] for i in perm[n_val:]], [records[i] for i in perm[:n_val]]
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
+    """Records of step `step`: epoch-wise permutations from (seed, epoch), so a resumed run sees the same batches."""
+    per_epoch = max(1, n // batch_size)
+    epoch, pos = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
+    return perm[pos * batch_size : (pos + 1) * batch_size]
+
+
+def train(
+    config: TrainConfig,
+    train_records: Sequence[dict[str, torch.Tensor]],
+    out_dir: str | os.PathLike,
+    *,
+    val_records: Sequence[dict[str, torch.Tensor]] | None = None,
+    metadata: dict[str, Any] | None = None,
+    resume: bool = True,
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train a student on cached label records; resumes from `out_dir/state.pt` when present (and `resume`).
+
+    Without `val_records` a `val_fraction` split of `train_records` is held out. Returns a summary with the
+    final validation metrics and the checkpoint paths. `on_step(step)` runs after each update (tests, hooks).
+    """
+    from distill.gemnet.checkpoint import save_checkpoint
+
+    c = config
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    dtype = getattr(torch, c.dtype)
+    device = torch.device(c.device)
+    if val_records is None:
+        train_records, val_records = split_records(train_records, c.val_fraction, c.seed)
+    train_records = list(train_records)
+    if not train_records:
+        raise ValueError("no training records")
+    teacher_width = int(train_records[0]["node_features"].shape[1]) if "node_features" in train_records[0] else None
+    model = build_student(c).to(device=device, dtype=dtype).train()
+    loss_soft = DistillationLoss(c.losses, model.config.emb_size_atom, teacher_width).to(device=device, dtype=dtype)
+    hard_cfg = LossConfig(
+        energy=c.losses.energy, forces=c.losses.forces, energy_kind=c.losses.energy_kind,
+        force_kind=c.losses.force_kind, targets="dft",
+    )  # fmt: skip
+    loss_hard = DistillationLoss(hard_cfg, model.config.emb_size_atom, teacher_width)
+    params = list(model.parameters()) + list(loss_soft.parameters())
+    optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    state: dict[str, Any] = {"step": 0, "best_score": float("inf"), "bad_evals": 0, "best_step": -1, "stopped": False}
+    state_path = out / STATE
+    if resume and state_path.is_file():
+        saved = torch.load(state_path, weights_only=True)
+        if saved["config"] != c.to_dict():
+            raise ValueError(f"{state_path} was written by another recipe; use another out_dir or resume=False")
+        model.load_state_dict(saved["model"])
+        ema.load_state_dict(saved["ema"])
+        loss_soft.load_state_dict(saved["heads"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = saved["progress"]
+    has_dft = all("dft_energy" in r and "dft_forces" in r for r in train_records)
+    total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
+    log_path = out / "log.csv"
+    writer_tb = _tensorboard(out) if c.tensorboard else None
+    bar = None
+    if c.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step")
+    last_val: dict[str, float] = state.get("last_val", {})
+    t0 = time.time()
+    while state["step"] < total_steps and not state["stopped"]:
+        step = state["step"]
+        stage = "soft" if step < c.max_steps else "hard"
+        if stage == "hard" and step == c.max_steps:
+            model.load_state_dict(ema.state_dict())  # fine-tune from the EMA weights of stage 1
+        idx = _batch_indices(step, len(train_records), c.batch_size, c.seed)
+        gen = torch.Generator().manual_seed(c.seed * 7919 + step)
+        terms = train_step(
+            model, loss_soft if stage == "soft" else loss_hard, optimizer, [train_records[i] for i in idx],
+            lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen,
+        )  # fmt: skip
+        update_ema(ema, model, c.ema_decay if step >= c.warmup_steps else 0.0)
+        state["step"] = step = step + 1
+        row: dict[str, Any] = {"step": step, "stage": stage, "lr": learning_rate(step - 1, c), **terms}
+        if val_records and (step % c.eval_every == 0 or step == total_steps):
+            last_val = evaluate_records(ema, val_records, targets="teacher" if stage == "soft" else "dft")
+            row.update({f"val_{k}": v for k, v in last_val.items()})
+            score = last_val["energy_mae_per_atom"] + last_val["force_mae"]
+            if score < state["best_score"]:
+                state.update(best_score=score, bad_evals=0, best_step=step)
+                save_checkpoint(ema, out / "best.pt", _meta(c, metadata, last_val, step))
+            else:
+                state["bad_evals"] += 1
+                if stage == "soft" and state["bad_evals"] >= c.patience:
+                    state["stopped"] = True
+            state["last_val"] = last_val
+        _log(log_path, row)
+        if writer_tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float):
+                    writer_tb.add_scalar(k, v, step)
+        if step % c.checkpoint_every == 0 or step == total_steps or state["stopped"]:
+            _atomic_save(
+                {
+                    "config": c.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
+                    "heads": loss_soft.state_dict(), "optimizer": optimizer.state_dict(), "progress": state,
+                },
+                state_path,
+            )  # fmt: skip
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{terms['total']:.3g}", **({"val_f": f"{last_val['force_mae']:.3f}"} if last_val else {})
+            )
+        if on_step is not None:
+            on_step(step)
+    if bar is not None:
+        bar.close()
+    final_val = evaluate_records(ema, val_records) if val_records else {}
+    student_path = save_checkpoint(ema, out / "student.pt", _meta(c, metadata, final_val, state["step"]))
+    return {
+        "steps": state["step"],
+        "stopped_early": state["stopped"],
+        "best_step": state["best_step"],
+        "validation": final_val,
+        "student": str(student_path),
+        "seconds": time.time() - t0,
+    }
+
+
+def _meta(c: TrainConfig, metadata: dict | None, val: dict, step: int) -> dict[str, Any]:
+    return {**(metadata or {}), "recipe": c.to_dict(), "validation": val, "step": step}
+
+
+def _log(path: Path, row: dict[str, Any]) -> None:
+    """Append a row to a CSV log, widening the header when new columns appear."""
+    rows = []
+    if path.is_file():
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+    header = list(rows[0].keys()) if rows else []
+    new = [k for k in row if k not in header]
+    if new or not rows:
+        header += new
+        rows.append({k: row.get(k, "") for k in header})
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header)
+            w.writeheader()
+            w.writerows(rows)
+    else:
+        with path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=header).writerow({k: row.get(k, "") for k in header})
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tensorboard"))

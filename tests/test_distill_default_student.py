@@ -1,0 +1,30 @@
+"""The shipped default student: a plain project checkpoint with its recipe and held-out numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from gemnet_helpers import pt_slab_o
+
+from distill.batch import AtomsBatch
+
+PATH = Path(__file__).resolve().parents[1] / "calculators" / "weights" / "default_student.pt"
+
+
+@pytest.mark.skipif(not PATH.is_file(), reason="no default student shipped")
+def test_default_student_checkpoint():
+    from distill.gemnet.checkpoint import load_project_checkpoint
+
+    raw = torch.load(PATH, weights_only=True)
+    meta = raw["metadata"]
+    assert {"recipe", "validation", "teacher", "heldout"} <= set(meta)
+    assert meta["heldout"]["force_mae_meV_per_A"] < meta["task_only_heldout"]["force_mae_meV_per_A"] or (
+        meta["heldout"]["energy_mae_meV_per_atom"] < meta["task_only_heldout"]["energy_mae_meV_per_atom"]
+    )
+    model, _ = load_project_checkpoint(PATH)
+    assert 0.9e6 < model.num_parameters() < 1.2e6
+    out = model.predict(AtomsBatch.from_atoms([pt_slab_o()]))
+    assert torch.isfinite(out["energy"]).all()
+    assert -9.0 < float(out["energy"][0]) / 13 < -2.0  # SevenNet-0 scale total energies (eV/atom)

@@ -1,0 +1,90 @@
+"""Teacher-label cache: content, atomic chunks, resume after a kill, refusal to mix teachers or settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from gemnet_helpers import pt_slab_o, tiny_model
+
+from distill.labels import CacheMismatchError, LabelCache, LabelSettings, collate, label_structures
+
+# no quadruplet / atom-edge / edge-atom / atom-atom interactions: a fast conservative tiny teacher
+CHEAP = dict(
+    direct_forces=False, num_blocks=1, quad_interaction=False, atom_edge_interaction=False,
+    edge_atom_interaction=False, atom_interaction=False,
+)  # fmt: skip
+
+
+class CountingTeacher(torch.nn.Module):
+    """A tiny conservative GemNet-OC as teacher, counting the structures it labels (main calls only)."""
+
+    conservative = True
+    cutoff = 5.0
+    max_atomic_number = 83
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.model = tiny_model(seed=seed, dtype=torch.float32, **CHEAP)
+        self.labelled = 0
+
+    def predict(self, batch, *, forces=True, features=False):
+        if features:
+            self.labelled += batch.num_structures
+        return self.model.predict(batch, forces=forces, features=features)
+
+
+def _structures(n=5):
+    return [pt_slab_o(size=(1, 1, 2), seed=i) for i in range(n)]
+
+
+def test_labels_content_and_collate(tmp_path):
+    teacher = CountingTeacher()
+    structures = _structures(3)
+    cache = label_structures(structures, teacher, tmp_path, LabelSettings(chunk_size=2, hessian_rows=2))
+    assert cache.complete and len(cache.done_chunks()) == 2
+    recs = cache.records()
+    assert len(recs) == 3
+    ref = teacher.model.predict(__import__("distill.batch").batch.AtomsBatch.from_atoms(structures[2]))
+    torch.testing.assert_close(recs[2]["energy"], ref["energy"][0])
+    assert recs[0]["hessian_rows"].shape == (2, 3 * len(structures[0]))
+    for p in tmp_path.glob("chunk_*.pt"):
+        torch.load(p, weights_only=True)
+    batch, labels = collate(recs)
+    assert labels["forces"].shape == (batch.num_atoms, 3)
+    assert labels["hessian_rows"].shape == (3, 2, 3 * int(batch.natoms.max()))
+    assert labels["node_features"].shape[0] == batch.num_atoms
+
+
+def test_labelling_resumes_after_kill(tmp_path):
+    structures = _structures(5)
+    settings = LabelSettings(chunk_size=2, hessian_rows=1)
+    teacher = CountingTeacher()
+
+    def boom(k):
+        if k == 0:
+            raise KeyboardInterrupt("killed after chunk 0")
+
+    with pytest.raises(KeyboardInterrupt):
+        label_structures(structures, teacher, tmp_path, settings, on_chunk=boom)
+    assert teacher.labelled == 2 and LabelCache(tmp_path).done_chunks() == [0]
+    assert not list(tmp_path.glob("*.tmp"))
+    label_structures(structures, teacher, tmp_path, settings)
+    assert teacher.labelled == 5  # only the 3 remaining structures were labelled again
+    assert len(LabelCache(tmp_path).records()) == 5
+    label_structures(structures, teacher, tmp_path, settings)
+    assert teacher.labelled == 5
+
+
+def test_cache_refuses_to_mix(tmp_path):
+    structures = _structures(2)
+    label_structures(structures, CountingTeacher(0), tmp_path, LabelSettings(chunk_size=2, hessian_rows=0))
+    with pytest.raises(CacheMismatchError, match="teacher"):
+        label_structures(structures, CountingTeacher(1), tmp_path, LabelSettings(chunk_size=2, hessian_rows=0))
+    with pytest.raises(CacheMismatchError, match="settings"):
+        label_structures(structures, CountingTeacher(0), tmp_path, LabelSettings(chunk_size=2, hessian_rows=1))
+    with pytest.raises(CacheMismatchError, match="structures"):
+        label_structures(_structures(3)[1:], CountingTeacher(0), tmp_path, LabelSettings(chunk_size=2, hessian_rows=0))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert "weights_sha256" in manifest["teacher"] and manifest["settings"]["hessian_rows"] == 0

@@ -1,0 +1,88 @@
+"""Trainer: loss goes down, checkpoints are plain dicts with the recipe, a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gemnet_helpers import pt_slab_o
+from test_distill_labels import CountingTeacher
+
+from distill.gemnet.checkpoint import load_project_checkpoint
+from distill.labels import LabelSettings, label_structures
+from distill.losses import LossConfig
+from distill.train import TrainConfig, learning_rate, train
+
+SMALL = dict(
+    num_spherical=3, num_radial=6, num_blocks=1, emb_size_atom=8, emb_size_edge=8, emb_size_trip_in=4,
+    emb_size_trip_out=4, emb_size_rbf=4, emb_size_cbf=4, emb_size_sbf=4, num_atom=1, num_output_afteratom=1,
+    num_atom_emb_layers=0, num_global_out_layers=1, cutoff=4.0, max_neighbors=8,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    path = tmp_path_factory.mktemp("labels")
+    structures = [pt_slab_o(size=(1, 1, 2), seed=i) for i in range(6)]
+    for i, atoms in enumerate(structures):  # fake DFT targets for the hard stage
+        atoms.info["dft_energy"] = -10.0 - i
+        atoms.arrays["dft_forces"] = 0.1 * atoms.positions
+    return label_structures(structures, CountingTeacher(), path, LabelSettings(chunk_size=3, hessian_rows=1)).records()
+
+
+def _config(**kw):
+    losses = LossConfig(fork=1.0, n2n=1.0, hessian=0.1, atomic=0.1, fork_max_edges=16)
+    base = dict(
+        student_overrides=SMALL, losses=losses, max_steps=6, warmup_steps=2, batch_size=2, eval_every=3,
+        checkpoint_every=2, val_fraction=0.2, progress=False,
+    )  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def test_learning_rate_schedule():
+    c = TrainConfig(lr=1.0, warmup_steps=10, max_steps=110, min_lr_ratio=0.0, finetune_steps=10, finetune_lr=0.5)
+    assert learning_rate(0, c) == pytest.approx(0.1)
+    assert learning_rate(9, c) == pytest.approx(1.0)
+    assert learning_rate(60, c) == pytest.approx(0.5)
+    assert learning_rate(110, c) == pytest.approx(0.5)
+
+
+def test_train_writes_checkpoint_with_recipe_and_log(tmp_path, records):
+    result = train(_config(finetune_steps=2), records, tmp_path)
+    assert result["steps"] == 8  # 6 soft + 2 hard (the records carry DFT targets)
+    ckpt = torch.load(tmp_path / "student.pt", weights_only=True)
+    assert ckpt["metadata"]["recipe"]["losses"]["fork"] == 1.0
+    model, meta = load_project_checkpoint(tmp_path / "student.pt")
+    assert "force_mae" in meta["validation"]
+    torch.load(tmp_path / "state.pt", weights_only=True)
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,stage,lr") and len(log) == 9 and "hard" in log[-1]
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path, records):
+    full = train(_config(), records, tmp_path / "full")
+
+    def kill(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(), records, tmp_path / "resumed", on_step=kill)
+    resumed = train(_config(), records, tmp_path / "resumed")
+    assert resumed["steps"] == full["steps"] == 6
+    a = torch.load(tmp_path / "full" / "student.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "resumed" / "student.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=k)
+    with pytest.raises(ValueError, match="another recipe"):
+        train(_config(lr=5e-3), records, tmp_path / "resumed")
+
+
+def test_training_reduces_the_loss(tmp_path, records):
+    cfg = _config(losses=LossConfig(), max_steps=14, warmup_steps=1, lr=1e-2, eval_every=100, checkpoint_every=100)
+    train(cfg, records, tmp_path)
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    col = header.index("total")
+    first = sum(float(r.split(",")[col]) for r in rows[1:4]) / 3
+    last = sum(float(r.split(",")[col]) for r in rows[-3:]) / 3
+    assert last < first
