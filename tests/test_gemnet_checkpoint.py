@@ -64,6 +64,19 @@ def test_project_checkpoint_round_trip_is_exact(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_older_config_keys_are_upgraded(tmp_path):
+    model = tiny_model()
+    raw = torch.load(save_checkpoint(model, tmp_path / "m.pt"), weights_only=True)
+    raw["config"]["neighbor_tie_break"] = "stable"  # written by an earlier development version
+    torch.save(raw, tmp_path / "old.pt")
+    loaded, _ = load_project_checkpoint(tmp_path / "old.pt")
+    assert loaded.config.to_dict() == model.config.to_dict()
+    raw["config"]["neighbor_tie_break"] = "reference"
+    torch.save(raw, tmp_path / "old2.pt")
+    with pytest.raises(CheckpointError, match="no longer supported"):
+        load_project_checkpoint(tmp_path / "old2.pt")
+
+
 def test_metadata_must_be_plain(tmp_path):
     with pytest.raises(TypeError, match="plain JSON"):
         save_checkpoint(tiny_model(), tmp_path / "m.pt", {"bad": object()})

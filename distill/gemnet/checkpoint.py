@@ -135,10 +135,18 @@ def _load_project(ckpt: dict[str, Any]) -> tuple[GemNetOC, dict[str, Any]]:
     for key in ("config", "state_dict"):
         if not isinstance(ckpt.get(key), Mapping):
             raise CheckpointError(f"project checkpoint lacks a '{key}' dict")
-    config = GemNetOCConfig.from_dict(ckpt["config"])
+    config = GemNetOCConfig.from_dict(_upgrade_config(dict(ckpt["config"])))
     model = GemNetOC(config)
     load_state_dict_strict(model, ckpt["state_dict"])
     return model, dict(ckpt.get("metadata") or {})
+
+
+def _upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Config keys of earlier development versions: `neighbor_tie_break` ("stable" is now the only behaviour)."""
+    tie_break = config.pop("neighbor_tie_break", "stable")
+    if tie_break != "stable":
+        raise CheckpointError(f"neighbor_tie_break={tie_break!r} is no longer supported (ties are broken stably)")
+    return config
 
 
 def fairchem_config(ckpt: Mapping[str, Any]) -> GemNetOCConfig:
