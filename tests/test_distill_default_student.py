@@ -25,6 +25,9 @@ def test_default_student_checkpoint():
     )
     model, _ = load_project_checkpoint(PATH)
     assert 0.9e6 < model.num_parameters() < 1.2e6
+    assert not model.config.enforce_max_neighbors_strictly  # rotation-invariant neighbour cut (see metadata)
+    shipped = meta["heldout_shipped_config"]
+    assert shipped["force_mae_meV_per_A"] < meta["task_only_heldout"]["force_mae_meV_per_A"]
     out = model.predict(AtomsBatch.from_atoms([pt_slab_o()]))
     assert torch.isfinite(out["energy"]).all()
     assert -9.0 < float(out["energy"][0]) / 13 < -2.0  # SevenNet-0 scale total energies (eV/atom)
@@ -45,10 +48,10 @@ def test_distilled_calculator_with_no_arguments_uses_the_shipped_student():
 
 
 @pytest.mark.skipif(not PATH.is_file(), reason="no default student shipped")
-@pytest.mark.parametrize("check", ["check_energy_forces_shapes", "check_batch_equals_single", "check_ase_caching"])
+@pytest.mark.parametrize(
+    "check", ["check_energy_forces_shapes", "check_batch_equals_single", "check_invariances", "check_ase_caching"]
+)
 def test_shipped_student_model_checks(check):
-    # check_invariances is left out on purpose: the shipped student was trained with the strict neighbour cut, and
-    # on the ideal slab of that check a rotation changes its energy by 7 meV (README, Distillation)
     from distill.gemnet.checkpoint import load_project_checkpoint
     from tests import model_checks as mc
 
