@@ -69,17 +69,7 @@ def label(
 
 
 def load_teacher_model(name: str, device: str = "cpu"):
-    """A teacher by registry name, or a GemNet-OC checkpoint path loaded with `distill.gemnet.checkpoint`.
-
-    (`calculators.teachers.load_teacher` imports `load_model` from `distill.gemnet`, which does not export it,
-    so checkpoint paths are loaded here directly.)
-    """
-    from pathlib import Path
-
-    if Path(name).suffix in (".pt", ".pth") and Path(name).is_file():
-        from distill.gemnet.checkpoint import load_model
-
-        return load_model(name, device=device)
+    """A teacher by registry name ("sevennet-0", ...) or a GemNet-OC checkpoint path (project or fairchem)."""
     from calculators.teachers.loading import load_teacher
 
     return load_teacher(name, device=device)
