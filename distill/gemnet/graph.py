@@ -76,20 +76,20 @@ class Graph:
 def _search_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     """Cell used only to count lattice repetitions: non-periodic zero rows replaced by unit normals."""
     out = cell.clone()
-    for b in range(cell.shape[0]):
-        for d in range(3):
-            if not bool(pbc[b, d]) and float(torch.linalg.norm(out[b, d])) < 1e-8:
-                others = [out[b, k] for k in range(3) if k != d]
-                normal = torch.linalg.cross(others[0], others[1])
-                if float(torch.linalg.norm(normal)) < 1e-8:
-                    normal = torch.zeros(3, dtype=cell.dtype, device=cell.device)
-                    normal[d] = 1.0
-                out[b, d] = normal / torch.linalg.norm(normal)
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    for d in range(3):  # in order: a replaced row serves as an 'other' row for the next axes, as before
+        replace = (~pbc[:, d]) & (torch.linalg.norm(out[:, d], dim=-1) < 1e-8)
+        if not bool(replace.any()):
+            continue
+        i, j = [k for k in range(3) if k != d]
+        normal = torch.linalg.cross(out[:, i], out[:, j])
+        norm = torch.linalg.norm(normal, dim=-1, keepdim=True)
+        unit = torch.where(norm < 1e-8, eye[d].expand_as(normal), normal / norm.clamp(min=1e-30))
+        out[:, d] = torch.where(replace[:, None], unit, out[:, d])
     # a structure with two or three zero non-periodic vectors: fall back to the unit matrix rows
     zero_rows = torch.linalg.norm(out, dim=-1) < 1e-8
     if zero_rows.any():
-        eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(out)
-        out = torch.where(zero_rows[..., None], eye, out)
+        out = torch.where(zero_rows[..., None], eye.expand_as(out), out)
     return out
 
 
