@@ -23,9 +23,9 @@ from ase.build import add_adsorbate, fcc111
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from calculators.batch import AtomsBatch  # noqa: E402
+from calculators.gemnet import GemNetOC, preset  # noqa: E402
 from calculators.tags import tags_for  # noqa: E402
-from distill.batch import AtomsBatch  # noqa: E402
-from distill.gemnet import GemNetOC, preset  # noqa: E402
 
 
 def slab():

@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
 from distill.ablation import slug
-from distill.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ Public API: `DistilledCalculator`, `TeacherCalculator`, `ModelCalculator`, `pred
 `RelaxResult`, `hessian_rows`, `infer_tags`, `build_neighbors`, `load_teacher`, `download_checkpoint`.
 """
 
-from calculators.base import ModelCalculator
+from calculators.ase_calculator import ModelCalculator
 from calculators.batched import RelaxResult, predict_many, relax_many
 from calculators.calculators import (
     DEFAULT_STUDENT,

@@ -9,10 +9,10 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
+from calculators.batch import AtomsBatch, validate_atoms
+from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel, NeighborCandidates
 from calculators.neighbors import build_neighbors, candidates_valid
 from calculators.tags import tags_for
-from distill.batch import AtomsBatch, validate_atoms
-from distill.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel, NeighborCandidates
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -11,9 +11,9 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm import tqdm
 
+from calculators.batch import AtomsBatch, validate_atoms
+from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel
 from calculators.tags import tags_for
-from distill.batch import AtomsBatch, validate_atoms
-from distill.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel
 
 
 def _model_place(model: AtomisticModel) -> tuple[torch.device, torch.dtype]:

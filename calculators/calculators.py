@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from calculators.base import ModelCalculator, resolve_device, resolve_dtype
-from calculators.teachers.loading import DEFAULT_TEACHER, load_gemnet, load_teacher
-from distill.model_api import AtomisticModel
+from calculators.ase_calculator import ModelCalculator, resolve_device, resolve_dtype
+from calculators.loading import DEFAULT_TEACHER, load_gemnet, load_teacher
+from calculators.model_api import AtomisticModel
 
 DEFAULT_STUDENT = Path(__file__).resolve().parent / "weights" / "default_student.pt"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from distill.batch import AtomsBatch
-from distill.model_api import FORCES, AtomisticModel
+from calculators.batch import AtomsBatch
+from calculators.model_api import FORCES, AtomisticModel
 
 
 def _flat_index(batch: AtomsBatch, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from calculators.teachers.registry import cached_checkpoint, registry_entry
-from distill.gemnet.checkpoint import CheckpointError, load_model
-from distill.model_api import AtomisticModel
+from calculators.gemnet.checkpoint import CheckpointError, load_model
+from calculators.model_api import AtomisticModel
+from calculators.registry import cached_checkpoint, registry_entry
 
 __all__ = ["DEFAULT_TEACHER", "CheckpointError", "load_gemnet", "load_teacher"]
 
@@ -34,7 +34,7 @@ def _diagnose(path: Path) -> str | None:
 
 
 def load_gemnet(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
-    """Load a GemNet-OC checkpoint (project or fairchem) with `distill.gemnet.load_model`, with clear errors
+    """Load a GemNet-OC checkpoint (project or fairchem) with `calculators.gemnet.load_model`, with clear errors
     (`CheckpointError` naming the problem, e.g. a checkpoint of another architecture)."""
     path = Path(path)
     if not path.is_file():
@@ -60,7 +60,7 @@ def load_teacher(
         return load_gemnet(name, device, dtype)
     key, entry = registry_entry(str(name))
     if entry["architecture"] == "sevennet":
-        from calculators.teachers.sevennet import SevenNetModel
+        from calculators.sevennet import SevenNetModel
 
         if dtype not in SevenNetModel.supported_dtypes:
             warnings.warn(f"{key} computes in float32 only; {dtype} inputs are cast to it", stacklevel=2)
@@ -70,7 +70,7 @@ def load_teacher(
         if path is None:
             raise FileNotFoundError(
                 f"teacher {key} is not in the cache; download it explicitly (network needed): "
-                f"`python -m calculators.teachers.registry download {key}` or "
+                f"`python -m calculators.registry download {key}` or "
                 f"calculators.teachers.download_checkpoint({key!r})"
             )
         return load_gemnet(path, device, dtype)

@@ -1,7 +1,7 @@
 """The one batched model contract that every model (GemNet-OC student or teacher, SevenNet teacher) follows.
 
 Calculators, screening and distillation code talk to models only through this contract, and the reusable model
-checks in `tests/model_checks.py` run against every implementation.
+checks in `calculators/testing.py` run against every implementation.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 
 # Keys of the dict a model returns. Shapes: B structures, N atoms, E edges.
 ENERGY = "energy"  # (B,) eV, total energy per structure

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from ase.neighborlist import primitive_neighbor_list
 
-from distill.batch import AtomsBatch
-from distill.model_api import NeighborCandidates
+from calculators.batch import AtomsBatch
+from calculators.model_api import NeighborCandidates
 
 
 def build_neighbors(batch: AtomsBatch, radius: float) -> NeighborCandidates:

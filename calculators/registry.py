@@ -1,8 +1,8 @@
 """Model registry (`calculators/registry.json`: name → url, filename, sha256, architecture, notes) and
 explicit checkpoint download into a cache. Nothing here runs on import or in a constructor.
 
-CLI: ``python -m calculators.teachers.registry list`` and
-``python -m calculators.teachers.registry download NAME [--cache-dir DIR]``.
+CLI: ``python -m calculators.registry list`` and
+``python -m calculators.registry download NAME [--cache-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-REGISTRY_PATH = Path(__file__).resolve().parents[1] / "registry.json"
+REGISTRY_PATH = Path(__file__).resolve().parent / "registry.json"
 
 
 class CheckpointUnavailable(FileNotFoundError):
@@ -112,7 +112,7 @@ def download_checkpoint(
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: list the registry or download one checkpoint."""
-    parser = argparse.ArgumentParser(prog="python -m calculators.teachers.registry")
+    parser = argparse.ArgumentParser(prog="python -m calculators.registry")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list")
     dl = sub.add_parser("download")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from calculators.batch import AtomsBatch, StructureError
+from calculators.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
 from calculators.neighbors import build_neighbors, select_within
-from distill.batch import AtomsBatch, StructureError
-from distill.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
 
 _SKIP = ("force_output", "reduce_total_enegy", "reduce_total_energy")
 _READOUT = "reduce_input_to_hidden"

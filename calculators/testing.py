@@ -14,10 +14,9 @@ from ase.constraints import FixAtoms
 from ase.data import covalent_radii
 from ase.optimize import BFGS
 
-from calculators.base import ModelCalculator
-from calculators.neighbors import build_neighbors, select_within
-from distill.batch import AtomsBatch
-from distill.model_api import (
+from calculators.ase_calculator import ModelCalculator
+from calculators.batch import AtomsBatch
+from calculators.model_api import (
     ATOM_ENERGIES,
     EDGE_INDEX,
     ENERGY,
@@ -26,6 +25,7 @@ from distill.model_api import (
     AtomisticModel,
     NeighborCandidates,
 )
+from calculators.neighbors import build_neighbors, select_within
 
 
 class MorsePairModel(torch.nn.Module):

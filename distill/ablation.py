@@ -44,8 +44,8 @@ def run_variant(
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one variant; returns (and writes) its row."""
+    from calculators.gemnet.checkpoint import load_model
     from distill.evaluate import adsorption_energies, evaluate_records, spearman
-    from distill.gemnet.checkpoint import load_model
 
     losses = replace(base.losses, **VARIANTS[name])
     cfg = replace(base, losses=losses)

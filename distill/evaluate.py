@@ -85,7 +85,7 @@ def heldout_spearman(
 def teacher_adsorption_energies(teacher: Any, systems: Sequence[Any]) -> list[float]:
     """Adsorption energies (eV) of `systems` with the teacher (AtomisticModel or registry name)."""
     if isinstance(teacher, str):
-        from distill.commands.data import load_teacher_model
+        from distill.cli.generate import load_teacher_model
 
         teacher = load_teacher_model(teacher)
     return adsorption_energies(teacher, systems)

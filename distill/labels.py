@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from distill.batch import AtomsBatch, fixed_mask
-from distill.model_api import ATOM_ENERGIES, ENERGY, FORCES, NODE_FEATURES
+from calculators.batch import AtomsBatch, fixed_mask
+from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, NODE_FEATURES
 
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1

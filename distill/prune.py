@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
-from distill.batch import AtomsBatch
-from distill.gemnet import GemNetOC
+from calculators.batch import AtomsBatch
+from calculators.gemnet import GemNetOC
 
 
 def prune_blocks(model: GemNetOC, keep: int | Sequence[int]) -> GemNetOC:

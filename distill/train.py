@@ -127,10 +127,10 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def build_student(config: TrainConfig):
     """A fresh student from a preset, or the model of a project checkpoint (`student` is a path)."""
-    from distill.gemnet import GemNetOC, preset
+    from calculators.gemnet import GemNetOC, preset
 
     if Path(config.student).suffix in (".pt", ".pth"):
-        from distill.gemnet.checkpoint import load_project_checkpoint
+        from calculators.gemnet.checkpoint import load_project_checkpoint
 
         model, _ = load_project_checkpoint(config.student)
         return model
@@ -175,7 +175,7 @@ def train(
     Without `val_records` a `val_fraction` split of `train_records` is held out. Returns a summary with the
     final validation metrics and the checkpoint paths. `on_step(step)` runs after each update (tests, hooks).
     """
-    from distill.gemnet.checkpoint import save_checkpoint
+    from calculators.gemnet.checkpoint import save_checkpoint
 
     c = config
     out = Path(out_dir)

@@ -90,7 +90,7 @@ def lookup_evaluator(energies: Mapping[str, float], key_fn: Callable[[Atoms], st
 
 
 def _load_checkpoint(path: Path, device: str, dtype: Any) -> Any:
-    from distill.gemnet.checkpoint import load_model
+    from calculators.gemnet.checkpoint import load_model
 
     return load_model(path, device=device, dtype=dtype)
 
@@ -119,8 +119,8 @@ def resolve_teacher(
         if not path.is_file():
             raise FileNotFoundError(f"teacher checkpoint {path} does not exist")
         return _checkpoint_evaluator(path, "teacher", device, torch.float32, batch_atoms)
-    from calculators.teachers.loading import load_teacher
-    from calculators.teachers.registry import registry_entry
+    from calculators.loading import load_teacher
+    from calculators.registry import registry_entry
 
     key, entry = registry_entry(str(spec))
     model = load_teacher(key, device=device, dtype=torch.float32)
@@ -135,7 +135,7 @@ def resolve_teacher(
         label = "SevenNet-0" if key == "sevennet-0" else key
         fp = f"{key}-sevenn-{sevenn.__version__}"
     else:
-        from calculators.teachers.registry import cached_checkpoint
+        from calculators.registry import cached_checkpoint
 
         ck = cached_checkpoint(key, None)
         desc["path"] = str(ck)
@@ -166,7 +166,7 @@ def resolve_student(
     if str(spec) == "none":
         return None, "teacher-only run requested (--student none)"
     if str(spec) == "random":
-        from distill.gemnet import GemNetOC, preset
+        from calculators.gemnet import GemNetOC, preset
 
         torch.manual_seed(seed)
         model = GemNetOC(preset("gemnet-oc-student")).eval()

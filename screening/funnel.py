@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from screening.models import Evaluator
+from screening.evaluators import Evaluator
 from screening.reactions import ScreenSet
 from screening.runner import (
     EnergyStore,

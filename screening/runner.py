@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from screening.evaluators import Evaluator
 from screening.metrics import grouped
-from screening.models import Evaluator
 from screening.reactions import ScreenReaction, ScreenSet
 
 RESULTS_FILE = "results.json"

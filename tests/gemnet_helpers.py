@@ -7,7 +7,7 @@ import torch
 from ase import Atoms
 from ase.build import add_adsorbate, fcc111, molecule
 
-from distill.gemnet import GemNetOC, GemNetOCConfig
+from calculators.gemnet import GemNetOC, GemNetOCConfig
 
 # every interaction on (triplets, quadruplets, atom-edge, edge-atom, atom-atom), tiny sizes: exercises all code
 TINY_FULL = dict(

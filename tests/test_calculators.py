@@ -19,9 +19,9 @@ from calculators import (
     predict_many,
     relax_many,
 )
-from distill.batch import AtomsBatch, StructureError
-from distill.model_api import AtomisticModel
-from tests import model_checks as mc
+from calculators import testing as mc
+from calculators.batch import AtomsBatch, StructureError
+from calculators.model_api import AtomisticModel
 
 torch.set_num_threads(1)
 

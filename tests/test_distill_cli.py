@@ -24,7 +24,7 @@ def _ok(args):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    from distill.gemnet.checkpoint import save_checkpoint
+    from calculators.gemnet.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("cli")
     save_checkpoint(tiny_model(dtype=torch.float32, **{**CHEAP, "num_blocks": 2}), d / "teacher.pt")

@@ -8,14 +8,14 @@ import pytest
 import torch
 from gemnet_helpers import pt_slab_o
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 
 PATH = Path(__file__).resolve().parents[1] / "calculators" / "weights" / "default_student.pt"
 
 
 @pytest.mark.skipif(not PATH.is_file(), reason="no default student shipped")
 def test_default_student_checkpoint():
-    from distill.gemnet.checkpoint import load_project_checkpoint
+    from calculators.gemnet.checkpoint import load_project_checkpoint
 
     raw = torch.load(PATH, weights_only=True)
     meta = raw["metadata"]
@@ -36,7 +36,7 @@ def test_default_student_checkpoint():
 @pytest.mark.skipif(not PATH.is_file(), reason="no default student shipped")
 def test_distilled_calculator_with_no_arguments_uses_the_shipped_student():
     from calculators import DistilledCalculator
-    from distill.gemnet.checkpoint import load_project_checkpoint
+    from calculators.gemnet.checkpoint import load_project_checkpoint
 
     atoms = pt_slab_o()
     atoms.calc = DistilledCalculator(device="cpu")
@@ -52,8 +52,8 @@ def test_distilled_calculator_with_no_arguments_uses_the_shipped_student():
     "check", ["check_energy_forces_shapes", "check_batch_equals_single", "check_invariances", "check_ase_caching"]
 )
 def test_shipped_student_model_checks(check):
-    from distill.gemnet.checkpoint import load_project_checkpoint
-    from tests import model_checks as mc
+    from calculators import testing as mc
+    from calculators.gemnet.checkpoint import load_project_checkpoint
 
     model, _ = load_project_checkpoint(PATH)
     getattr(mc, check)(model.eval())

@@ -46,7 +46,7 @@ def test_labels_content_and_collate(tmp_path):
     assert cache.complete and len(cache.done_chunks()) == 2
     recs = cache.records()
     assert len(recs) == 3
-    ref = teacher.model.predict(__import__("distill.batch").batch.AtomsBatch.from_atoms(structures[2]))
+    ref = teacher.model.predict(__import__("calculators.batch").batch.AtomsBatch.from_atoms(structures[2]))
     torch.testing.assert_close(recs[2]["energy"], ref["energy"][0])
     assert recs[0]["hessian_rows"].shape == (2, 3 * len(structures[0]))
     for p in tmp_path.glob("chunk_*.pt"):

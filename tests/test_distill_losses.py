@@ -7,7 +7,7 @@ import math
 import torch
 from gemnet_helpers import pt_slab_o, tiny_model
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 from distill.losses import (
     DistillationLoss,
     LossConfig,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from gemnet_helpers import pt_slab_o, tiny_model
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 from distill.prune import block_importance, importance_report, prune_blocks
 
 
@@ -24,7 +24,7 @@ def test_keep_all_blocks_is_exact(model):
 
 
 def test_pruned_model_runs_and_is_smaller(model, tmp_path):
-    from distill.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
+    from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
 
     small = prune_blocks(model, 1)
     assert small.config.num_blocks == 1 and small.num_parameters() < model.num_parameters()

@@ -7,7 +7,7 @@ import torch
 from gemnet_helpers import pt_slab_o
 from test_distill_labels import CountingTeacher
 
-from distill.gemnet.checkpoint import load_project_checkpoint
+from calculators.gemnet.checkpoint import load_project_checkpoint
 from distill.labels import LabelSettings, label_structures
 from distill.losses import LossConfig
 from distill.train import TrainConfig, learning_rate, train

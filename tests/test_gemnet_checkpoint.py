@@ -9,9 +9,9 @@ from ase import Atoms
 from gemnet_helpers import TINY_FULL, pt_slab_o, tiny_model
 from typer.testing import CliRunner
 
-from distill.batch import AtomsBatch, StructureError
-from distill.gemnet import GemNetOC, preset
-from distill.gemnet.checkpoint import (
+from calculators.batch import AtomsBatch, StructureError
+from calculators.gemnet import GemNetOC, preset
+from calculators.gemnet.checkpoint import (
     CheckpointError,
     load_model,
     load_project_checkpoint,

@@ -1,4 +1,4 @@
-"""The reusable model checks (tests/model_checks.py) and calculator behaviour on GemNet-OC models."""
+"""The reusable model checks (calculators/testing.py) and calculator behaviour on GemNet-OC models."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import torch
 from ase.optimize import BFGS
 from gemnet_helpers import tiny_model
 
-from calculators.base import ModelCalculator
+from calculators import testing as mc
+from calculators.ase_calculator import ModelCalculator
+from calculators.batch import AtomsBatch
+from calculators.gemnet import GemNetOC, preset
 from calculators.hessian import hessian_rows
+from calculators.model_api import AtomisticModel
 from calculators.neighbors import build_neighbors
-from distill.batch import AtomsBatch
-from distill.gemnet import GemNetOC, preset
-from distill.model_api import AtomisticModel
-from tests import model_checks as mc
 
 
 def _student(name: str, dtype=torch.float64) -> GemNetOC:
@@ -85,7 +85,7 @@ def test_calculators_load_gemnet_checkpoints(tmp_path):
     from test_gemnet_checkpoint import fairchem_style
 
     from calculators import DistilledCalculator, TeacherCalculator
-    from distill.gemnet import save_checkpoint
+    from calculators.gemnet import save_checkpoint
 
     student = _student("gemnet-oc-student", torch.float32)
     path = save_checkpoint(student, tmp_path / "student.pt", {"note": "random"})

@@ -16,9 +16,9 @@ import torch
 from ase.build import add_adsorbate, fcc111, molecule
 from gemnet_helpers import pt_slab_o
 
-from distill.batch import AtomsBatch
-from distill.gemnet import GemNetOC, preset
-from distill.gemnet.checkpoint import load_model
+from calculators.batch import AtomsBatch
+from calculators.gemnet import GemNetOC, preset
+from calculators.gemnet.checkpoint import load_model
 
 sys.path.insert(0, str(Path(__file__).parent / "oracle"))
 import fairchem_oracle  # noqa: E402

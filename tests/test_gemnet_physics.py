@@ -8,7 +8,7 @@ import torch
 from gemnet_helpers import pt_slab_o, small_molecule_box, tiny_model
 from scipy.spatial.transform import Rotation
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 
 
 def run(model, atoms_list):

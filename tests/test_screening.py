@@ -13,9 +13,9 @@ import torch
 from typer.testing import CliRunner
 
 from screening.cathub import load_dataset
+from screening.evaluators import lookup_evaluator, resolve_student
 from screening.funnel import recall_at_k, run_funnel, select
 from screening.metrics import closer_share, grouped, mae, rankdata, spearman
-from screening.models import lookup_evaluator, resolve_student
 from screening.reactions import ScreenReaction, builtin_set, from_dataset, generated_set, system_key
 from screening.report import write_report
 from screening.runner import RunConfig, _relax_diagnostics, chunks, load_results, run_screening
@@ -63,7 +63,7 @@ def tiny_ckpts(tmp_path_factory):
     """Two tiny random GemNet-OC checkpoints (teacher, student)."""
     from gemnet_helpers import tiny_model
 
-    from distill.gemnet.checkpoint import save_checkpoint
+    from calculators.gemnet.checkpoint import save_checkpoint
 
     d = tmp_path_factory.mktemp("ckpt")
     paths = []
@@ -281,7 +281,7 @@ def test_builtin_and_generated_sets_share_systems():
 
 def test_default_student_used_when_installed(monkeypatch, tiny_ckpts):
     import calculators.calculators as cc
-    from screening.models import sha256_file
+    from screening.evaluators import sha256_file
 
     monkeypatch.setattr(cc, "DEFAULT_STUDENT", tiny_ckpts[1])
     s, reason = resolve_student(None)
@@ -316,7 +316,7 @@ def test_cli_run_report_funnel(tiny_ckpts, tmp_path):
     assert "reference: DFT" in text and "model calls: teacher" in text
     results = load_results(out)
     assert results["dataset"]["reactions_screened"] == 7
-    assert results["models"]["student"]["sha256"] == __import__("screening.models").models.sha256_file(student)
+    assert results["models"]["student"]["sha256"] == __import__("screening.evaluators").evaluators.sha256_file(student)
     assert results["timing"]["speedup"] > 0
     assert all(math.isfinite(r["student"]) for r in results["reactions"])
     # re-run: everything cached, no model call

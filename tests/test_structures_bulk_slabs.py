@@ -103,7 +103,7 @@ def test_slab_geometry_tags_and_constraints(prototype, facet):
     assert z.min() == pytest.approx(vacuum) and cell[2, 2] - z.max() == pytest.approx(vacuum)
     layer = atomic_layers(z)
     assert layer.max() + 1 == 4
-    from distill.batch import fixed_mask
+    from calculators.batch import fixed_mask
 
     fixed = fixed_mask(slab)
     assert np.array_equal(fixed, layer < 2)

@@ -8,7 +8,7 @@ from ase.data import covalent_radii
 from ase.neighborlist import neighbor_list
 from typer.testing import CliRunner
 
-from distill.batch import fixed_mask, validate_atoms
+from calculators.batch import fixed_mask, validate_atoms
 from screening.structures import StructureBuildError, make_slab
 from screening.structures.io import read_structures, write_structures
 from screening.structures.perturb import random_strain, rattle, relaxation_snapshots

@@ -11,7 +11,10 @@ import torch
 from ase import Atoms
 
 from calculators import TeacherCalculator, hessian_rows, predict_many
-from calculators.base import ModelCalculator
+from calculators import testing as mc
+from calculators.ase_calculator import ModelCalculator
+from calculators.batch import AtomsBatch, StructureError
+from calculators.model_api import AtomisticModel
 from calculators.teachers import (
     CheckpointUnavailable,
     cached_checkpoint,
@@ -19,9 +22,6 @@ from calculators.teachers import (
     load_registry,
     load_teacher,
 )
-from distill.batch import AtomsBatch, StructureError
-from distill.model_api import AtomisticModel
-from tests import model_checks as mc
 
 torch.set_num_threads(1)
 pytest.importorskip("sevenn")
@@ -178,7 +178,7 @@ def test_gemnet_teacher_not_cached_never_downloads(tmp_path):
 
 
 def test_registry_cli_lists_models(capsys):
-    from calculators.teachers.registry import main
+    from calculators.registry import main
 
     main(["list"])
     out = capsys.readouterr().out

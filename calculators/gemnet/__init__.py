@@ -1,8 +1,8 @@
 """GemNet-OC in plain PyTorch: model, graphs, presets and checkpoint loading."""
 
-from distill.gemnet.checkpoint import CheckpointError, load_model, save_checkpoint
-from distill.gemnet.config import PRESETS, GemNetOCConfig, preset
-from distill.gemnet.model import GemNetOC, count_parameters
+from calculators.gemnet.checkpoint import CheckpointError, load_model, save_checkpoint
+from calculators.gemnet.config import PRESETS, GemNetOCConfig, preset
+from calculators.gemnet.model import GemNetOC, count_parameters
 
 __all__ = [
     "CheckpointError",

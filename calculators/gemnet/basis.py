@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from distill.gemnet.layers import ScaleFactor
+from calculators.gemnet.layers import ScaleFactor
 
 
 class PolynomialEnvelope(nn.Module):

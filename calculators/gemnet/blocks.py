@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from distill.gemnet.index_ops import segment_sum
-from distill.gemnet.layers import (
+from calculators.gemnet.index_ops import segment_sum
+from calculators.gemnet.layers import (
     Dense,
     EdgeEmbedding,
     EfficientInteractionBilinear,

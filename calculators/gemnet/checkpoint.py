@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from distill.gemnet.config import GemNetOCConfig
-from distill.gemnet.model import GemNetOC
+from calculators.gemnet.config import GemNetOCConfig
+from calculators.gemnet.model import GemNetOC
 
 FORMAT_VERSION = 1
 ARCHITECTURE = "gemnet_oc"

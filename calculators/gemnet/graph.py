@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from distill.batch import AtomsBatch
-from distill.gemnet.index_ops import count_per_index, csr_gather, inner_index, segment_sum
+from calculators.batch import AtomsBatch
+from calculators.gemnet.index_ops import count_per_index, csr_gather, inner_index, segment_sum
 
 log = logging.getLogger(__name__)
 

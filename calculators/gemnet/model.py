@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from distill.batch import AtomsBatch, StructureError
-from distill.gemnet import graph as G
-from distill.gemnet.basis import CircularBasisLayer, RadialBasis, SphericalBasisLayer
-from distill.gemnet.blocks import InteractionBlock, OutputBlock
-from distill.gemnet.config import GemNetOCConfig
-from distill.gemnet.index_ops import inner_index, segment_sum
-from distill.gemnet.layers import (
+from calculators.batch import AtomsBatch, StructureError
+from calculators.gemnet import graph as G
+from calculators.gemnet.basis import CircularBasisLayer, RadialBasis, SphericalBasisLayer
+from calculators.gemnet.blocks import InteractionBlock, OutputBlock
+from calculators.gemnet.config import GemNetOCConfig
+from calculators.gemnet.index_ops import inner_index, segment_sum
+from calculators.gemnet.layers import (
     AtomEmbedding,
     BasisEmbedding,
     Dense,
@@ -21,7 +21,7 @@ from distill.gemnet.layers import (
     ResidualLayer,
     he_orthogonal_,
 )
-from distill.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
+from calculators.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Teacher models behind the `AtomisticModel` contract, a model registry and explicit checkpoint download."""
 
-from calculators.teachers.loading import DEFAULT_TEACHER, CheckpointError, load_gemnet, load_teacher
-from calculators.teachers.registry import (
+from calculators.loading import DEFAULT_TEACHER, CheckpointError, load_gemnet, load_teacher
+from calculators.registry import (
     CheckpointUnavailable,
     cached_checkpoint,
     download_checkpoint,
@@ -13,7 +13,7 @@ from calculators.teachers.targets import teacher_targets
 
 def __getattr__(name: str):
     if name == "SevenNetModel":  # lazy: importing sevenn takes a second
-        from calculators.teachers.sevennet import SevenNetModel
+        from calculators.sevennet import SevenNetModel
 
         return SevenNetModel
     raise AttributeError(name)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from calculators.batch import AtomsBatch
 from calculators.hessian import hessian_rows
-from distill.batch import AtomsBatch
-from distill.model_api import HESSIAN, AtomisticModel
+from calculators.model_api import HESSIAN, AtomisticModel
 
 
 @torch.no_grad()

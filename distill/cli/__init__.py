@@ -1,1 +1,5 @@
-"""`distill` CLI commands, one module each; heavy imports happen inside the command functions."""
+"""The `distill` console command, one module per subcommand."""
+
+from distill.cli.app import app
+
+__all__ = ["app"]

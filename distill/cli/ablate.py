@@ -22,7 +22,7 @@ def ablate_cmd(
 ) -> None:
     """Train one student per loss combination (same budget and seed) and write reports/ablation/ablation.{csv,md}."""
     from distill.ablation import VARIANTS, run_variant, write_table
-    from distill.commands.train import read_config
+    from distill.cli.train import read_config
     from distill.data import heldout_adsorption_systems
     from distill.evaluate import teacher_adsorption_energies
     from distill.labels import LabelCache

@@ -23,7 +23,7 @@ def _main() -> None:
 @app.command("presets")
 def presets() -> None:
     """List the GemNet-OC presets with their parameter counts and graph settings."""
-    from distill.gemnet import PRESETS, count_parameters, preset
+    from calculators.gemnet import PRESETS, count_parameters, preset
 
     typer.echo(f"{'preset':34s} {'parameters':>12s}  blocks  atom/edge  cutoff  max_nb  quad  forces")
     for name in PRESETS:
@@ -37,11 +37,11 @@ def presets() -> None:
 
 
 def _register() -> None:
-    from distill.commands.ablate import ablate_cmd
-    from distill.commands.data import generate, label
-    from distill.commands.evaluate import evaluate_cmd
-    from distill.commands.prune import prune_cmd
-    from distill.commands.train import train_cmd
+    from distill.cli.ablate import ablate_cmd
+    from distill.cli.evaluate import evaluate_cmd
+    from distill.cli.generate import generate, label
+    from distill.cli.prune import prune_cmd
+    from distill.cli.train import train_cmd
 
     app.command("generate")(generate)
     app.command("label")(label)

@@ -70,6 +70,6 @@ def label(
 
 def load_teacher_model(name: str, device: str = "cpu"):
     """A teacher by registry name ("sevennet-0", ...) or a GemNet-OC checkpoint path (project or fairchem)."""
-    from calculators.teachers.loading import load_teacher
+    from calculators.loading import load_teacher
 
     return load_teacher(name, device=device)

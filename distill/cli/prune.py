@@ -17,9 +17,9 @@ def prune_cmd(
     ] = None,
 ) -> None:
     """Keep some interaction blocks of a GemNet-OC teacher as the student's initialisation; report block importance."""
+    from calculators.batch import AtomsBatch
+    from calculators.gemnet.checkpoint import load_model, save_checkpoint
     from calculators.tags import tags_for
-    from distill.batch import AtomsBatch
-    from distill.gemnet.checkpoint import load_model, save_checkpoint
     from distill.prune import block_importance, importance_report, prune_blocks
     from screening.structures import read_structures
 

@@ -1,4 +1,5 @@
-"""Distillation losses, each switchable with its own weight (`LossConfig`), combined by `DistillationLoss`.
+"""`LossConfig` (a weight and settings per loss term) and `DistillationLoss`, which runs the student and combines
+the switched-on terms.
 
 Label keys (per batch; see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) eV/Å, "atom_energies" (N,) eV,
 "node_features" (N, Ft) teacher atom embeddings, "hessian_rows" (B, s, 3*n_max) eV/Å² with "hessian_index"
@@ -13,29 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 from distill.losses.atomic import atomic_energy_loss
-from distill.losses.fork import fork_loss, info_nce, instance_contrastive_loss, relational_vectors, unique_pairs
+from distill.losses.fork import fork_loss, instance_contrastive_loss
 from distill.losses.hessian import hessian_loss, student_hessian_rows
 from distill.losses.n2n import ProjectionHead, n2n_loss
 from distill.losses.task import energy_loss, force_loss
-
-__all__ = [
-    "DistillationLoss",
-    "LossConfig",
-    "ProjectionHead",
-    "atomic_energy_loss",
-    "energy_loss",
-    "force_loss",
-    "fork_loss",
-    "hessian_loss",
-    "info_nce",
-    "instance_contrastive_loss",
-    "n2n_loss",
-    "relational_vectors",
-    "student_hessian_rows",
-    "unique_pairs",
-]
 
 
 @dataclass

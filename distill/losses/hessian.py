@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from distill.batch import AtomsBatch
+from calculators.batch import AtomsBatch
 
 
 def flat_row_index(natoms: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import typer
 
-from screening.cathub.cli import fetch
-from screening.run_cli import funnel, report, run
-from screening.structures.cli import build
+from screening.cli.build import build
+from screening.cli.fetch import fetch
+from screening.cli.run import funnel, report, run
 
 app = typer.Typer(
     name="screen",

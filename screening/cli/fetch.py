@@ -30,10 +30,10 @@ def fetch(
     """Fetch a CatalysisHub dataset into the on-disk cache (resumable), or load a local file; summarise it."""
     from tqdm import tqdm
 
-    from .cache import DatasetCache
-    from .client import CatHubClient, CatHubError
-    from .registry import resolve_dataset
-    from .sources import fetch_to_cache, load_dataset
+    from screening.cathub.cache import DatasetCache
+    from screening.cathub.client import CatHubClient, CatHubError
+    from screening.cathub.registry import resolve_dataset
+    from screening.cathub.sources import fetch_to_cache, load_dataset
 
     info = resolve_dataset(dataset)
     try:

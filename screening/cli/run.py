@@ -64,7 +64,7 @@ def _load_set(dataset: str | None, data_file: Path | None, cache_dir: Path | Non
 
 
 def _models(teacher: str, student: str, batch_atoms: int, need_student: bool = False) -> tuple[Any, Any, str | None]:
-    from screening.models import resolve_student, resolve_teacher
+    from screening.evaluators import resolve_student, resolve_teacher
 
     try:
         t = resolve_teacher(teacher, batch_atoms=batch_atoms)

@@ -1,4 +1,4 @@
-"""Reports of screening runs: `write_report(run_dir)` regenerates figures, tables, `summary.md` and `index.html`
+"""`write_report(run_dir)` regenerates figures, tables, `summary.md` and `index.html`
 from the saved `results.json` (and `funnel.json` when present) without recomputing anything."""
 
 from __future__ import annotations
@@ -127,6 +127,3 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
     files = ["summary.md", "index.html"] + [f for fs in figures.values() for f in fs]
     files += [f for _t, _r, fs in sections for f in fs]
     return files
-
-
-__all__ = ["summary_lines", "write_report"]

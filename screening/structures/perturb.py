@@ -15,7 +15,7 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
 def free_mask(atoms: Atoms) -> np.ndarray:
     """True for atoms not held by FixAtoms."""
-    from distill.batch import fixed_mask
+    from calculators.batch import fixed_mask
 
     return ~fixed_mask(atoms)
 
