@@ -37,10 +37,10 @@ def _validate(model: AtomisticModel, atoms_list: Sequence[Atoms]) -> None:
         validate_atoms(atoms, i, int(model.max_atomic_number))
 
 
-def _chunks(sizes: Sequence[int], budget: int) -> list[list[int]]:
-    """Indices grouped (largest first) so that each group has at most `budget` atoms (a larger single
-    structure forms its own group)."""
-    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+def atom_batches(sizes: Sequence[int], budget: int, *, largest_first: bool = True) -> list[list[int]]:
+    """Indices grouped so that each group has at most `budget` atoms (a larger single structure forms its own
+    group), taking structures largest first (fewer, fuller batches) or in input order."""
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i]) if largest_first else range(len(sizes))
     groups: list[list[int]] = []
     current: list[int] = []
     total = 0
@@ -73,7 +73,7 @@ def predict_many(
     device, dtype = _model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)
     results: list[dict[str, float | np.ndarray] | None] = [None] * len(atoms_list)
-    groups = _chunks([len(a) for a in atoms_list], batch_atoms)
+    groups = atom_batches([len(a) for a in atoms_list], batch_atoms)
     for group in tqdm(groups, disable=not progress, desc="predict", unit="batch"):
         sub = [atoms_list[i] for i in group]
         batch = AtomsBatch.from_atoms(sub, device=device, dtype=dtype, tags=[tags_for(a) for a in sub])
@@ -131,7 +131,7 @@ def relax_many(
     n = len(atoms_list)
     out_atoms: list[Atoms] = [a.copy() for a in atoms_list]
     converged, steps, energies = [False] * n, [0] * n, [float("nan")] * n
-    groups = _chunks([len(a) for a in atoms_list], batch_atoms)
+    groups = atom_batches([len(a) for a in atoms_list], batch_atoms)
     for group in tqdm(groups, disable=not progress, desc="relax", unit="batch"):
         sub = [atoms_list[i] for i in group]
         full = AtomsBatch.from_atoms(sub, device=device, dtype=dtype, tags=[tags_for(a) for a in sub])

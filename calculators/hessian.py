@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from calculators.batch import AtomsBatch
@@ -51,7 +53,7 @@ def hessian_rows(
         raise ValueError("this model does not support double backward (supports_create_graph); use method='fd'")
     if method == "autograd" or (method == "auto" and use_autograd):
         pos = batch.positions.detach().clone().requires_grad_(True)
-        view = AtomsBatch(**{**batch.__dict__, "positions": pos})
+        view = replace(batch, positions=pos)
         with torch.enable_grad():
             forces = model.predict(view, forces=True, create_graph=True)[FORCES].reshape(-1)
             for k in range(s):
@@ -68,8 +70,8 @@ def hessian_rows(
         minus = plus.clone()
         plus[gidx[:, k]] += step
         minus[gidx[:, k]] -= step
-        fp = model.predict(AtomsBatch(**{**batch.__dict__, "positions": plus.reshape(-1, 3)}))[FORCES]
-        fm = model.predict(AtomsBatch(**{**batch.__dict__, "positions": minus.reshape(-1, 3)}))[FORCES]
+        fp = model.predict(replace(batch, positions=plus.reshape(-1, 3)))[FORCES]
+        fm = model.predict(replace(batch, positions=minus.reshape(-1, 3)))[FORCES]
         row = -(fp.detach() - fm.detach()).reshape(-1) / (2 * step)
         _scatter_rows(batch, row.to(out.dtype), start, k, out)
     return out

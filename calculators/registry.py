@@ -11,11 +11,13 @@ import argparse
 import hashlib
 import json
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from calculators.files import atomic_open
+from calculators.hashing import sha256_file
 
 REGISTRY_PATH = Path(__file__).resolve().parent / "registry.json"
 
@@ -45,14 +47,6 @@ def default_cache_dir() -> Path:
     """$CATDISTILL_CACHE or ~/.cache/catdistill/checkpoints."""
     env = os.environ.get("CATDISTILL_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "catdistill" / "checkpoints"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cached_checkpoint(
@@ -87,26 +81,22 @@ def download_checkpoint(
     dest = cache / filename
     expected = entry.get("sha256")
     if dest.is_file() and not force:
-        if expected and _sha256(dest) != expected:
+        if expected and sha256_file(dest) != expected:
             raise ValueError(f"cached {dest} does not match the registered sha256; delete it or use force=True")
         return dest
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=cache)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with atomic_open(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            digest = hashlib.sha256()
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
-        if expected and _sha256(tmp) != expected:
-            raise ValueError(f"download of {key} from {url} does not match the registered sha256")
-        os.replace(tmp, dest)
+                digest.update(chunk)
+            if expected and digest.hexdigest() != expected:
+                raise ValueError(f"download of {key} from {url} does not match the registered sha256")
     except (urllib.error.URLError, OSError, TimeoutError) as err:
         raise CheckpointUnavailable(
             f"could not download {key} from {url} ({err}); are you offline? Download it on a connected "
             f"machine and place it at {dest}"
         ) from err
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

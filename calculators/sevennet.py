@@ -10,6 +10,8 @@ channels entering SevenNet's energy readout.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -108,7 +110,7 @@ class SevenNetModel(nn.Module):
         pos = batch.positions
         if forces and not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
-        view = AtomsBatch(**{**batch.__dict__, "positions": pos})
+        view = replace(batch, positions=pos)
         with torch.enable_grad() if (forces or pos.requires_grad) else torch.no_grad():
             edge_index, vec = select_within(neighbors, view, self.cutoff)
             data: dict[str, torch.Tensor] = {

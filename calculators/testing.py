@@ -6,6 +6,8 @@ Each `check_*(model)` runs against any model; the test files call them for every
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from ase import Atoms
@@ -63,7 +65,7 @@ class MorsePairModel(torch.nn.Module):
         pos = batch.positions
         if forces and not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
-        view = AtomsBatch(**{**batch.__dict__, "positions": pos})
+        view = replace(batch, positions=pos)
         with torch.enable_grad():
             edge_index, vec = select_within(neighbors, view, self.cutoff)
             i, j = edge_index

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from distill.losses import LossConfig
+from calculators.stats import spearman
 from distill.train import TrainConfig, train
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -45,7 +45,7 @@ def run_variant(
 ) -> dict[str, Any]:
     """Train and evaluate one variant; returns (and writes) its row."""
     from calculators.gemnet.checkpoint import load_model
-    from distill.evaluate import adsorption_energies, evaluate_records, spearman
+    from distill.evaluate import adsorption_energies, evaluate_records
 
     losses = replace(base.losses, **VARIANTS[name])
     cfg = replace(base, losses=losses)
@@ -101,8 +101,3 @@ def write_table(out_dir: str | Path, note: str = "") -> list[dict[str, Any]]:
         )
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     return rows
-
-
-def default_base(max_steps: int = 300, **kw: Any) -> TrainConfig:
-    """The shared recipe of the ablation (task loss weights of LossConfig, EMA, cosine schedule)."""
-    return TrainConfig(losses=LossConfig(), max_steps=max_steps, **kw)

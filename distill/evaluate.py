@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
+from calculators.stats import spearman
 from distill.labels import collate
 
 
@@ -42,13 +42,6 @@ def evaluate_records(
         "force_mae": float(torch.cat(f_err).mean()),
         "num_structures": len(records),
     }
-
-
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Spearman rank correlation of two sequences (average ranks for ties)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(np.asarray(a), np.asarray(b)).statistic)
 
 
 def adsorption_energies(model: Any, systems: Sequence[Any], batch_size: int = 16) -> list[float]:

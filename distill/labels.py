@@ -16,10 +16,8 @@ and optional dft_energy (), dft_forces (n, 3) when the input structures carry DF
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +28,8 @@ import torch
 from ase import Atoms
 
 from calculators.batch import AtomsBatch, fixed_mask
+from calculators.files import atomic_torch_save, atomic_write_json
+from calculators.hashing import structures_sha256, tensors_sha256
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, NODE_FEATURES
 
 MANIFEST = "manifest.json"
@@ -70,23 +70,8 @@ def teacher_fingerprint(teacher: Any, name: str | None = None) -> dict[str, Any]
             continue
     fp["versions"] = versions
     if isinstance(teacher, torch.nn.Module):
-        h = hashlib.sha256()
-        for key, value in sorted(teacher.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
-        fp["weights_sha256"] = h.hexdigest()
+        fp["weights_sha256"] = tensors_sha256(teacher.state_dict())
     return fp
-
-
-def structures_hash(structures: Sequence[Atoms]) -> str:
-    """sha256 of the numbers, positions, cells and pbc of a list of structures."""
-    h = hashlib.sha256()
-    for atoms in structures:
-        h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-        h.update(np.round(np.asarray(atoms.positions, dtype=np.float64), 8).tobytes())
-        h.update(np.round(np.asarray(atoms.cell[:], dtype=np.float64), 8).tobytes())
-        h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
-    return h.hexdigest()
 
 
 def sample_hessian_rows(atoms: Atoms, s: int, seed: int, index: int) -> np.ndarray:
@@ -97,20 +82,6 @@ def sample_hessian_rows(atoms: Atoms, s: int, seed: int, index: int) -> np.ndarr
         free = np.arange(len(atoms))
     flat = (3 * free[:, None] + np.arange(3)[None, :]).reshape(-1)
     return np.sort(rng.choice(flat, size=min(s, flat.size), replace=False)).astype(np.int64)
-
-
-def _atomic_write(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".json":
-            Path(tmp).write_text(json.dumps(obj, indent=2, sort_keys=True))
-        else:
-            torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _dft_targets(atoms: Atoms) -> dict[str, torch.Tensor]:
@@ -186,7 +157,7 @@ def label_structures(
         "teacher": teacher_fingerprint(teacher, teacher_name),
         "settings": settings.to_dict(),
         "num_structures": len(structures),
-        "structures_sha256": structures_hash(structures),
+        "structures_sha256": structures_sha256(structures),
     }
     mpath = cache.path / MANIFEST
     if mpath.is_file():
@@ -198,7 +169,7 @@ def label_structures(
                     "use another cache directory (or delete this one) instead of mixing labels"
                 )
     else:
-        _atomic_write(manifest, mpath)
+        atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
     dtype = getattr(torch, settings.dtype)
     done = set(cache.done_chunks())
     n_chunks = -(-len(structures) // settings.chunk_size)
@@ -242,7 +213,7 @@ def label_structures(
                 rec["hessian_rows"] = hrows[i, :, : 3 * n].detach().cpu().clone()
             rec.update(_dft_targets(atoms))
             records.append(rec)
-        _atomic_write({"indices": list(range(lo, hi)), "records": records}, cache.chunk_path(k))
+        atomic_torch_save({"indices": list(range(lo, hi)), "records": records}, cache.chunk_path(k))
         if bar is not None:
             bar.update(1)
         if on_chunk is not None:

@@ -17,12 +17,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from calculators.files import atomic_torch_save
+from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate
 from distill.losses import DistillationLoss, LossConfig
@@ -69,14 +71,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(values) - known)
-        if bad:
-            raise ValueError(f"unknown training settings {bad}; known: {sorted(known)}")
         values = dict(values)
         if isinstance(values.get("losses"), dict):
             values["losses"] = LossConfig.from_dict(values["losses"])
-        return cls(**values)
+        return dataclass_from_dict(cls, values, what="training settings")
 
 
 def learning_rate(step: int, config: TrainConfig) -> float:
@@ -144,12 +142,6 @@ def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tu
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).tolist()
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 and n > 1 else 0
     return [records[i] for i in perm[n_val:]], [records[i] for i in perm[:n_val]]
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
@@ -256,7 +248,7 @@ def train(
                 if isinstance(v, float):
                     writer_tb.add_scalar(k, v, step)
         if step % c.checkpoint_every == 0 or step == total_steps or state["stopped"]:
-            _atomic_save(
+            atomic_torch_save(
                 {
                     "config": c.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
                     "heads": loss_soft.state_dict(), "optimizer": optimizer.state_dict(), "progress": state,

@@ -17,14 +17,7 @@ from typing import Any
 
 from ase import Atoms
 
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from calculators.hashing import sha256_file
 
 
 @dataclass

@@ -17,9 +17,9 @@ from screening.reactions import ScreenSet
 from screening.runner import (
     EnergyStore,
     RunConfig,
-    atomic_write_json,
     evaluate_systems,
     timing_summary,
+    write_json,
 )
 
 FUNNEL_FILE = "funnel.json"
@@ -137,5 +137,5 @@ def run_funnel(
         "student": student.description | {"label": student.label},
     }
     out["dataset"] = {"name": screen_set.name, "source": screen_set.source}
-    atomic_write_json(run_dir / FUNNEL_FILE, out)
+    write_json(run_dir / FUNNEL_FILE, out)
     return out

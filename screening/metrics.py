@@ -1,4 +1,4 @@
-"""Screening metrics: MAE (eV), Spearman ρ (average ranks for ties), share of reactions where the student is
+"""Screening metrics: MAE (eV), Spearman ρ (`calculators.stats.spearman`), share of reactions where the student is
 closer to the reference than the teacher, and per-group summaries."""
 
 from __future__ import annotations
@@ -9,51 +9,20 @@ from typing import Any
 
 import numpy as np
 
-
-def _clean(*cols: Sequence[float | None]) -> list[np.ndarray]:
-    arr = [np.asarray([np.nan if v is None else v for v in c], dtype=float) for c in cols]
-    ok = np.all([np.isfinite(a) for a in arr], axis=0) if arr and arr[0].size else np.zeros(0, dtype=bool)
-    return [a[ok] for a in arr]
+from calculators.stats import finite_pairs, spearman
 
 
 def mae(pred: Sequence[float | None], ref: Sequence[float | None]) -> float:
     """Mean absolute error (eV) over pairs where both are finite; NaN when none."""
-    p, r = _clean(pred, ref)
+    p, r = finite_pairs(pred, ref)
     return float(np.mean(np.abs(p - r))) if p.size else math.nan
-
-
-def rankdata(x: Sequence[float]) -> np.ndarray:
-    """Ranks 1..n, ties get the average of their ranks."""
-    x = np.asarray(x, dtype=float)
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=float)
-    sx = x[order]
-    i = 0
-    while i < len(x):
-        j = i
-        while j + 1 < len(x) and sx[j + 1] == sx[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def spearman(a: Sequence[float | None], b: Sequence[float | None]) -> float:
-    """Spearman ρ: Pearson correlation of average ranks (ties handled); NaN with < 2 pairs or a constant side."""
-    x, y = _clean(a, b)
-    if x.size < 2:
-        return math.nan
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    den = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
-    return float((rx * ry).sum() / den) if den > 0 else math.nan
 
 
 def closer_share(
     student: Sequence[float | None], teacher: Sequence[float | None], ref: Sequence[float | None]
 ) -> float:
     """Share of reactions with |student − ref| < |teacher − ref| (strictly closer; ties count as not closer)."""
-    s, t, r = _clean(student, teacher, ref)
+    s, t, r = finite_pairs(student, teacher, ref)
     return float(np.mean(np.abs(s - r) < np.abs(t - r))) if s.size else math.nan
 
 
@@ -63,7 +32,7 @@ def summarize(
     """Metrics of one group: n, MAE of teacher and student vs the reference, ΔMAE (student − teacher),
     Spearman vs the reference and student vs teacher, closer share. Student entries are None without one."""
     out: dict[str, Any] = {
-        "n": int(_clean(ref, teacher)[0].size),
+        "n": int(finite_pairs(ref, teacher)[0].size),
         "mae_teacher": mae(teacher, ref),
         "spearman_teacher": spearman(teacher, ref),
         "mae_student": None,

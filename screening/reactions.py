@@ -5,33 +5,18 @@ in the reaction's ``reactants``/``products`` dicts; a negative reactant coeffici
 species is released. Energies in eV.
 
 Each distinct structure is evaluated once: systems are keyed by a content hash of the structure
-(`system_key`), so a clean slab or a gas reference shared by many reactions appears once in `ScreenSet.atoms`.
+(`structure_key`), so a clean slab or a gas reference shared by many reactions appears once in `ScreenSet.atoms`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 
-
-def system_key(atoms: Atoms) -> str:
-    """Content hash (16 hex) of a structure: atomic numbers, positions (1e-5 Å), cell, pbc, tags, fixed atoms."""
-    from ase.constraints import FixAtoms
-
-    h = hashlib.sha256()
-    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-    h.update(np.round(np.asarray(atoms.positions, dtype=float), 5).tobytes())
-    h.update(np.round(np.asarray(atoms.cell.array, dtype=float), 5).tobytes())
-    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
-    h.update(np.asarray(atoms.get_tags(), dtype=np.int64).tobytes())
-    fixed = sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()})
-    h.update(np.asarray(fixed, dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
+from calculators.hashing import structure_key
 
 
 @dataclass
@@ -127,7 +112,7 @@ def from_dataset(dataset: Any) -> ScreenSet:
         keys, gas = {}, {}
         for n in names:
             s = r.systems[n]
-            k = system_key(s.atoms)
+            k = structure_key(s.atoms)
             atoms.setdefault(k, s.atoms)
             keys[n], gas[n] = k, bool(s.gas)
         sites = r.sites if isinstance(r.sites, dict) else {}
@@ -185,12 +170,12 @@ def _pick_site(slab: Atoms, adsorbate: str) -> Any:
 def _add_system(
     atoms_by_key: dict[str, Atoms], slab: Atoms, adslab: Atoms, gas: Mapping[str, Atoms]
 ) -> tuple[str, str, dict[str, str]]:
-    ks, ka = system_key(slab), system_key(adslab)
+    ks, ka = structure_key(slab), structure_key(adslab)
     atoms_by_key.setdefault(ks, slab)
     atoms_by_key.setdefault(ka, adslab)
     gk = {}
     for g, m in gas.items():
-        k = system_key(m)
+        k = structure_key(m)
         atoms_by_key.setdefault(k, m)
         gk[g] = k
     return ks, ka, gk

@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +19,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from calculators.batched import atom_batches
+from calculators.files import atomic_write_json
 from screening.evaluators import Evaluator
 from screening.metrics import grouped
 from screening.reactions import ScreenReaction, ScreenSet
@@ -43,17 +43,9 @@ def mp_u_caveat(symbols: set[str]) -> str | None:
     return None
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def write_json(path: Path, obj: Any) -> None:
+    """Write a run file (JSON, numpy values converted) atomically."""
+    atomic_write_json(path, obj, indent=1, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:
@@ -93,23 +85,7 @@ class EnergyStore:
 
     def save(self) -> None:
         """Write atomically."""
-        atomic_write_json(self.path, self.data)
-
-
-def chunks(atoms: Sequence[Atoms], budget: int) -> list[list[int]]:
-    """Indices in groups of at most `budget` atoms, input order (a larger structure gets its own group)."""
-    out: list[list[int]] = []
-    cur: list[int] = []
-    total = 0
-    for i, a in enumerate(atoms):
-        if cur and total + len(a) > budget:
-            out.append(cur)
-            cur, total = [], 0
-        cur.append(i)
-        total += len(a)
-    if cur:
-        out.append(cur)
-    return out
+        write_json(self.path, self.data)
 
 
 def _relax_diagnostics(before: Atoms, after_pos: np.ndarray, gas: bool) -> dict[str, Any]:
@@ -157,7 +133,7 @@ def evaluate_systems(
         evaluator.energies([atoms_by_key[smallest]])  # first call pays one-off costs: not timed
     for group_keys in ([k for k in todo if k in gas_keys], [k for k in todo if k not in gas_keys]):
         structs = [atoms_by_key[k] for k in group_keys]
-        for idx in chunks(structs, batch_atoms):
+        for idx in atom_batches([len(a) for a in structs], batch_atoms, largest_first=False):
             sub = [structs[i] for i in idx]
             t0 = time.perf_counter()
             if mode == "relax":
@@ -368,7 +344,7 @@ def run_screening(
     }
     if student is not None:
         results["models"]["student"] = student.description | {"label": student.label}
-    atomic_write_json(run_dir / RESULTS_FILE, results)
+    write_json(run_dir / RESULTS_FILE, results)
     return results
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from gemnet_helpers import pt_slab_o, tiny_model
@@ -94,7 +95,7 @@ def test_student_hessian_rows_match_calculators_for_conservative_model():
 
     ref = hessian_rows(Wrapped(), batch, rows, method="autograd")
     pos = batch.positions.clone().requires_grad_(True)
-    b2 = AtomsBatch(**{**batch.__dict__, "positions": pos})
+    b2 = replace(batch, positions=pos)
     out = model(b2, create_graph=True)
     got = student_hessian_rows(out["forces"], pos, b2, rows)
     torch.testing.assert_close(got, ref)

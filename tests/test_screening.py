@@ -12,13 +12,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from calculators.batched import atom_batches
+from calculators.hashing import structure_key
+from calculators.stats import spearman
 from screening.cathub import load_dataset
 from screening.evaluators import lookup_evaluator, resolve_student
 from screening.funnel import recall_at_k, run_funnel, select
-from screening.metrics import closer_share, grouped, mae, rankdata, spearman
-from screening.reactions import ScreenReaction, builtin_set, from_dataset, generated_set, system_key
+from screening.metrics import closer_share, grouped, mae
+from screening.reactions import ScreenReaction, builtin_set, from_dataset, generated_set
 from screening.report import write_report
-from screening.runner import RunConfig, _relax_diagnostics, chunks, load_results, run_screening
+from screening.runner import RunConfig, _relax_diagnostics, load_results, run_screening
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "cathub" / "pt111_raw.json"
@@ -39,8 +42,8 @@ def dft_lookup(dataset, label: str = "dft", shift: dict[str, float] | None = Non
     table = {}
     for r in dataset.reactions:
         for s in r.systems.values():
-            table[system_key(s.atoms)] = s.energy + (shift or {}).get(s.name, 0.0)
-    return lookup_evaluator(table, system_key, label)
+            table[structure_key(s.atoms)] = s.energy + (shift or {}).get(s.name, 0.0)
+    return lookup_evaluator(table, structure_key, label)
 
 
 class CountingLookup:
@@ -137,11 +140,11 @@ def test_metrics_hand_computed():
     ref = [1.0, 2.0, 3.0, 4.0]
     assert mae([1.5, 2.0, 2.0, 4.5], ref) == pytest.approx((0.5 + 0 + 1 + 0.5) / 4)
     assert mae([1.0, None, float("nan")], [2.0, 1.0, 1.0]) == pytest.approx(1.0)  # missing pairs dropped
-    assert list(rankdata([10, 20, 20, 30])) == [1.0, 2.5, 2.5, 4.0]
     # ties: ranks x = [1, 2.5, 2.5, 4], y = [1, 2, 3, 4]; ρ = Σdxdy / sqrt(Σdx² Σdy²) = 4.5 / sqrt(4.5·5)
     assert spearman([10, 20, 20, 30], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(4.5 * 5))
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+    assert spearman([1, None, 2, 3, float("nan")], [1, 5, 2, 3, 4]) == pytest.approx(1.0)  # missing pairs dropped
     # closer share: student strictly closer in reactions 0 and 2; tie (1) and worse (3) do not count
     assert closer_share([1.1, 2.5, 3.0, 5.0], [1.5, 1.5, 3.5, 4.2], ref) == pytest.approx(0.5)
     rows = [
@@ -156,12 +159,10 @@ def test_metrics_hand_computed():
     assert grouped(rows, "adsorbate", False)["all"]["mae_student"] is None
 
 
-def test_chunks_respect_atom_budget():
-    from ase import Atoms
-
-    structs = [Atoms("H" * n) for n in (5, 5, 12, 3, 3)]
-    groups = chunks(structs, 10)
-    assert groups == [[0, 1], [2], [3, 4]]
+def test_atom_batches_respect_atom_budget():
+    sizes = (5, 5, 12, 3, 3)
+    assert atom_batches(sizes, 10, largest_first=False) == [[0, 1], [2], [3, 4]]  # screening: input order
+    assert atom_batches(sizes, 10) == [[2], [0, 1], [3, 4]]  # prediction: largest first
 
 
 # ----------------------------------------------------------------------------- funnel

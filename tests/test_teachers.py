@@ -106,17 +106,22 @@ def test_sevennet_hessian_rows_autograd_vs_fd(sevennet):
     torch.testing.assert_close(h_ad, h_fd, atol=0.05, rtol=0.05)
 
 
-def test_teacher_targets_for_distillation(sevennet):
-    from calculators.teachers import teacher_targets
+def test_sevennet_labels_for_distillation(sevennet, tmp_path):
+    from distill.labels import LabelCache, LabelSettings, label_structures
 
     structures = [mc.pt_slab_o(displace=0.5), mc.test_structures()[2]]
-    batch = AtomsBatch.from_atoms(structures)
-    out = teacher_targets(sevennet, batch, rows=torch.tensor([[38], [2]]))
-    n = batch.num_atoms
-    assert out["energy"].shape == (2,) and out["forces"].shape == (n, 3)
-    assert out["atom_energies"].shape == (n,) and out["node_features"].shape == (n, 128)
-    assert out["hessian"].shape == (2, 1, 39)
-    assert (out["hessian"][1, 0, 9:] == 0).all() and out["hessian"][1, 0, :9].abs().sum() > 0
+    settings = LabelSettings(hessian_rows=1, hessian_method="autograd", chunk_size=2)
+    label_structures(structures, sevennet, tmp_path, settings, teacher_name="sevennet-0")
+    records = LabelCache(tmp_path).records()
+    direct = sevennet.predict(AtomsBatch.from_atoms(structures[:1], tags=[structures[0].get_tags()]))
+    assert float(records[0]["energy"]) == pytest.approx(float(direct["energy"][0]), abs=1e-4)
+    np.testing.assert_allclose(records[0]["forces"].numpy(), direct["forces"].numpy(), atol=1e-4)
+    for atoms, rec in zip(structures, records, strict=True):
+        n = len(atoms)
+        assert rec["node_features"].shape == (n, 128) and rec["hessian_rows"].shape == (1, 3 * n)
+        row = int(rec["hessian_index"][0])
+        assert rec["hessian_rows"][0].abs().sum() > 0
+        assert not bool(rec["fixed"][row // 3])  # rows are sampled among free atoms
 
 
 def test_sevennet_unknown_element_and_predict_many(sevennet):

@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from calculators.files import atomic_torch_save
 from calculators.gemnet.config import GemNetOCConfig
 from calculators.gemnet.model import GemNetOC
 
@@ -56,17 +56,7 @@ def checkpoint_dict(model: GemNetOC, metadata: Mapping[str, Any] | None = None) 
 
 def save_checkpoint(model: GemNetOC, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> Path:
     """Write a project checkpoint atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(checkpoint_dict(model, metadata), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_torch_save(checkpoint_dict(model, metadata), path)
 
 
 def _upgrade(ckpt: dict[str, Any]) -> dict[str, Any]:

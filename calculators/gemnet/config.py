@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from calculators.parsing import dataclass_from_dict
 
 
 @dataclass
@@ -113,8 +115,6 @@ class GemNetOCConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, strict: bool = True) -> GemNetOCConfig:
         """Build from a dict of constructor arguments. Unknown keys raise unless `strict=False`."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
         ignorable = {
             "name",
             "model",
@@ -124,10 +124,7 @@ class GemNetOCConfig:
             "scale_file",
             "scale_backprop_forces",
         }
-        bad = [k for k in unknown if k not in ignorable]
-        if bad and strict:
-            raise ValueError(f"unknown GemNet-OC hyperparameters: {bad}")
-        return cls(**copy.deepcopy({k: v for k, v in values.items() if k in known}))
+        return dataclass_from_dict(cls, values, what="GemNet-OC hyperparameters", ignore=ignorable if strict else None)
 
 
 # Hyperparameters of fairchem's OC20+OC22 GemNet-OC (configs/oc22/s2ef/gemnet-oc/gemnet_oc_oc20_oc22.yml).

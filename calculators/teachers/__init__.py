@@ -8,7 +8,6 @@ from calculators.registry import (
     load_registry,
     registry_entry,
 )
-from calculators.teachers.targets import teacher_targets
 
 
 def __getattr__(name: str):
@@ -30,5 +29,4 @@ __all__ = [
     "load_registry",
     "load_teacher",
     "registry_entry",
-    "teacher_targets",
 ]

@@ -21,15 +21,15 @@ def ablate_cmd(
     note: Annotated[str, typer.Option(help="Text placed above the Markdown table.")] = "",
 ) -> None:
     """Train one student per loss combination (same budget and seed) and write reports/ablation/ablation.{csv,md}."""
+    from calculators.parsing import read_config_file, split_list
     from distill.ablation import VARIANTS, run_variant, write_table
-    from distill.cli.train import read_config
     from distill.data import heldout_adsorption_systems
     from distill.evaluate import teacher_adsorption_energies
     from distill.labels import LabelCache
     from distill.train import TrainConfig
 
-    base = TrainConfig.from_dict(read_config(config))
-    names = [v.strip() for v in variants.split(",") if v.strip()] or list(VARIANTS)
+    base = TrainConfig.from_dict(read_config_file(config))
+    names = split_list(variants) or list(VARIANTS)
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise typer.BadParameter(f"unknown variants {unknown}; choose from {list(VARIANTS)}")

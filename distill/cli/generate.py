@@ -8,10 +8,6 @@ from typing import Annotated
 import typer
 
 
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file (.extxyz or .db).")],
     n: Annotated[int, typer.Option("-n", help="Number of structures.")] = 400,
@@ -23,11 +19,12 @@ def generate(
     layers: Annotated[int, typer.Option(help="Slab layers.")] = 3,
 ) -> None:
     """Sample slabs/adslabs (pure metals on 2x2 cells, binaries on 1x1) and gas references into a structure file."""
+    from calculators.parsing import split_list
     from distill.data import generate_structures
     from screening.structures import write_structures
 
     structures = generate_structures(
-        n, seed, elements=_split(elements), adsorbates=_split(adsorbates), prototypes=_split(prototypes),
+        n, seed, elements=split_list(elements), adsorbates=split_list(adsorbates), prototypes=split_list(prototypes),
         rattle=rattle, layers=layers,
     )  # fmt: skip
     write_structures(out, structures)

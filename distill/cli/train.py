@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-
-
-def read_config(path: Path | None) -> dict[str, Any]:
-    """A training recipe from JSON or YAML (keys of `distill.train.TrainConfig`, "losses" a dict of LossConfig)."""
-    if path is None:
-        return {}
-    text = Path(path).read_text()
-    if Path(path).suffix in (".yml", ".yaml"):
-        import yaml
-
-        return yaml.safe_load(text) or {}
-    return json.loads(text)
 
 
 def train_cmd(
@@ -31,10 +19,11 @@ def train_cmd(
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Start over even if out/state.pt exists.")] = False,
 ) -> None:
     """Train a student on cached teacher labels; the recipe is recorded in the output checkpoint."""
+    from calculators.parsing import read_config_file
     from distill.labels import LabelCache
     from distill.train import TrainConfig, train
 
-    values = read_config(config)
+    values = read_config_file(config)
     if max_steps is not None:
         values["max_steps"] = max_steps
     if device is not None:

@@ -8,13 +8,14 @@ Label keys (per batch; see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from calculators.batch import AtomsBatch
+from calculators.parsing import dataclass_from_dict
 from distill.losses.atomic import atomic_energy_loss
 from distill.losses.fork import fork_loss, instance_contrastive_loss
 from distill.losses.hessian import hessian_loss, student_hessian_rows
@@ -56,11 +57,7 @@ class LossConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> LossConfig:
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(values) - known)
-        if bad:
-            raise ValueError(f"unknown loss settings {bad}; known: {sorted(known)}")
-        return cls(**values)
+        return dataclass_from_dict(cls, values, what="loss settings")
 
 
 def _student_feature(out: dict, name: str) -> torch.Tensor:
@@ -103,7 +100,7 @@ class DistillationLoss(nn.Module):
         want_hessian = c.hessian > 0 and "hessian_rows" in labels
         if want_hessian:
             pos = batch.positions.detach().clone().requires_grad_(True)
-            batch = AtomsBatch(**{**batch.__dict__, "positions": pos})
+            batch = replace(batch, positions=pos)
         need_features = c.needs_teacher_features
         out = model(batch, forces=True, features=need_features, create_graph=True)
         terms: dict[str, torch.Tensor] = {}

@@ -31,7 +31,6 @@ _EXPORTS: dict[str, str] = {
     "Reaction": "model",
     "System": "model",
     "adsorbate_indices": "model",
-    "atomic_write_json": "cache",
     "build_dataset": "sources",
     "default_cache_root": "cache",
     "fetch_to_cache": "sources",

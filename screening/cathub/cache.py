@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import CatHubClient, NotFoundError
+from calculators.files import atomic_write_json
+from screening.cathub.client import CatHubClient, NotFoundError
 
 DEFAULT_CACHE_ROOT = Path("data/cache/cathub")
 
@@ -32,23 +32,6 @@ def default_cache_root() -> Path:
     """``$CATHUB_CACHE_DIR`` or ``data/cache/cathub`` (relative to the working directory)."""
     env = os.environ.get("CATHUB_CACHE_DIR")
     return Path(env) if env else DEFAULT_CACHE_ROOT
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Write JSON to ``path`` atomically (temp file beside it, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _safe_name(text: str) -> str:
@@ -193,6 +176,7 @@ class DatasetCache:
             atomic_write_json(
                 self.path / "pages" / f"page_{index:05d}.json",
                 {"after": after, "totalCount": total, "pageInfo": page["pageInfo"], "edges": page["edges"]},
+                fsync=True,
             )
             index += 1
             cursor = page["pageInfo"].get("endCursor")
@@ -204,7 +188,7 @@ class DatasetCache:
                 or cursor == after
             )
             state.update({"pubId": self.pub_id, "totalCount": total, "pages": index, "complete": done})
-            atomic_write_json(self.path / "state.json", state)
+            atomic_write_json(self.path / "state.json", state, fsync=True)
             if on_page:
                 on_page(len(seen), total)
             if done:
@@ -228,7 +212,7 @@ class DatasetCache:
         for ase_id in todo:
             node = client.system(ase_id)
             node = {**node, "aseId": ase_id}
-            atomic_write_json(self.system_path(ase_id), node)
+            atomic_write_json(self.system_path(ase_id), node, fsync=True)
             if on_system:
                 on_system(ase_id)
         return self.status()

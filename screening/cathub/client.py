@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from calculators.files import atomic_write_json
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api-catalysis-hub.slac.stanford.edu"
@@ -132,9 +134,7 @@ class CatHubClient:
         self.requests_made += 1
         if self.budget_file is None:
             return
-        from .cache import atomic_write_json
-
-        atomic_write_json(self.budget_file, {"day": self._today(), "count": self._daily_count() + 1})
+        atomic_write_json(self.budget_file, {"day": self._today(), "count": self._daily_count() + 1}, fsync=True)
 
     def requests_left_today(self) -> int:
         """Requests still allowed today by ``daily_budget`` (counted in ``budget_file``, else this client)."""
@@ -245,11 +245,6 @@ class CatHubClient:
         return payload["data"]
 
     # ------------------------------------------------------------------ queries
-    def count_reactions(self, pub_id: str) -> int:
-        """Number of reactions of a publication (1 request)."""
-        data = self.query(f"{{ reactions(pubId: {json.dumps(pub_id)}, first: 1) {{ totalCount }} }}")
-        return int(data["reactions"]["totalCount"])
-
     def reactions_page(self, pub_id: str, after: str | None = None, first: int = PAGE_SIZE) -> dict[str, Any]:
         """One metadata page ``{totalCount, pageInfo, edges}`` ordered by id, after cursor ``after``."""
         after_arg = f", after: {json.dumps(after)}" if after else ""

@@ -142,14 +142,6 @@ def atoms_from_input_file(input_file: str, constraints: Any = None) -> Atoms:
     return atoms
 
 
-def constraints_to_json(atoms: Atoms) -> str | None:
-    """The API's constraints string for an Atoms object (FixAtoms only), or None."""
-    fixed = sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()})
-    if not fixed:
-        return None
-    return json.dumps([{"name": "FixAtoms", "kwargs": {"indices": fixed}}])
-
-
 def atoms_to_input_file(atoms: Atoms) -> str:
     """ASE-db JSON string (``InputFile(format: "json")`` shape) of an Atoms object."""
     from ase.io import write

@@ -7,12 +7,6 @@ from pathlib import Path
 import typer
 
 
-def _split(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def build(
     elements: str = typer.Option(..., help="Comma-separated metals, e.g. Pt,Cu,Au."),
     adsorbates: str = typer.Option("H,O,OH", help="Comma-separated adsorbates (H,O,OH,N,C,CH,CO,...)."),
@@ -32,6 +26,7 @@ def build(
     out: str = typer.Option("structures.extxyz", help="Output file: .extxyz or .db."),
 ) -> None:
     """Write N reproducible random slabs/adslabs (composition, prototype, facet, strain, site, adsorbate)."""
+    from calculators.parsing import split_list
     from screening.structures.adsorbates import gas_coefficients, gas_molecule
     from screening.structures.errors import StructureBuildError
     from screening.structures.io import write_structures
@@ -40,12 +35,12 @@ def build(
     try:
         kwargs = {}
         if prototypes:
-            kwargs["prototypes"] = _split(prototypes)
+            kwargs["prototypes"] = split_list(prototypes)
         space = ChemicalSpace(
-            elements=_split(elements) or [],
-            adsorbates=_split(adsorbates) or [],
-            facets=_split(facets),
-            strains=[float(s) for s in _split(strains) or []],
+            elements=split_list(elements),
+            adsorbates=split_list(adsorbates),
+            facets=split_list(facets) or None,
+            strains=[float(s) for s in split_list(strains)],
             layers=layers,
             vacuum=vacuum,
             rattle=rattle,

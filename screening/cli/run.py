@@ -163,6 +163,7 @@ def funnel(
     those within --window of --target); reports recall of the teacher's top-k and the compute saved."""
     import torch
 
+    from calculators.parsing import split_list
     from screening.funnel import run_funnel
     from screening.reactions import generated_set
     from screening.report import write_report
@@ -171,7 +172,7 @@ def funnel(
     _check("single-point", gas_energies)
     torch.set_num_threads(threads)
     if generate is not None:
-        sset = generated_set([e.strip() for e in elements.split(",") if e.strip()], generate, seed=seed)
+        sset = generated_set(split_list(elements), generate, seed=seed)
     else:
         sset = _load_set(dataset, data_file, cache_dir, limit)
     if not sset.reactions:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
-from ase.data import atomic_numbers, chemical_symbols, covalent_radii, reference_states
+from ase.data import atomic_numbers, covalent_radii, reference_states
 
 from screening.structures.errors import StructureBuildError
 
@@ -393,8 +393,3 @@ def _lattice_constants(atoms: Atoms) -> tuple[float, float]:
     if name == "A2B_hcp":
         return float(lengths[:2].mean() / np.sqrt(3.0)), float(lengths[2])
     return float(lengths[:2].mean()), float(lengths[2])
-
-
-def element_symbol(z: int) -> str:
-    """Chemical symbol of atomic number `z`."""
-    return chemical_symbols[z]

@@ -13,19 +13,11 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def free_mask(atoms: Atoms) -> np.ndarray:
-    """True for atoms not held by FixAtoms."""
-    from calculators.batch import fixed_mask
-
-    return ~fixed_mask(atoms)
-
-
 def rattle(atoms: Atoms, stdev: float, seed: int | np.random.Generator | None = 0) -> Atoms:
-    """Copy with Gaussian displacements of `stdev` Å on every free (not FixAtoms) atom."""
+    """Copy with Gaussian displacements of `stdev` Å on every atom that its constraints let move (FixAtoms atoms
+    stay in place)."""
     out = atoms.copy()
-    free = free_mask(out)
-    disp = _rng(seed).normal(0.0, stdev, size=(len(out), 3))
-    out.positions[free] += disp[free]
+    out.rattle(stdev, rng=_rng(seed))
     out.info["rattle"] = float(stdev)
     return out
 

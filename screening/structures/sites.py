@@ -43,11 +43,6 @@ class AdsorptionSite:
     base_name: str = ""
     equivalent_positions: list[np.ndarray] = field(default_factory=list, repr=False)
 
-    @property
-    def coordination(self) -> int:
-        """Number of surface atoms binding at this site (1 ontop, 2 bridge, 3 threefold, 4 hollow)."""
-        return len(self.atoms)
-
 
 def _element_roles(slab: Atoms) -> dict[str, str]:
     a = slab.info.get("element_A")
