@@ -1,37 +1,50 @@
-"""ASE calculators over GemNet-OC students and teachers, and batched prediction for screening.
-
-Public API: `DistilledCalculator`, `TeacherCalculator`, `ModelCalculator`, `predict_many`, `relax_many`,
-`RelaxResult`, `hessian_rows`, `infer_tags`, `build_neighbors`, `load_teacher`, `download_checkpoint`.
-"""
+"""The foundation of catdistill: the batched model contract, the models (GemNet-OC, SevenNet-0), the model
+registry and `load_model`, ASE calculators, batched prediction and relaxation, Hessian rows, and the file, hash
+and parsing helpers the other packages share. Nothing here imports `distill` or `screening`."""
 
 from calculators.ase_calculator import ModelCalculator
+from calculators.batch import AtomsBatch, StructureError
 from calculators.batched import RelaxResult, predict_many, relax_many
-from calculators.calculators import (
-    DEFAULT_STUDENT,
-    DistilledCalculator,
-    NoDefaultStudentError,
-    TeacherCalculator,
-)
+from calculators.calculators import DistilledCalculator, TeacherCalculator
+from calculators.fingerprint import model_fingerprint
+from calculators.gemnet import CheckpointError
 from calculators.hessian import hessian_rows
+from calculators.loading import (
+    DEFAULT_STUDENT,
+    DEFAULT_TEACHER,
+    NoDefaultStudentError,
+    load_model,
+)
+from calculators.model_api import AtomisticModel, NeighborCandidates
 from calculators.neighbors import build_neighbors, candidates_valid
+from calculators.registry import CheckpointUnavailable, cached_checkpoint, download_checkpoint, load_registry
+from calculators.sevennet import SevenNetModel
 from calculators.tags import infer_tags
-from calculators.teachers import CheckpointError, CheckpointUnavailable, download_checkpoint, load_teacher
 
 __all__ = [
     "DEFAULT_STUDENT",
+    "DEFAULT_TEACHER",
+    "AtomisticModel",
+    "AtomsBatch",
     "CheckpointError",
     "CheckpointUnavailable",
     "DistilledCalculator",
     "ModelCalculator",
+    "NeighborCandidates",
     "NoDefaultStudentError",
     "RelaxResult",
+    "SevenNetModel",
+    "StructureError",
     "TeacherCalculator",
     "build_neighbors",
+    "cached_checkpoint",
     "candidates_valid",
     "download_checkpoint",
     "hessian_rows",
     "infer_tags",
-    "load_teacher",
+    "load_model",
+    "load_registry",
+    "model_fingerprint",
     "predict_many",
     "relax_many",
 ]

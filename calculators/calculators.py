@@ -7,38 +7,8 @@ from pathlib import Path
 import torch
 
 from calculators.ase_calculator import ModelCalculator, resolve_device, resolve_dtype
-from calculators.loading import DEFAULT_TEACHER, load_gemnet, load_teacher
+from calculators.loading import DEFAULT_STUDENT_NAME, DEFAULT_TEACHER, load_model
 from calculators.model_api import AtomisticModel
-
-DEFAULT_STUDENT = Path(__file__).resolve().parent / "weights" / "default_student.pt"
-
-
-class NoDefaultStudentError(FileNotFoundError):
-    """The package ships no trained default student yet."""
-
-
-def load_student(
-    model: str | Path | AtomisticModel | None = None,
-    device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
-) -> AtomisticModel:
-    """The default student (None), a checkpoint path, a registry name, or an `AtomisticModel` as is."""
-    if model is None:
-        if not DEFAULT_STUDENT.is_file():
-            raise NoDefaultStudentError(
-                f"no default student is installed ({DEFAULT_STUDENT} is missing); the distillation issue "
-                "ships it. "
-                "Pass model='path/to/student.pt' (a catdistill or fairchem GemNet-OC checkpoint) or an "
-                "AtomisticModel, or use TeacherCalculator() for the SevenNet-0 teacher."
-            )
-        return load_gemnet(DEFAULT_STUDENT, device, dtype)
-    if isinstance(model, AtomisticModel):
-        return model
-    if Path(model).is_file():
-        return load_gemnet(model, device, dtype)
-    if Path(model).suffix in (".pt", ".pth", ".ckpt"):
-        raise FileNotFoundError(f"checkpoint {model} does not exist")
-    return load_teacher(str(model), device=device, dtype=dtype)
 
 
 class DistilledCalculator(ModelCalculator):
@@ -60,7 +30,8 @@ class DistilledCalculator(ModelCalculator):
         **kwargs,
     ) -> None:
         dev, dt = resolve_device(device), resolve_dtype(dtype)
-        super().__init__(load_student(model, dev, dt), device=dev, dtype=dt, skin=skin, **kwargs)
+        model = load_model(DEFAULT_STUDENT_NAME if model is None else model, device=dev, dtype=dt)
+        super().__init__(model, device=dev, dtype=dt, skin=skin, **kwargs)
 
 
 class TeacherCalculator(ModelCalculator):
@@ -78,9 +49,5 @@ class TeacherCalculator(ModelCalculator):
         **kwargs,
     ) -> None:
         dev, dt = resolve_device(device), resolve_dtype(dtype)
-        model = (
-            teacher
-            if isinstance(teacher, AtomisticModel)
-            else load_teacher(teacher, device=dev, dtype=dt, cache_dir=cache_dir)
-        )
+        model = load_model(teacher, device=dev, dtype=dt, cache_dir=cache_dir)
         super().__init__(model, device=dev, dtype=dt, skin=skin, **kwargs)

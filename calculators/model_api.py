@@ -73,6 +73,9 @@ class AtomisticModel(Protocol):
             ``create_graph: bool = False``; with True and ``batch.positions.requires_grad``, FORCES are
             differentiable with respect to ``batch.positions`` (Hessian rows by double backward).
             Otherwise `calculators.hessian.hessian_rows` falls back to central finite differences.
+        mptrj_energies: bool. True for models trained on MPtrj, whose energies mix PBE and PBE+U the way
+            Materials Project does (+U on Co, Cr, Fe, Mn, Mo, Ni, V, W only with O or F): screening flags
+            reactions whose ΔE mixes the two scales.
     """
 
     cutoff: float

@@ -1,13 +1,15 @@
-"""Model registry (`calculators/registry.json`: name → url, filename, sha256, architecture, notes) and
+"""Model registry (`calculators/registry.json`: name → architecture, url, filename, sha256, notes) and
 explicit checkpoint download into a cache. Nothing here runs on import or in a constructor.
 
-CLI: ``python -m calculators.registry list`` and
-``python -m calculators.registry download NAME [--cache-dir DIR]``.
+Integrity: when an entry has a sha256, every use of its file checks it (download, cache hit, loading); an
+entry without one (nothing published to pin) is used unchecked; `python -m calculators.cli download` prints
+the file's digest so that it can be pinned.
+
+CLI: ``python -m calculators.cli list`` and ``python -m calculators.cli download NAME [--cache-dir DIR]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -19,7 +21,8 @@ from typing import Any
 from calculators.files import atomic_open
 from calculators.hashing import sha256_file
 
-REGISTRY_PATH = Path(__file__).resolve().parent / "registry.json"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REGISTRY_PATH = PACKAGE_DIR / "registry.json"
 
 
 class CheckpointUnavailable(FileNotFoundError):
@@ -52,12 +55,26 @@ def default_cache_dir() -> Path:
 def cached_checkpoint(
     name: str, cache_dir: str | Path | None = None, registry: dict[str, dict[str, Any]] | None = None
 ) -> Path | None:
-    """Path of the cached checkpoint of `name`, or None if it is not in the cache (never downloads)."""
-    _, entry = registry_entry(name, registry)
+    """Path of the cached checkpoint of `name`, or None if it is not in the cache (never downloads). A cached file
+    that does not match the registered sha256 is an error (`ValueError`), never used."""
+    key, entry = registry_entry(name, registry)
     if not entry.get("filename"):
         return None
     path = Path(cache_dir or default_cache_dir()) / entry["filename"]
-    return path if path.is_file() else None
+    if not path.is_file():
+        return None
+    verify_sha256(key, entry, path)
+    return path
+
+
+def verify_sha256(key: str, entry: dict[str, Any], path: Path) -> None:
+    """`ValueError` if the registry pins a sha256 for `key` and the file at `path` has another one."""
+    expected = entry.get("sha256")
+    if expected and sha256_file(path) != expected:
+        raise ValueError(
+            f"{path} does not match the sha256 registered for {key} ({expected}); delete it and download again "
+            "(download_checkpoint(..., force=True))"
+        )
 
 
 def download_checkpoint(
@@ -81,8 +98,7 @@ def download_checkpoint(
     dest = cache / filename
     expected = entry.get("sha256")
     if dest.is_file() and not force:
-        if expected and sha256_file(dest) != expected:
-            raise ValueError(f"cached {dest} does not match the registered sha256; delete it or use force=True")
+        verify_sha256(key, entry, dest)
         return dest
     try:
         with atomic_open(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -98,23 +114,3 @@ def download_checkpoint(
             f"machine and place it at {dest}"
         ) from err
     return dest
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Command line: list the registry or download one checkpoint."""
-    parser = argparse.ArgumentParser(prog="python -m calculators.registry")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list")
-    dl = sub.add_parser("download")
-    dl.add_argument("name")
-    dl.add_argument("--cache-dir", default=None)
-    args = parser.parse_args(argv)
-    if args.cmd == "list":
-        for key, entry in load_registry().items():
-            print(f"{key:24s} {entry['architecture']:10s} {entry.get('url') or '(ships offline)'}")
-    else:
-        print(download_checkpoint(args.name, args.cache_dir))
-
-
-if __name__ == "__main__":
-    main()

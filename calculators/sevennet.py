@@ -36,6 +36,7 @@ class SevenNetModel(nn.Module):
     supports_neighbors = True
     supports_create_graph = True
     supported_dtypes = (torch.float32,)  # e3nn compiles its linear layers for float32 at build time
+    mptrj_energies = True  # trained on MPtrj: PBE and PBE+U energies mixed as Materials Project does
 
     def __init__(
         self,

@@ -14,7 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from calculators.loading import load_model
 from calculators.stats import spearman
+from distill.evaluate import adsorption_energies, evaluate_records
 from distill.train import TrainConfig, train
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -44,9 +46,6 @@ def run_variant(
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one variant; returns (and writes) its row."""
-    from calculators.gemnet.checkpoint import load_model
-    from distill.evaluate import adsorption_energies, evaluate_records
-
     losses = replace(base.losses, **VARIANTS[name])
     cfg = replace(base, losses=losses)
     summary = train(cfg, train_records, Path(work_dir) / slug(name), metadata=metadata)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from calculators.loading import load_model
 from calculators.stats import spearman
 from distill.labels import collate
 
@@ -76,9 +77,5 @@ def heldout_spearman(
 
 
 def teacher_adsorption_energies(teacher: Any, systems: Sequence[Any]) -> list[float]:
-    """Adsorption energies (eV) of `systems` with the teacher (AtomisticModel or registry name)."""
-    if isinstance(teacher, str):
-        from distill.cli.generate import load_teacher_model
-
-        teacher = load_teacher_model(teacher)
-    return adsorption_energies(teacher, systems)
+    """Adsorption energies (eV) of `systems` with the teacher (an AtomisticModel, registry name or checkpoint)."""
+    return adsorption_energies(load_model(teacher), systems)

@@ -29,7 +29,8 @@ from ase import Atoms
 
 from calculators.batch import AtomsBatch, fixed_mask
 from calculators.files import atomic_torch_save, atomic_write_json
-from calculators.hashing import structures_sha256, tensors_sha256
+from calculators.fingerprint import model_fingerprint as teacher_fingerprint
+from calculators.hashing import structures_sha256
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, NODE_FEATURES
 
 MANIFEST = "manifest.json"
@@ -53,25 +54,6 @@ class LabelSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def teacher_fingerprint(teacher: Any, name: str | None = None) -> dict[str, Any]:
-    """Identity of a teacher: its name, class, the versions of the packages it comes from and a hash of its weights."""
-    fp: dict[str, Any] = {"name": name or getattr(teacher, "name", type(teacher).__name__)}
-    fp["class"] = f"{type(teacher).__module__}.{type(teacher).__qualname__}"
-    versions = {"torch": torch.__version__}
-    root = type(teacher).__module__.split(".")[0]
-    for pkg in {"sevenn", root}:
-        try:
-            from importlib.metadata import version
-
-            versions[pkg] = version(pkg)
-        except Exception:  # noqa: BLE001 - package without distribution metadata
-            continue
-    fp["versions"] = versions
-    if isinstance(teacher, torch.nn.Module):
-        fp["weights_sha256"] = tensors_sha256(teacher.state_dict())
-    return fp
 
 
 def sample_hessian_rows(atoms: Atoms, s: int, seed: int, index: int) -> np.ndarray:

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 
 from calculators.files import atomic_torch_save
+from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
+from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate
@@ -123,17 +125,22 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         be.copy_(bm)
 
 
-def build_student(config: TrainConfig):
-    """A fresh student from a preset, or the model of a project checkpoint (`student` is a path)."""
-    from calculators.gemnet import GemNetOC, preset
-
-    if Path(config.student).suffix in (".pt", ".pth"):
-        from calculators.gemnet.checkpoint import load_project_checkpoint
-
-        model, _ = load_project_checkpoint(config.student)
-        return model
-    torch.manual_seed(config.seed)
-    return GemNetOC(preset(config.student, **config.student_overrides))
+def build_student(config: TrainConfig) -> GemNetOC:
+    """A fresh student from a preset (`student` names one), or a GemNet-OC to start from: a checkpoint path or
+    registry name, loaded with `calculators.load_model` (e.g. a pruned teacher)."""
+    if config.student in PRESETS:
+        torch.manual_seed(config.seed)
+        return GemNetOC(preset(config.student, **config.student_overrides))
+    try:
+        model = load_model(config.student)
+    except KeyError:
+        raise KeyError(
+            f"student {config.student!r} is neither a GemNet-OC preset ({sorted(PRESETS)}) nor a checkpoint or "
+            "registered model"
+        ) from None
+    if not isinstance(model, GemNetOC):
+        raise ValueError(f"student {config.student!r} is a {type(model).__name__}, not a GemNet-OC")
+    return model
 
 
 def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -167,8 +174,6 @@ def train(
     Without `val_records` a `val_fraction` split of `train_records` is held out. Returns a summary with the
     final validation metrics and the checkpoint paths. `on_step(step)` runs after each update (tests, hooks).
     """
-    from calculators.gemnet.checkpoint import save_checkpoint
-
     c = config
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

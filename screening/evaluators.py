@@ -1,10 +1,10 @@
 """Models for screening behind one small interface (`Evaluator`): energies of many structures (eV) and batched
-relaxation, plus a description for reports (label, file, sha256, package version) and a fingerprint that keys
-the per-run energy cache.
+relaxation, plus a description for reports (label, file, sha256, package version) and a fingerprint id that keys
+the per-run energy cache (`calculators.fingerprint`).
 
-`resolve_teacher("sevennet-0" | path.pt)`, `resolve_student(None | "none" | "random" | path.pt | name)`:
-a missing default student is not an error here — `resolve_student` returns (None, reason) and the run goes on
-teacher-only, saying why in the report.
+`resolve_teacher("sevennet-0" | path.pt)` and `resolve_student(None | "none" | "random" | path.pt | name)` turn
+a command-line value into an `Evaluator` through `calculators.load_model`. A missing default student is not an
+error here: `resolve_student` returns (None, reason) and the run goes on teacher-only, saying why in the report.
 """
 
 from __future__ import annotations
@@ -12,12 +12,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import torch
 from ase import Atoms
 
+from calculators import loading
+from calculators.batched import predict_many, relax_many
+from calculators.fingerprint import fingerprint_id, model_fingerprint
+from calculators.gemnet import GemNetOC, preset
 from calculators.hashing import sha256_file
+from calculators.loading import DEFAULT_STUDENT_NAME, ModelSource, load_model, resolve_source
 
 
 @dataclass
@@ -33,7 +40,8 @@ class RelaxOutcome:
 @dataclass
 class Evaluator:
     """A model for screening. `energy_fn(atoms_list) -> energies (eV)`; `relax_fn(atoms_list, fmax, max_steps)
-    -> RelaxOutcome list` (None: relaxation unsupported). `calls` counts energy_fn/relax_fn calls."""
+    -> RelaxOutcome list` (None: relaxation unsupported). `calls` counts energy_fn/relax_fn calls.
+    `mptrj_energies`: the model's energies mix PBE and PBE+U as MPtrj does (see `AtomisticModel`)."""
 
     label: str
     fingerprint: str
@@ -41,6 +49,7 @@ class Evaluator:
     energy_fn: Callable[[Sequence[Atoms]], list[float]]
     relax_fn: Callable[[Sequence[Atoms], float, int], list[RelaxOutcome]] | None = None
     calls: int = field(default=0)
+    mptrj_energies: bool = False
 
     def energies(self, atoms_list: Sequence[Atoms]) -> list[float]:
         """Single-point energies (eV), input order."""
@@ -55,24 +64,28 @@ class Evaluator:
         return self.relax_fn(atoms_list, fmax, max_steps)
 
 
-def model_evaluator(
-    model: Any, label: str, fingerprint: str, description: Mapping[str, Any], batch_atoms: int | None = None
-) -> Evaluator:
-    """Evaluator over an `AtomisticModel` with `predict_many` (energy only) and `relax_many` (FIRE)."""
-    from calculators.batched import predict_many, relax_many
+def model_evaluator(model: Any, label: str, description: Mapping[str, Any], *, name: str | None = None) -> Evaluator:
+    """Evaluator over an `AtomisticModel`: `predict_many` (energy only) and `relax_many` (FIRE), each list of
+    structures evaluated as one batch (the screening runner forms the batches). `name` goes into the fingerprint."""
 
     def energies(atoms_list: Sequence[Atoms]) -> list[float]:
-        res = predict_many(model, list(atoms_list), batch_atoms=batch_atoms, forces=False, progress=False)
+        atoms_list = list(atoms_list)
+        budget = sum(len(a) for a in atoms_list)
+        res = predict_many(model, atoms_list, batch_atoms=budget, forces=False, progress=False)
         return [float(r["energy"]) for r in res]
 
     def relax(atoms_list: Sequence[Atoms], fmax: float, max_steps: int) -> list[RelaxOutcome]:
-        rr = relax_many(model, list(atoms_list), fmax=fmax, max_steps=max_steps, batch_atoms=batch_atoms)
+        atoms_list = list(atoms_list)
+        budget = sum(len(a) for a in atoms_list)
+        rr = relax_many(model, atoms_list, fmax=fmax, max_steps=max_steps, batch_atoms=budget)
         return [
             RelaxOutcome(float(e), bool(c), int(s), a.positions.copy())
             for a, c, s, e in zip(rr.atoms, rr.converged, rr.steps, rr.energies, strict=True)
         ]
 
-    return Evaluator(label, fingerprint, dict(description), energies, relax)
+    fingerprint = fingerprint_id(model_fingerprint(model, name))
+    mptrj = bool(getattr(model, "mptrj_energies", False))
+    return Evaluator(label, fingerprint, dict(description), energies, relax, mptrj_energies=mptrj)
 
 
 def lookup_evaluator(energies: Mapping[str, float], key_fn: Callable[[Atoms], str], label: str = "lookup") -> Evaluator:
@@ -82,85 +95,68 @@ def lookup_evaluator(energies: Mapping[str, float], key_fn: Callable[[Atoms], st
     return Evaluator(label, fp, {"kind": "lookup", "label": label}, lambda al: [table[key_fn(a)] for a in al])
 
 
-def _load_checkpoint(path: Path, device: str, dtype: Any) -> Any:
-    from calculators.gemnet.checkpoint import load_model
-
-    return load_model(path, device=device, dtype=dtype)
+def _parameters(model: Any) -> int | None:
+    return int(sum(p.numel() for p in model.parameters())) if isinstance(model, torch.nn.Module) else None
 
 
-def _checkpoint_evaluator(path: Path, role: str, device: str, dtype: Any, batch_atoms: int | None) -> Evaluator:
-    model = _load_checkpoint(path, device, dtype)
-    digest = sha256_file(path)
-    desc = {
-        "kind": "gemnet-oc checkpoint",
-        "path": str(path),
-        "sha256": digest,
-        "parameters": int(model.num_parameters()),
-    }
-    label = f"{role} ({path.name})"
-    return model_evaluator(model, label, f"ckpt-{digest}", desc, batch_atoms)
-
-
-def resolve_teacher(
-    spec: str | Path = "sevennet-0", *, device: str = "cpu", batch_atoms: int | None = None
-) -> Evaluator:
-    """Teacher by registry name (default SevenNet-0, offline) or GemNet-OC checkpoint path."""
-    import torch
-
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth", ".ckpt"):
-        if not path.is_file():
-            raise FileNotFoundError(f"teacher checkpoint {path} does not exist")
-        return _checkpoint_evaluator(path, "teacher", device, torch.float32, batch_atoms)
-    from calculators.loading import load_teacher
-    from calculators.registry import registry_entry
-
-    key, entry = registry_entry(str(spec))
-    model = load_teacher(key, device=device, dtype=torch.float32)
-    desc: dict[str, Any] = {"kind": entry.get("architecture", "?"), "name": key}
-    if isinstance(model, torch.nn.Module):
-        desc["parameters"] = int(sum(p.numel() for p in model.parameters()))
-    if entry.get("architecture") == "sevennet":
-        import sevenn
-
-        desc["package"] = f"sevenn=={sevenn.__version__}"
-        desc["model"] = entry.get("sevenn_name", key)
-        label = "SevenNet-0" if key == "sevennet-0" else key
-        fp = f"{key}-sevenn-{sevenn.__version__}"
+def _description(source: ModelSource, model: Any) -> dict[str, Any]:
+    """What a report says about a model: its checkpoint file and sha256, or its registry name and package."""
+    if source.entry is None or source.name == DEFAULT_STUDENT_NAME:
+        return {
+            "kind": "gemnet-oc checkpoint",
+            "path": str(source.path),
+            "sha256": sha256_file(source.path),
+            "parameters": _parameters(model),
+        }
+    desc: dict[str, Any] = {"kind": source.architecture, "name": source.name}
+    if _parameters(model) is not None:
+        desc["parameters"] = _parameters(model)
+    if source.architecture == "sevennet":
+        desc["package"] = f"sevenn=={version('sevenn')}"
+        desc["model"] = source.entry.get("sevenn_name", source.name)
     else:
-        from calculators.registry import cached_checkpoint
+        desc["path"] = str(source.path)
+        desc["sha256"] = sha256_file(source.path) if source.path else None
+    return desc
 
-        ck = cached_checkpoint(key, None)
-        desc["path"] = str(ck)
-        desc["sha256"] = sha256_file(ck) if ck else None
-        label, fp = key, f"{key}-{desc['sha256']}"
-    return model_evaluator(model, label, fp, desc, batch_atoms)
+
+def _evaluator(spec: str | Path, role: str, device: str) -> Evaluator:
+    """Evaluator of a registry name or checkpoint path, labelled for `role` ("teacher" or "student")."""
+    source = resolve_source(spec)
+    model = load_model(spec, device=device, dtype=torch.float32)
+    if source.entry is None:
+        label = f"{role} ({source.name})"
+    else:
+        label = "SevenNet-0" if source.name == "sevennet-0" else source.name
+        label = label if role == "teacher" else f"{role} ({label})"
+    name = source.name if source.entry else Path(source.name).stem
+    return model_evaluator(model, label, _description(source, model), name=name)
+
+
+def resolve_teacher(spec: str | Path = "sevennet-0", *, device: str = "cpu") -> Evaluator:
+    """Teacher by registry name (default SevenNet-0, offline) or GemNet-OC checkpoint path."""
+    return _evaluator(spec, "teacher", device)
 
 
 def resolve_student(
-    spec: str | Path | None = None, *, device: str = "cpu", batch_atoms: int | None = None, seed: int = 0
+    spec: str | Path | None = None, *, device: str = "cpu", seed: int = 0
 ) -> tuple[Evaluator | None, str | None]:
     """Student and, when there is none, why. `None`/"auto": the shipped default student if installed, else
     (None, reason) → teacher-only run. "none": teacher-only. "random": the GemNet-OC student preset with random
     weights (seed), labelled as such — a plumbing check, not a result. Otherwise a checkpoint path or name."""
-    import torch
-
-    from calculators.calculators import DEFAULT_STUDENT
-
     if spec is None or str(spec) == "auto":
-        if not DEFAULT_STUDENT.is_file():
+        if not loading.DEFAULT_STUDENT.is_file():
             return None, (
-                f"no default student is installed ({DEFAULT_STUDENT.name} missing: the distillation issue ships "
-                "it); pass --student PATH.pt, or --student random for an untrained plumbing check"
+                f"no default student is installed ({loading.DEFAULT_STUDENT.name} is missing: reinstall catdistill, "
+                "or make one with `distill generate`, `distill label`, `distill train`); pass --student PATH.pt, or "
+                "--student random for an untrained plumbing check"
             )
-        ev = _checkpoint_evaluator(DEFAULT_STUDENT, "student", device, torch.float32, batch_atoms)
+        ev = _evaluator(DEFAULT_STUDENT_NAME, "student", device)
         ev.label = "student (default)"
         return ev, None
     if str(spec) == "none":
         return None, "teacher-only run requested (--student none)"
     if str(spec) == "random":
-        from calculators.gemnet import GemNetOC, preset
-
         torch.manual_seed(seed)
         model = GemNetOC(preset("gemnet-oc-student")).eval()
         desc = {
@@ -168,12 +164,5 @@ def resolve_student(
             "seed": seed,
             "parameters": int(model.num_parameters()),
         }
-        return model_evaluator(model, "student (random weights)", f"random-student-{seed}", desc, batch_atoms), None
-    path = Path(spec)
-    if path.suffix in (".pt", ".pth", ".ckpt"):
-        if not path.is_file():
-            raise FileNotFoundError(f"student checkpoint {path} does not exist")
-        return _checkpoint_evaluator(path, "student", device, torch.float32, batch_atoms), None
-    ev = resolve_teacher(str(spec), device=device, batch_atoms=batch_atoms)
-    ev.label = f"student ({ev.label})"
-    return ev, None
+        return model_evaluator(model, "student (random weights)", desc, name=f"random-student-{seed}"), None
+    return _evaluator(spec, "student", device), None

@@ -255,7 +255,6 @@ def run_screening(
         )  # fmt: skip
     gas_ref = e_teacher if cfg.gas_energies == "teacher" else None
     rows = []
-    mptrj_teacher = teacher.description.get("kind") == "sevennet"
     for r in screen_set.reactions:
         t = r.delta_e(e_teacher)
         s = r.delta_e(e_student, gas_ref) if e_student is not None else None
@@ -274,7 +273,7 @@ def run_screening(
             "teacher_error": t - ref,
             "student_error": None if s is None else s - ref,
         }
-        if mptrj_teacher:
+        if teacher.mptrj_energies:
             symbols = {sym for k in r.systems.values() for sym in screen_set.atoms[k].get_chemical_symbols()}
             row["caveat"] = mp_u_caveat(symbols)
         if cfg.mode == "relax":

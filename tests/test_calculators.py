@@ -100,7 +100,7 @@ def test_calculator_results_and_dtype(morse):
 
 
 def test_default_student_missing_is_clear(monkeypatch, tmp_path):
-    monkeypatch.setattr(calculators.calculators, "DEFAULT_STUDENT", tmp_path / "default_student.pt")
+    monkeypatch.setattr(calculators.loading, "DEFAULT_STUDENT", tmp_path / "default_student.pt")
     with pytest.raises(NoDefaultStudentError, match="no default student is installed"):
         DistilledCalculator()
 

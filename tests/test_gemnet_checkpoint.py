@@ -13,7 +13,7 @@ from calculators.batch import AtomsBatch, StructureError
 from calculators.gemnet import GemNetOC, preset
 from calculators.gemnet.checkpoint import (
     CheckpointError,
-    load_model,
+    load_checkpoint,
     load_project_checkpoint,
     save_checkpoint,
 )
@@ -85,7 +85,7 @@ def test_metadata_must_be_plain(tmp_path):
 @pytest.mark.parametrize("prefix", ["", "module.", "module.module."])
 def test_fairchem_layout_loads_with_prefixes(prefix):
     model = tiny_model()
-    loaded = load_model(fairchem_style(model, prefix), dtype=torch.float64)
+    loaded = load_checkpoint(fairchem_style(model, prefix), dtype=torch.float64)
     atoms = [pt_slab_o()]
     ref = energies(model.to(torch.float64), atoms)
     out = energies(loaded, atoms)
@@ -118,7 +118,7 @@ def test_hydra_layout_loads():
             }
         },
     }
-    loaded = load_model(ckpt, dtype=torch.float64)
+    loaded = load_checkpoint(ckpt, dtype=torch.float64)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
 
@@ -126,7 +126,7 @@ def test_hydra_layout_loads():
 def test_missing_scale_factors_are_an_error(tmp_path):
     ckpt = fairchem_style(tiny_model(), drop_scales=True)
     with pytest.raises(CheckpointError, match="scale factors are missing"):
-        load_model(ckpt)
+        load_checkpoint(ckpt)
     # ... and a separate scale file fixes it
     model = tiny_model()
     scales = {k: float(v) for k, v in model.state_dict().items() if k.endswith("scale_factor")}
@@ -134,12 +134,12 @@ def test_missing_scale_factors_are_an_error(tmp_path):
 
     scale_file = tmp_path / "scales.json"
     scale_file.write_text(json.dumps({k.removesuffix(".scale_factor"): v for k, v in scales.items()}))
-    loaded = load_model(ckpt, scale_file=scale_file, dtype=torch.float64)
+    loaded = load_checkpoint(ckpt, scale_file=scale_file, dtype=torch.float64)
     for k, v in scales.items():
         assert float(loaded.state_dict()[k]) == pytest.approx(v)
     ckpt_dict = fairchem_style(model, drop_scales=True)
     ckpt_dict["scale_dict"] = {k.removesuffix(".scale_factor"): v for k, v in scales.items()}
-    assert isinstance(load_model(ckpt_dict), GemNetOC)
+    assert isinstance(load_checkpoint(ckpt_dict), GemNetOC)
 
 
 def test_unfitted_scale_factors_are_an_error():
@@ -147,33 +147,33 @@ def test_unfitted_scale_factors_are_an_error():
     key = next(k for k in ckpt["state_dict"] if k.endswith("scale_factor"))
     ckpt["state_dict"][key] = torch.tensor(0.0)
     with pytest.raises(CheckpointError, match="never fitted"):
-        load_model(ckpt)
+        load_checkpoint(ckpt)
 
 
 def test_mismatched_checkpoints_are_rejected(tmp_path):
     ckpt = fairchem_style(tiny_model())
     extra = dict(ckpt, state_dict={**ckpt["state_dict"], "module.unknown.weight": torch.zeros(2)})
     with pytest.raises(CheckpointError, match="unexpected keys"):
-        load_model(extra)
+        load_checkpoint(extra)
     missing = dict(ckpt, state_dict={k: v for k, v in ckpt["state_dict"].items() if "out_energy" not in k})
     with pytest.raises(CheckpointError, match="missing keys"):
-        load_model(missing)
+        load_checkpoint(missing)
     wrong_cfg = dict(ckpt, config={"model": "gemnet_oc", "model_attributes": {**TINY_FULL, "emb_size_atom": 32}})
     with pytest.raises(CheckpointError, match="shape mismatches"):
-        load_model(wrong_cfg)
+        load_checkpoint(wrong_cfg)
     other = dict(ckpt, config={"model": "schnet", "model_attributes": {}})
     with pytest.raises(CheckpointError, match="not GemNet-OC"):
-        load_model(other)
+        load_checkpoint(other)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="cannot read"):
-        load_model(corrupt)
+        load_checkpoint(corrupt)
     with pytest.raises(FileNotFoundError):
-        load_model(tmp_path / "absent.pt")
+        load_checkpoint(tmp_path / "absent.pt")
     bad_version = tmp_path / "v99.pt"
     torch.save({"format_version": 99, "architecture": "gemnet_oc", "config": {}, "state_dict": {}}, bad_version)
     with pytest.raises(CheckpointError, match="version 99"):
-        load_model(bad_version)
+        load_checkpoint(bad_version)
 
 
 def test_bad_structures_give_clear_errors():

@@ -18,7 +18,7 @@ from gemnet_helpers import pt_slab_o
 
 from calculators.batch import AtomsBatch
 from calculators.gemnet import GemNetOC, preset
-from calculators.gemnet.checkpoint import load_model
+from calculators.gemnet.checkpoint import load_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent / "oracle"))
 import fairchem_oracle  # noqa: E402
@@ -77,7 +77,7 @@ def test_student_preset_fairchem_weights_into_ours(oracle_site, dtype):
     ref = fairchem_oracle.run_fairchem(kwargs, None, atoms_list, dtype=dtype, init_seed=11, batch=True)
     ckpt = {"state_dict": ref["state_dict"], "config": {"model": "gemnet_oc", "model_attributes": kwargs}}
     tdtype = getattr(torch, dtype)
-    model = load_model(ckpt, dtype=tdtype)
+    model = load_checkpoint(ckpt, dtype=tdtype)
     ours = model.predict(AtomsBatch.from_atoms(atoms_list, dtype=tdtype))
     de, df = compare(ours, ref, atoms_list)
     print(f"student {dtype}: max |dE| {de:.2e} eV/atom, max |dF| {df:.2e} eV/A")
@@ -109,7 +109,7 @@ def test_one_structure_at_a_time_in_fairchem_equals_our_batch(oracle_site):
     atoms_list = structures()
     ref = fairchem_oracle.run_fairchem(kwargs, None, atoms_list, dtype="float64", init_seed=3, batch=False)
     ckpt = {"state_dict": ref["state_dict"], "config": {"model": "gemnet_oc", "model_attributes": kwargs}}
-    model = load_model(ckpt, dtype=torch.float64)
+    model = load_checkpoint(ckpt, dtype=torch.float64)
     ours = model.predict(AtomsBatch.from_atoms(atoms_list, dtype=torch.float64))
     de, df = compare(ours, ref, atoms_list)
     assert de <= TOL_E_PER_ATOM and df <= TOL_F

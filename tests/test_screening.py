@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from calculators.batched import atom_batches
-from calculators.hashing import structure_key
+from calculators.hashing import sha256_file, structure_key
 from calculators.stats import spearman
 from screening.cathub import load_dataset
 from screening.evaluators import lookup_evaluator, resolve_student
@@ -281,8 +281,8 @@ def test_builtin_and_generated_sets_share_systems():
 
 
 def test_default_student_used_when_installed(monkeypatch, tiny_ckpts):
-    import calculators.calculators as cc
-    from screening.evaluators import sha256_file
+    import calculators.loading as cc
+    from calculators.hashing import sha256_file
 
     monkeypatch.setattr(cc, "DEFAULT_STUDENT", tiny_ckpts[1])
     s, reason = resolve_student(None)
@@ -292,7 +292,7 @@ def test_default_student_used_when_installed(monkeypatch, tiny_ckpts):
 
 
 def test_student_absent_is_reported(monkeypatch, tmp_path):
-    import calculators.calculators as cc
+    import calculators.loading as cc
 
     monkeypatch.setattr(cc, "DEFAULT_STUDENT", tmp_path / "missing.pt")
     s, reason = resolve_student(None)
@@ -317,7 +317,7 @@ def test_cli_run_report_funnel(tiny_ckpts, tmp_path):
     assert "reference: DFT" in text and "model calls: teacher" in text
     results = load_results(out)
     assert results["dataset"]["reactions_screened"] == 7
-    assert results["models"]["student"]["sha256"] == __import__("screening.evaluators").evaluators.sha256_file(student)
+    assert results["models"]["student"]["sha256"] == sha256_file(student)
     assert results["timing"]["speedup"] > 0
     assert all(math.isfinite(r["student"]) for r in results["reactions"])
     # re-run: everything cached, no model call

@@ -10,18 +10,23 @@ import pytest
 import torch
 from ase import Atoms
 
-from calculators import TeacherCalculator, hessian_rows, predict_many
+from calculators import (
+    DEFAULT_STUDENT,
+    CheckpointUnavailable,
+    SevenNetModel,
+    TeacherCalculator,
+    cached_checkpoint,
+    download_checkpoint,
+    hessian_rows,
+    load_model,
+    load_registry,
+    model_fingerprint,
+    predict_many,
+)
 from calculators import testing as mc
 from calculators.ase_calculator import ModelCalculator
 from calculators.batch import AtomsBatch, StructureError
 from calculators.model_api import AtomisticModel
-from calculators.teachers import (
-    CheckpointUnavailable,
-    cached_checkpoint,
-    download_checkpoint,
-    load_registry,
-    load_teacher,
-)
 
 torch.set_num_threads(1)
 pytest.importorskip("sevenn")
@@ -29,13 +34,27 @@ pytest.importorskip("sevenn")
 
 @pytest.fixture(scope="module")
 def sevennet():
-    return load_teacher("sevennet-0", device="cpu")
+    return load_model("sevennet-0", device="cpu")
 
 
 def test_sevennet_implements_contract(sevennet):
     assert isinstance(sevennet, AtomisticModel)
     assert sevennet.conservative and sevennet.cutoff == 5.0
     assert 0.8e6 < sum(p.numel() for p in sevennet.parameters()) < 0.9e6
+    assert sevennet.mptrj_energies  # screening flags PBE/PBE+U mixing for it
+
+
+def test_sevennet_fingerprint_matches_existing_label_caches(sevennet):
+    # label caches and the shipped student recorded this exact dict; it must not change when modules move
+    expected = {
+        "name": "sevennet-0",
+        "class": "calculators.teachers.sevennet.SevenNetModel",
+        "versions": {"torch": torch.__version__, "sevenn": "0.13.0"},
+        "weights_sha256": "db2c8cdf1782135a32fc9d2bb199696270ef952376ec38e6daa96766c9171a4d",
+    }
+    assert model_fingerprint(sevennet, "sevennet-0") == expected
+    shipped = torch.load(DEFAULT_STUDENT, weights_only=True)["metadata"]["teacher"]
+    assert shipped == expected | {"versions": shipped["versions"]} and shipped["versions"]["sevenn"] == "0.13.0"
 
 
 @pytest.mark.parametrize(
@@ -75,7 +94,6 @@ def test_sevennet_skin_reuse_gives_same_energies(sevennet):
 
 def test_sevennet_float64_is_cast_with_a_clear_message(sevennet):
     default = torch.get_default_dtype()
-    from calculators.teachers import SevenNetModel
 
     with pytest.raises(ValueError, match="float32 only"):
         SevenNetModel(device="cpu", dtype=torch.float64)
@@ -177,14 +195,17 @@ def test_download_offline_error_is_clear(tmp_path):
 
 def test_gemnet_teacher_not_cached_never_downloads(tmp_path):
     with pytest.raises(FileNotFoundError, match="download"):
-        load_teacher("gemnet-oc-oc20-oc22", cache_dir=tmp_path)
+        load_model("gemnet-oc-oc20-oc22", cache_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert json.dumps(load_registry())  # registry is plain JSON
 
 
-def test_registry_cli_lists_models(capsys):
-    from calculators.registry import main
+def test_registry_cli_lists_and_downloads(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
 
-    main(["list"])
-    out = capsys.readouterr().out
-    assert "sevennet-0" in out and "gnoc_oc22_oc20_all_s2ef.pt" in out
+    from calculators.cli import app
+
+    out = CliRunner().invoke(app, ["list"]).output
+    assert "sevennet-0" in out and "gnoc_oc22_oc20_all_s2ef.pt" in out and "default-student" in out
+    res = CliRunner().invoke(app, ["download", "sevennet-0", "--cache-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "no downloadable checkpoint" in res.output

@@ -1,12 +1,13 @@
 """GemNet-OC in plain PyTorch: model, graphs, presets and checkpoint loading."""
 
-from calculators.gemnet.checkpoint import CheckpointError, load_model, save_checkpoint
+from calculators.gemnet.checkpoint import CheckpointError, load_checkpoint, load_project_checkpoint, save_checkpoint
 from calculators.gemnet.config import PRESETS, GemNetOCConfig, preset
 from calculators.gemnet.model import GemNetOC, count_parameters
 
 __all__ = [
     "CheckpointError",
-    "load_model",
+    "load_checkpoint",
+    "load_project_checkpoint",
     "save_checkpoint",
     "PRESETS",
     "GemNetOC",

@@ -88,7 +88,7 @@ def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, 
     return ckpt
 
 
-def load_model(
+def load_checkpoint(
     source: str | os.PathLike | Mapping[str, Any],
     *,
     scale_file: str | os.PathLike | None = None,
@@ -113,7 +113,7 @@ def load_project_checkpoint(source) -> tuple[GemNetOC, dict[str, Any]]:
     """Load a project checkpoint; returns (model, metadata)."""
     ckpt = read_checkpoint(source)
     if "format_version" not in ckpt:
-        raise CheckpointError("not a project checkpoint (no format_version); use load_model for fairchem files")
+        raise CheckpointError("not a project checkpoint (no format_version); use load_checkpoint for fairchem files")
     return _load_project(ckpt)
 
 

@@ -16,7 +16,7 @@ def evaluate_cmd(
     teacher: Annotated[str, typer.Option(help="Teacher for reference adsorption energies.")] = "sevennet-0",
 ) -> None:
     """Energy/force MAE against cached labels and adsorption-energy Spearman against the teacher on held-out systems."""
-    from calculators.gemnet.checkpoint import load_model
+    from calculators.loading import load_model
     from distill.evaluate import evaluate_records, heldout_spearman
     from distill.labels import LabelCache
 

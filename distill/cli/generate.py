@@ -46,13 +46,14 @@ def label(
     """Label structures with the teacher into a resumable on-disk cache (energies, forces, embeddings, Hessian rows)."""
     import torch
 
+    from calculators.loading import load_model
     from distill.labels import CacheMismatchError, LabelSettings, label_structures
     from screening.structures import read_structures
 
     if threads:
         torch.set_num_threads(threads)
     atoms = read_structures(structures)
-    model = load_teacher_model(teacher, device=device)
+    model = load_model(teacher, device=device)
     settings = LabelSettings(hessian_rows=hessian_rows, hessian_method=hessian_method, chunk_size=chunk_size, seed=seed)
     try:
         result = label_structures(atoms, model, cache, settings, teacher_name=teacher, progress=True)
@@ -63,10 +64,3 @@ def label(
         typer.echo("interrupted: finished chunks are cached; rerun the same command to resume", err=True)
         raise typer.Exit(130) from None
     typer.echo(f"{len(result.done_chunks())} chunks of labels for {len(atoms)} structures in {cache}")
-
-
-def load_teacher_model(name: str, device: str = "cpu"):
-    """A teacher by registry name ("sevennet-0", ...) or a GemNet-OC checkpoint path (project or fairchem)."""
-    from calculators.loading import load_teacher
-
-    return load_teacher(name, device=device)

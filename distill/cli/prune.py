@@ -18,7 +18,8 @@ def prune_cmd(
 ) -> None:
     """Keep some interaction blocks of a GemNet-OC teacher as the student's initialisation; report block importance."""
     from calculators.batch import AtomsBatch
-    from calculators.gemnet.checkpoint import load_model, save_checkpoint
+    from calculators.gemnet import save_checkpoint
+    from calculators.loading import load_model
     from calculators.tags import tags_for
     from distill.prune import block_importance, importance_report, prune_blocks
     from screening.structures import read_structures

@@ -63,12 +63,12 @@ def _load_set(dataset: str | None, data_file: Path | None, cache_dir: Path | Non
     return from_dataset(ds).limit(limit)
 
 
-def _models(teacher: str, student: str, batch_atoms: int, need_student: bool = False) -> tuple[Any, Any, str | None]:
+def _models(teacher: str, student: str, need_student: bool = False) -> tuple[Any, Any, str | None]:
     from screening.evaluators import resolve_student, resolve_teacher
 
     try:
-        t = resolve_teacher(teacher, batch_atoms=batch_atoms)
-        s, reason = resolve_student(None if student == "auto" else student, batch_atoms=batch_atoms)
+        t = resolve_teacher(teacher)
+        s, reason = resolve_student(None if student == "auto" else student)
     except (FileNotFoundError, KeyError, ValueError) as err:
         _fail(str(err))
     if need_student and s is None:
@@ -115,7 +115,7 @@ def run(
             f"no reactions to screen ({len(sset.skipped)} skipped, e.g. {example}); "
             "metadata without structures? run `screen fetch` to download the structures"
         )
-    t, s, reason = _models(teacher, student, batch_atoms)
+    t, s, reason = _models(teacher, student)
     out = out or Path("reports") / (sset.name + ("" if mode == "single-point" else "-relax"))
     typer.echo(
         f"screening {len(sset.reactions)} reactions ({len(sset.atoms)} distinct systems) from {sset.source}; "
@@ -177,7 +177,7 @@ def funnel(
         sset = _load_set(dataset, data_file, cache_dir, limit)
     if not sset.reactions:
         _fail("no candidates")
-    t, s, reason = _models(teacher, student, batch_atoms, need_student=True)
+    t, s, reason = _models(teacher, student, need_student=True)
     out = out or Path("reports") / f"funnel-{sset.name}"
     cfg = RunConfig(gas_energies=gas_energies, batch_atoms=batch_atoms, threads=threads)
     try:

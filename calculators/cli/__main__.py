@@ -1,0 +1,5 @@
+"""`python -m calculators.cli ...`."""
+
+from calculators.cli.app import app
+
+app()
