@@ -2,10 +2,9 @@
 registry and `load_model`, ASE calculators, batched prediction and relaxation, Hessian rows, and the file, hash
 and parsing helpers the other packages share. Nothing here imports `distill` or `screening`."""
 
-from calculators.ase_calculator import ModelCalculator
+from calculators.ase_calculator import DistilledCalculator, ModelCalculator, TeacherCalculator
 from calculators.batch import AtomsBatch, StructureError
 from calculators.batched import RelaxResult, predict_many, relax_many
-from calculators.calculators import DistilledCalculator, TeacherCalculator
 from calculators.fingerprint import model_fingerprint
 from calculators.gemnet import CheckpointError
 from calculators.hessian import hessian_rows

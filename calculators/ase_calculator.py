@@ -1,7 +1,11 @@
-"""`ModelCalculator`: an ASE calculator over any `AtomisticModel`, reusing candidate graphs within a skin."""
+"""`ModelCalculator`: the ASE calculator over any `AtomisticModel` (students, teachers, test models), reusing
+candidate graphs within a skin. `ModelCalculator.from_model_checkpoint(name_or_path)` builds one from anything
+`calculators.load_model` accepts; `DistilledCalculator()` and `TeacherCalculator()` are shortcuts for the shipped
+student and the default teacher."""
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -10,6 +14,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from calculators.batch import AtomsBatch, validate_atoms
+from calculators.loading import DEFAULT_STUDENT_NAME, DEFAULT_TEACHER, load_model
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel, NeighborCandidates
 from calculators.neighbors import build_neighbors, candidates_valid
 from calculators.tags import tags_for
@@ -26,7 +31,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """torch.float32/float64 or their names "float32"/"float64"."""
+    """torch.float32/float64 or their names "float32"/"float64" (ValueError otherwise)."""
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)  # type: ignore[assignment]
     if dtype not in (torch.float32, torch.float64):
@@ -62,34 +67,93 @@ def search_radius(model: AtomisticModel) -> float:
 class ModelCalculator(Calculator):
     """ASE calculator over an `AtomisticModel`.
 
+    Parameters (ASE `parameters`, so `todict()`, `set()` and reset-on-change work): `device` "auto" | "cpu" |
+    "cuda" (auto: CUDA when available), `dtype` "float32" | "float64" (the model is moved in place; torch's
+    global default is untouched), `skin` Å. Changing any of them through `set()` discards cached results and
+    neighbour candidates; a new device or dtype moves the model.
+
     Results: energy, free_energy (eV, equal), forces (N, 3) eV/Å, energies (N,) per-atom eV.
     Tags: the structure's own tags when any is nonzero, else `calculators.tags.infer_tags`.
-    Skin: for models with `supports_neighbors`, candidate pairs within cutoff + `skin` (Å) are reused until an
-    atom moved more than skin/2 or the cell/numbers/pbc changed; `neighbor_builds` counts the rebuilds and
+    Skin: for models with `supports_neighbors`, candidate pairs within cutoff + `skin` are reused until an atom
+    moved more than skin/2 or the cell/numbers/pbc changed; `neighbor_builds` counts the rebuilds and
     `model_calls` the model evaluations. `skin=0` rebuilds every call.
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "energies"]
+    default_parameters = {"device": "auto", "dtype": "float32", "skin": 0.5}
 
     def __init__(
         self,
         model: AtomisticModel,
         *,
         device: str | torch.device = "auto",
-        dtype: torch.dtype | str = torch.float32,
+        dtype: torch.dtype | str = "float32",
         skin: float = 0.5,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
         if not isinstance(model, AtomisticModel):
             raise TypeError(f"model must implement AtomisticModel (cutoff, max_atomic_number, predict), got {model!r}")
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype)
-        self.model = place_model(model, self.device, self.dtype)
-        self.skin = float(skin)
+        self.model = model
         self.neighbor_builds = 0
         self.model_calls = 0
         self._candidates: NeighborCandidates | None = None
+        self._placed = False
+        super().__init__(device=device, dtype=dtype, skin=skin, **kwargs)
+        place_model(self.model, self.device, self.dtype)
+        self._placed = True
+
+    @classmethod
+    def from_model_checkpoint(
+        cls,
+        name_or_path: str | os.PathLike | AtomisticModel,
+        *,
+        device: str | torch.device = "auto",
+        dtype: torch.dtype | str = "float32",
+        skin: float = 0.5,
+        cache_dir: str | os.PathLike | None = None,
+        **kwargs,
+    ) -> ModelCalculator:
+        """A calculator over `calculators.load_model(name_or_path)`: a registry name ("sevennet-0",
+        "default-student", ...), a checkpoint path (.pt/.pth/.ckpt) or an `AtomisticModel`. Never downloads."""
+        model = load_model(name_or_path, device=resolve_device(device), dtype=resolve_dtype(dtype), cache_dir=cache_dir)
+        return cls(model, device=device, dtype=dtype, skin=skin, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device of the computation (parameter `device` resolved)."""
+        return resolve_device(self.parameters["device"])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The float dtype of the inputs (parameter `dtype`)."""
+        return resolve_dtype(self.parameters["dtype"])
+
+    @property
+    def skin(self) -> float:
+        """Neighbour-list skin, Å (parameter `skin`)."""
+        return float(self.parameters["skin"])
+
+    def set(self, **kwargs) -> dict:
+        """Set parameters (ASE semantics); any change discards results and neighbour candidates, and a new
+        device or dtype moves the model."""
+        if "device" in kwargs:
+            resolve_device(kwargs["device"])  # fail early on an unavailable device
+            kwargs["device"] = str(kwargs["device"])
+        if "dtype" in kwargs:
+            kwargs["dtype"] = str(resolve_dtype(kwargs["dtype"])).removeprefix("torch.")
+        if "skin" in kwargs:
+            kwargs["skin"] = float(kwargs["skin"])
+        changed = super().set(**kwargs)
+        if changed:
+            self.reset()
+        if self._placed and {"device", "dtype"} & set(changed):
+            place_model(self.model, self.device, self.dtype)
+        return changed
+
+    def reset(self) -> None:
+        """Clear results and neighbour candidates."""
+        super().reset()
+        self._candidates = None
 
     def _batch(self, atoms: Atoms) -> AtomsBatch:
         validate_atoms(atoms, 0, int(self.model.max_atomic_number))
@@ -127,3 +191,19 @@ class ModelCalculator(Calculator):
             self.results["energies"] = out[ATOM_ENERGIES].detach().cpu().double().numpy()
         if not np.isfinite(energy):
             raise FloatingPointError(f"model returned a non-finite energy for {self.atoms.get_chemical_formula()}")
+
+
+def DistilledCalculator(  # noqa: N802 - reads like the class it builds (README: atoms.calc = DistilledCalculator())
+    model: str | os.PathLike | AtomisticModel | None = None, **kwargs
+) -> ModelCalculator:
+    """`ModelCalculator.from_model_checkpoint` with the shipped default student when `model` is None
+    (`NoDefaultStudentError` if it is not installed; never random weights)."""
+    return ModelCalculator.from_model_checkpoint(DEFAULT_STUDENT_NAME if model is None else model, **kwargs)
+
+
+def TeacherCalculator(  # noqa: N802 - reads like the class it builds
+    teacher: str | os.PathLike | AtomisticModel = DEFAULT_TEACHER, **kwargs
+) -> ModelCalculator:
+    """`ModelCalculator.from_model_checkpoint` with the default teacher, SevenNet-0 (offline); any registry name
+    ("gemnet-oc-oc20-oc22" once downloaded), checkpoint path or `AtomisticModel` also works."""
+    return ModelCalculator.from_model_checkpoint(teacher, **kwargs)

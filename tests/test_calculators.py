@@ -38,8 +38,32 @@ def morse64() -> mc.MorsePairModel:
     return model.to(torch.float64)
 
 
-def test_morse_implements_contract(morse):
+def test_contract_accepts_models_and_rejects_others(morse):
     assert isinstance(morse, AtomisticModel)
+    assert not isinstance(object(), AtomisticModel)
+    with pytest.raises(TypeError, match="must implement AtomisticModel"):
+        ModelCalculator(object())
+
+
+def test_parameters_follow_ase_conventions(morse64):
+    atoms = mc.pt_slab_o()
+    calc = ModelCalculator(morse64, device="cpu", dtype=torch.float64, skin=0.3)
+    assert calc.parameters == {"device": "cpu", "dtype": "float64", "skin": 0.3}
+    assert calc.todict() == {"device": "cpu", "dtype": "float64", "skin": 0.3}  # what differs from the defaults
+    atoms.calc = calc
+    e64 = atoms.get_potential_energy()
+    assert calc.set(skin=0.3) == {}  # no change: results kept, no model call
+    atoms.get_potential_energy()
+    assert (calc.model_calls, calc.neighbor_builds) == (1, 1)
+    assert calc.set(skin=0.6) == {"skin": 0.6} and calc.results == {} and calc.skin == 0.6
+    atoms.get_potential_energy()
+    assert (calc.model_calls, calc.neighbor_builds) == (2, 2)  # recomputed with new candidates
+    calc.set(dtype="float32")
+    assert morse64.r0.dtype == torch.float32 and calc.dtype == torch.float32
+    assert atoms.get_potential_energy() == pytest.approx(e64, abs=1e-4)
+    assert calc.todict() == {"device": "cpu", "skin": 0.6}
+    with pytest.raises(ValueError, match="float32 or float64"):
+        calc.set(dtype="float16")
 
 
 @pytest.mark.parametrize(
@@ -105,10 +129,13 @@ def test_default_student_missing_is_clear(monkeypatch, tmp_path):
         DistilledCalculator()
 
 
-def test_distilled_calculator_accepts_model_instance(morse):
+def test_calculator_factories_accept_model_instances(morse):
     atoms = mc.pt_slab_o()
-    atoms.calc = DistilledCalculator(morse, device="cpu")
-    assert np.isfinite(atoms.get_potential_energy())
+    for calc in (DistilledCalculator(morse, device="cpu"), ModelCalculator.from_model_checkpoint(morse, skin=0.2)):
+        assert type(calc) is ModelCalculator and calc.model is morse
+        atoms.calc = calc
+        direct = morse.predict(AtomsBatch.from_atoms(atoms))
+        assert atoms.get_potential_energy() == pytest.approx(float(direct["energy"][0]), abs=1e-5)
 
 
 def test_wrong_checkpoint_and_missing_file(tmp_path):
