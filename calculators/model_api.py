@@ -12,16 +12,18 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from calculators.batch import AtomsBatch
+from calculators.keys import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, HESSIAN, NODE_FEATURES
 
-# Keys of the dict a model returns. Shapes: B structures, N atoms, E edges.
-ENERGY = "energy"  # (B,) eV, total energy per structure
-FORCES = "forces"  # (N, 3) eV/Å
-ATOM_ENERGIES = "atom_energies"  # (N,) eV, per-atom contributions summing to ENERGY
-NODE_FEATURES = "node_features"  # (N, F) invariant atom embeddings (the input of the energy head)
-EDGE_INDEX = "edge_index"  # (2, E) int64, [source, target] atoms of the model's main graph
-
-
-HESSIAN = "hessian"  # not returned by predict: see calculators.hessian.hessian_rows (B, s, 3n) eV/Å²
+__all__ = [  # the output keys (defined in calculators.keys) travel with the contract
+    "ATOM_ENERGIES",
+    "EDGE_INDEX",
+    "ENERGY",
+    "FORCES",
+    "HESSIAN",
+    "NODE_FEATURES",
+    "AtomisticModel",
+    "NeighborCandidates",
+]
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from calculators.keys import DFT_ENERGY, DFT_FORCES, ENERGY, FORCES
 from calculators.loading import load_model
 from calculators.stats import spearman
 from distill.labels import collate
@@ -19,7 +20,7 @@ def evaluate_records(
 
     `targets`: "teacher" labels or "dft" ("dft_energy"/"dft_forces").
     """
-    e_key, f_key = ("energy", "forces") if targets == "teacher" else ("dft_energy", "dft_forces")
+    e_key, f_key = (ENERGY, FORCES) if targets == "teacher" else (DFT_ENERGY, DFT_FORCES)
     dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else torch.float32
     device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
     e_err, e_err_atom, f_err = [], [], []
@@ -30,10 +31,10 @@ def evaluate_records(
         for lo in range(0, len(records), batch_size):
             batch, labels = collate(records[lo : lo + batch_size], dtype=dtype, device=device)
             out = model.predict(batch, forces=True)
-            de = (out["energy"] - labels[e_key]).abs().double()
+            de = (out[ENERGY] - labels[e_key]).abs().double()
             e_err.append(de)
             e_err_atom.append(de / batch.natoms.double())
-            f_err.append((out["forces"] - labels[f_key]).abs().double().reshape(-1))
+            f_err.append((out[FORCES] - labels[f_key]).abs().double().reshape(-1))
     finally:
         if was_training:
             model.train()

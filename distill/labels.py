@@ -31,7 +31,22 @@ from calculators.batch import AtomsBatch, fixed_mask
 from calculators.files import atomic_torch_save, atomic_write_json
 from calculators.fingerprint import model_fingerprint as teacher_fingerprint
 from calculators.hashing import structures_sha256
-from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, NODE_FEATURES
+from calculators.keys import (
+    ATOM_ENERGIES,
+    CELL,
+    DFT_ENERGY,
+    DFT_FORCES,
+    ENERGY,
+    FIXED,
+    FORCES,
+    HESSIAN_INDEX,
+    HESSIAN_ROWS,
+    NODE_FEATURES,
+    NUMBERS,
+    PBC,
+    POSITIONS,
+    TAGS,
+)
 
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1
@@ -69,10 +84,10 @@ def sample_hessian_rows(atoms: Atoms, s: int, seed: int, index: int) -> np.ndarr
 def _dft_targets(atoms: Atoms) -> dict[str, torch.Tensor]:
     """DFT energy/forces from atoms.info["dft_energy"] / atoms.arrays["dft_forces"] (or a single-point calc)."""
     out: dict[str, torch.Tensor] = {}
-    if "dft_energy" in atoms.info:
-        out["dft_energy"] = torch.tensor(float(atoms.info["dft_energy"]), dtype=torch.float64)
-    if "dft_forces" in atoms.arrays:
-        out["dft_forces"] = torch.as_tensor(np.asarray(atoms.arrays["dft_forces"]), dtype=torch.float64)
+    if DFT_ENERGY in atoms.info:
+        out[DFT_ENERGY] = torch.tensor(float(atoms.info[DFT_ENERGY]), dtype=torch.float64)
+    if DFT_FORCES in atoms.arrays:
+        out[DFT_FORCES] = torch.as_tensor(np.asarray(atoms.arrays[DFT_FORCES]), dtype=torch.float64)
     return out
 
 
@@ -178,21 +193,21 @@ def label_structures(
             sl = slice(int(batch.natoms[:i].sum()), int(batch.natoms[: i + 1].sum()))
             n = len(atoms)
             rec = {
-                "numbers": torch.as_tensor(atoms.numbers, dtype=torch.long),
-                "positions": torch.as_tensor(atoms.positions, dtype=torch.float64),
-                "cell": torch.as_tensor(np.asarray(atoms.cell[:]), dtype=torch.float64),
-                "pbc": torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)),
-                "tags": torch.as_tensor(tags[i], dtype=torch.long),
-                "fixed": torch.as_tensor(fixed_mask(atoms)),
-                "energy": out[ENERGY][i].detach().cpu(),
-                "forces": out[FORCES][sl].detach().cpu(),
-                "atom_energies": out[ATOM_ENERGIES][sl].detach().cpu(),
+                NUMBERS: torch.as_tensor(atoms.numbers, dtype=torch.long),
+                POSITIONS: torch.as_tensor(atoms.positions, dtype=torch.float64),
+                CELL: torch.as_tensor(np.asarray(atoms.cell[:]), dtype=torch.float64),
+                PBC: torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)),
+                TAGS: torch.as_tensor(tags[i], dtype=torch.long),
+                FIXED: torch.as_tensor(fixed_mask(atoms)),
+                ENERGY: out[ENERGY][i].detach().cpu(),
+                FORCES: out[FORCES][sl].detach().cpu(),
+                ATOM_ENERGIES: out[ATOM_ENERGIES][sl].detach().cpu(),
             }
             if settings.features:
-                rec["node_features"] = out[NODE_FEATURES][sl].detach().cpu()
+                rec[NODE_FEATURES] = out[NODE_FEATURES][sl].detach().cpu()
             if rows is not None:
-                rec["hessian_index"] = rows[i].clone()
-                rec["hessian_rows"] = hrows[i, :, : 3 * n].detach().cpu().clone()
+                rec[HESSIAN_INDEX] = rows[i].clone()
+                rec[HESSIAN_ROWS] = hrows[i, :, : 3 * n].detach().cpu().clone()
             rec.update(_dft_targets(atoms))
             records.append(rec)
         atomic_torch_save({"indices": list(range(lo, hi)), "records": records}, cache.chunk_path(k))
@@ -207,29 +222,29 @@ def label_structures(
 
 def collate(records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = torch.float32, device="cpu"):
     """(AtomsBatch, labels dict) from cached records; labels as documented in `distill.losses`."""
-    natoms = torch.tensor([len(r["numbers"]) for r in records])
+    natoms = torch.tensor([len(r[NUMBERS]) for r in records])
     batch = AtomsBatch(
-        positions=torch.cat([r["positions"] for r in records]).to(device, dtype),
-        atomic_numbers=torch.cat([r["numbers"] for r in records]).to(device),
-        cell=torch.stack([r["cell"] for r in records]).to(device, dtype),
-        pbc=torch.stack([r["pbc"] for r in records]).to(device),
+        positions=torch.cat([r[POSITIONS] for r in records]).to(device, dtype),
+        atomic_numbers=torch.cat([r[NUMBERS] for r in records]).to(device),
+        cell=torch.stack([r[CELL] for r in records]).to(device, dtype),
+        pbc=torch.stack([r[PBC] for r in records]).to(device),
         batch=torch.repeat_interleave(torch.arange(len(records)), natoms).to(device),
         natoms=natoms.to(device),
-        tags=torch.cat([r["tags"] for r in records]).to(device),
-        fixed=torch.cat([r["fixed"] for r in records]).to(device),
+        tags=torch.cat([r[TAGS] for r in records]).to(device),
+        fixed=torch.cat([r[FIXED] for r in records]).to(device),
     )
     labels: dict[str, torch.Tensor] = {}
-    for key in ("energy", "dft_energy"):
+    for key in (ENERGY, DFT_ENERGY):
         if all(key in r for r in records):
             labels[key] = torch.stack([r[key] for r in records]).to(device, dtype)
-    for key in ("forces", "atom_energies", "node_features", "dft_forces"):
+    for key in (FORCES, ATOM_ENERGIES, NODE_FEATURES, DFT_FORCES):
         if all(key in r for r in records):
             labels[key] = torch.cat([r[key] for r in records]).to(device, dtype)
-    if all("hessian_rows" in r for r in records):
-        s = min(len(r["hessian_index"]) for r in records)
+    if all(HESSIAN_ROWS in r for r in records):
+        s = min(len(r[HESSIAN_INDEX]) for r in records)
         width = 3 * int(natoms.max())
-        labels["hessian_index"] = torch.stack([r["hessian_index"][:s] for r in records]).to(device)
-        labels["hessian_rows"] = torch.stack(
-            [torch.nn.functional.pad(r["hessian_rows"][:s], (0, width - r["hessian_rows"].shape[1])) for r in records]
+        labels[HESSIAN_INDEX] = torch.stack([r[HESSIAN_INDEX][:s] for r in records]).to(device)
+        labels[HESSIAN_ROWS] = torch.stack(
+            [torch.nn.functional.pad(r[HESSIAN_ROWS][:s], (0, width - r[HESSIAN_ROWS].shape[1])) for r in records]
         ).to(device, dtype)
     return batch, labels

@@ -18,6 +18,7 @@ import torch
 
 from calculators.batch import AtomsBatch
 from calculators.gemnet import GemNetOC
+from calculators.keys import ENERGY
 
 
 def prune_blocks(model: GemNetOC, keep: int | Sequence[int]) -> GemNetOC:
@@ -67,7 +68,7 @@ def block_importance(model: GemNetOC, batch: AtomsBatch) -> list[float]:
     try:
         with torch.enable_grad():
             out = model(batch, forces=False, create_graph=False)
-            out["energy"].sum().backward()
+            out[ENERGY].sum().backward()
     finally:
         for h in handles:
             h.remove()

@@ -25,6 +25,7 @@ import torch
 
 from calculators.files import atomic_torch_save
 from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
+from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES
 from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
@@ -186,7 +187,7 @@ def train(
     train_records = list(train_records)
     if not train_records:
         raise ValueError("no training records")
-    teacher_width = int(train_records[0]["node_features"].shape[1]) if "node_features" in train_records[0] else None
+    teacher_width = int(train_records[0][NODE_FEATURES].shape[1]) if NODE_FEATURES in train_records[0] else None
     model = build_student(c).to(device=device, dtype=dtype).train()
     loss_soft = DistillationLoss(c.losses, model.config.emb_size_atom, teacher_width).to(device=device, dtype=dtype)
     hard_cfg = LossConfig(
@@ -210,7 +211,7 @@ def train(
         loss_soft.load_state_dict(saved["heads"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["progress"]
-    has_dft = all("dft_energy" in r and "dft_forces" in r for r in train_records)
+    has_dft = all(DFT_ENERGY in r and DFT_FORCES in r for r in train_records)
     total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
     log_path = out / "log.csv"
     writer_tb = _tensorboard(out) if c.tensorboard else None

@@ -67,3 +67,30 @@ def test_prune_and_ablate(workdir):
     md = (rep / "ablation.md").read_text()
     assert "task-only" in md and "+FORK" in md
     assert (rep / "ablation.csv").read_text().count("\n") == 3
+
+
+def test_info_shows_architecture_recipe_teacher_and_metrics(workdir, tmp_path):
+    from test_gemnet_checkpoint import fairchem_style
+
+    from calculators import DEFAULT_STUDENT
+
+    text = _ok(["info", DEFAULT_STUDENT])
+    meta = torch.load(DEFAULT_STUDENT, weights_only=True)["metadata"]
+    assert "gemnet_oc (preset gemnet-oc-student)" in text and "parameters    1,026,636" in text
+    assert meta["teacher"]["weights_sha256"] in text and "sevennet-0" in text
+    assert '"n2n": 1.0' in text and "max_steps: 1500" in text  # the recipe
+    assert "heldout: variant +n2n" in text and "energy_mae_meV_per_atom 50.73" in text  # the metrics
+    # a student trained by `distill train`: JSON form, teacher fingerprint of the label cache
+    student = workdir / "run" / "student.pt"
+    if not student.is_file():  # written by test_generate_label_train_evaluate when run first
+        _ok(["train", workdir / "labels_train", "-o", workdir / "run", "--config", workdir / "recipe.json"])
+    summary = json.loads(_ok(["info", student, "--json"]))
+    assert summary["recipe"]["max_steps"] == 3 and summary["teacher"]["class"].endswith("GemNetOC")
+    assert set(summary["metrics"]) == {"validation"} and summary["metrics"]["validation"]["num_structures"] >= 1
+    # fairchem files have no recipe; junk is a clear error
+    torch.save(fairchem_style(tiny_model(dtype=torch.float32)), tmp_path / "fc.pt")
+    fc = json.loads(_ok(["info", tmp_path / "fc.pt", "--json"]))
+    assert fc["format"] == "fairchem checkpoint" and fc["recipe"] is None and fc["parameters"] > 0
+    torch.save([1, 2], tmp_path / "junk.pt")
+    bad = runner.invoke(app, ["info", str(tmp_path / "junk.pt")])
+    assert bad.exit_code == 2 and "error:" in bad.output

@@ -40,6 +40,7 @@ def _register() -> None:
     from distill.cli.ablate import ablate_cmd
     from distill.cli.evaluate import evaluate_cmd
     from distill.cli.generate import generate, label
+    from distill.cli.info import info
     from distill.cli.prune import prune_cmd
     from distill.cli.train import train_cmd
 
@@ -49,6 +50,7 @@ def _register() -> None:
     app.command("prune")(prune_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("ablate")(ablate_cmd)
+    app.command("info")(info)
 
 
 _register()

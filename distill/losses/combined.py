@@ -1,9 +1,9 @@
 """`LossConfig` (a weight and settings per loss term) and `DistillationLoss`, which runs the student and combines
 the switched-on terms.
 
-Label keys (per batch; see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) eV/Å, "atom_energies" (N,) eV,
-"node_features" (N, Ft) teacher atom embeddings, "hessian_rows" (B, s, 3*n_max) eV/Å² with "hessian_index"
-(B, s) flat rows 3*atom+xyz, and optional DFT targets "dft_energy" (B,), "dft_forces" (N, 3).
+Label keys (`calculators.keys`; per batch, see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) eV/Å,
+"atom_energies" (N,) eV, "node_features" (N, Ft) teacher atom embeddings, "hessian_rows" (B, s, 3*n_max) eV/Å²
+with "hessian_index" (B, s) flat rows 3*atom+xyz, and optional DFT targets "dft_energy" (B,), "dft_forces" (N, 3).
 """
 
 from __future__ import annotations
@@ -15,6 +15,18 @@ import torch
 from torch import nn
 
 from calculators.batch import AtomsBatch
+from calculators.keys import (
+    ATOM_ENERGIES,
+    DFT_ENERGY,
+    DFT_FORCES,
+    EDGE_INDEX,
+    ENERGY,
+    FORCES,
+    H_BLOCKS,
+    HESSIAN_INDEX,
+    HESSIAN_ROWS,
+    NODE_FEATURES,
+)
 from calculators.parsing import dataclass_from_dict
 from distill.losses.atomic import atomic_energy_loss
 from distill.losses.fork import fork_loss, instance_contrastive_loss
@@ -62,9 +74,9 @@ class LossConfig:
 
 def _student_feature(out: dict, name: str) -> torch.Tensor:
     if name == "x_E":
-        return out["node_features"]
+        return out[NODE_FEATURES]
     if name.startswith("h") and name[1:].isdigit():
-        return out["h_blocks"][int(name[1:])]
+        return out[H_BLOCKS][int(name[1:])]
     raise ValueError(f"unknown student feature {name!r} (x_E, h0, h1, ...)")
 
 
@@ -97,31 +109,31 @@ class DistillationLoss(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """Run the student on `batch` and return (total loss, {term: value}) for the enabled terms."""
         c = self.config
-        want_hessian = c.hessian > 0 and "hessian_rows" in labels
+        want_hessian = c.hessian > 0 and HESSIAN_ROWS in labels
         if want_hessian:
             pos = batch.positions.detach().clone().requires_grad_(True)
             batch = replace(batch, positions=pos)
         need_features = c.needs_teacher_features
         out = model(batch, forces=True, features=need_features, create_graph=True)
         terms: dict[str, torch.Tensor] = {}
-        e_key, f_key = ("energy", "forces") if c.targets == "teacher" else ("dft_energy", "dft_forces")
+        e_key, f_key = (ENERGY, FORCES) if c.targets == "teacher" else (DFT_ENERGY, DFT_FORCES)
         if c.targets not in ("teacher", "dft"):
             raise ValueError(f"targets must be 'teacher' or 'dft', got {c.targets!r}")
         if c.energy > 0:
             if e_key not in labels:
                 raise KeyError(f"task loss needs labels[{e_key!r}]")
-            terms["energy"] = energy_loss(out["energy"], labels[e_key], batch.natoms, c.energy_kind)
+            terms["energy"] = energy_loss(out[ENERGY], labels[e_key], batch.natoms, c.energy_kind)
         if c.forces > 0:
             if f_key not in labels:
                 raise KeyError(f"task loss needs labels[{f_key!r}]")
-            terms["forces"] = force_loss(out["forces"], labels[f_key], c.force_kind)
+            terms["forces"] = force_loss(out[FORCES], labels[f_key], c.force_kind)
         if need_features:
-            teacher_z = labels["node_features"]
+            teacher_z = labels[NODE_FEATURES]
             if c.fork > 0:
                 terms["fork"] = fork_loss(
-                    out["node_features"],
+                    out[NODE_FEATURES],
                     teacher_z,
-                    out["edge_index"],
+                    out[EDGE_INDEX],
                     self.fork_head,
                     tau=c.fork_tau,
                     max_edges=c.fork_max_edges,
@@ -129,18 +141,18 @@ class DistillationLoss(nn.Module):
                 )
             if c.instance > 0:
                 terms["instance"] = instance_contrastive_loss(
-                    out["node_features"], teacher_z, self.instance_head, tau=c.fork_tau,
+                    out[NODE_FEATURES], teacher_z, self.instance_head, tau=c.fork_tau,
                     max_atoms=c.fork_max_edges, generator=generator,
                 )  # fmt: skip
             if c.n2n > 0:
                 parts = [n2n_loss(_student_feature(out, k), teacher_z, h) for k, h in self.n2n_heads.items()]
                 terms["n2n"] = torch.stack(parts).mean()
         if c.atomic > 0:
-            terms["atomic"] = atomic_energy_loss(out["atom_energies"], labels["atom_energies"])
+            terms["atomic"] = atomic_energy_loss(out[ATOM_ENERGIES], labels[ATOM_ENERGIES])
         if want_hessian:
-            rows = labels["hessian_index"]
-            pred = student_hessian_rows(out["forces"], batch.positions, batch, rows)
-            terms["hessian"] = hessian_loss(pred, labels["hessian_rows"], batch.natoms)
+            rows = labels[HESSIAN_INDEX]
+            pred = student_hessian_rows(out[FORCES], batch.positions, batch, rows)
+            terms["hessian"] = hessian_loss(pred, labels[HESSIAN_ROWS], batch.natoms)
         weights = {
             "energy": c.energy, "forces": c.forces, "fork": c.fork, "instance": c.instance,
             "n2n": c.n2n, "atomic": c.atomic, "hessian": c.hessian,
