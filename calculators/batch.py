@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.constraints import FixAtoms
+from ase.data import chemical_symbols
 
 
 class StructureError(ValueError):
@@ -47,8 +48,6 @@ def validate_atoms(atoms: Atoms, index: int = 0, max_atomic_number: int | None =
     if numbers.min() < 1:
         raise StructureError(f"{_label(atoms, index)}: atomic number {int(numbers.min())} is not an element")
     if max_atomic_number is not None and numbers.max() > max_atomic_number:
-        from ase.data import chemical_symbols
-
         bad = sorted({int(z) for z in numbers if z > max_atomic_number})
         names = [chemical_symbols[z] if z < len(chemical_symbols) else str(z) for z in bad]
         raise StructureError(

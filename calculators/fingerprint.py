@@ -53,4 +53,4 @@ def fingerprint_id(fingerprint: dict[str, Any]) -> str:
     body = {k: v for k, v in fingerprint.items() if k != "name"}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(fingerprint.get("name", "model")))
-    return f"{name[:40]}-{digest}"
+    return f"{name[:30]}-{digest}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from ase.data import chemical_symbols
 from torch import nn
 
 from calculators.batch import AtomsBatch, StructureError
@@ -85,8 +86,6 @@ class SevenNetModel(nn.Module):
         ok = (zc <= self.max_atomic_number) & (zc >= 1)
         ok[ok.clone()] = self._known[zc[ok]]
         if not bool(ok.all()):
-            from ase.data import chemical_symbols
-
             bad = sorted({int(v) for v in zc[~ok]})
             names = [chemical_symbols[v] if 0 < v < len(chemical_symbols) else str(v) for v in bad]
             raise StructureError(f"SevenNet model {self.name} has no embedding for element(s) {names} (Z={bad})")

@@ -8,6 +8,15 @@ from collections.abc import Sequence
 import numpy as np
 from ase import Atoms
 
+from screening.structures import (
+    AdsorptionSystem,
+    ChemicalSpace,
+    build_adsorption_system,
+    find_sites,
+    gas_molecule,
+    make_slab,
+)
+
 DEFAULT_ELEMENTS = ("Pt", "Pd", "Cu", "Ni", "Au", "Ag", "Rh", "Co")
 DEFAULT_ADSORBATES = ("H", "O", "OH", "N", "C", "CH", "CO")
 DEFAULT_PROTOTYPES = ("fcc", "bcc", "hcp", "L12", "B2", "L10")
@@ -33,9 +42,6 @@ def generate_structures(
     """`n` structures: about `gas_fraction` rattled gas references, the rest sampled slabs/adslabs (rattle Å):
     pure metals (fcc/bcc/hcp) on a `size` surface cell, `alloy_fraction` binary intermetallics on `alloy_size`
     (their conventional surface cells are already 2-4 times larger)."""
-    from screening.structures import ChemicalSpace, gas_molecule
-    from screening.structures import rattle as do_rattle
-
     n_gas = int(round(gas_fraction * n))
     n_alloy = int(round(alloy_fraction * (n - n_gas)))
     common = dict(
@@ -60,7 +66,7 @@ def generate_structures(
     rng = np.random.default_rng([seed, 99])
     for k in range(n_gas):
         name = GAS[k % len(GAS)]
-        mol = do_rattle(gas_molecule(name), 0.05, rng)
+        mol = rattle(gas_molecule(name), 0.05, rng)
         mol.info.update(kind="gas", gas=name)
         out.append(mol)
     return out
@@ -74,10 +80,8 @@ def heldout_adsorption_systems(
     adsorbates: Sequence[str] = DEFAULT_ADSORBATES,
     size: tuple[int, int] = (2, 2),
     layers: int = 3,
-) -> list:
+) -> list[AdsorptionSystem]:
     """`n` adsorption systems (pure fcc(111)/(100) and L12(111) slabs) for the adsorption-energy Spearman check."""
-    from screening.structures import build_adsorption_system, find_sites, make_slab
-
     rng = np.random.default_rng(seed)
     systems, tries = [], 0
     while len(systems) < n and tries < 20 * n:

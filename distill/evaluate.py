@@ -7,9 +7,11 @@ from typing import Any
 
 import torch
 
+from calculators.batched import predict_many
 from calculators.keys import DFT_ENERGY, DFT_FORCES, ENERGY, FORCES
 from calculators.loading import load_model
 from calculators.stats import spearman
+from distill.data import heldout_adsorption_systems
 from distill.labels import collate
 
 
@@ -48,8 +50,6 @@ def evaluate_records(
 
 def adsorption_energies(model: Any, systems: Sequence[Any], batch_size: int = 16) -> list[float]:
     """Single-point adsorption energies (eV) of `systems` (AdsorptionSystem) with `model` (unrelaxed geometries)."""
-    from calculators.batched import predict_many
-
     gas = {}
     for s in systems:
         gas.update(s.gas)
@@ -69,8 +69,6 @@ def heldout_spearman(
 
     `teacher`: an AtomisticModel or a registry name; `reference`: precomputed teacher energies (skips the teacher).
     """
-    from distill.data import heldout_adsorption_systems
-
     systems = heldout_adsorption_systems(n, seed)
     if reference is None:
         reference = teacher_adsorption_energies(teacher, systems)

@@ -31,6 +31,7 @@ from calculators.batch import AtomsBatch, fixed_mask
 from calculators.files import atomic_torch_save, atomic_write_json
 from calculators.fingerprint import model_fingerprint as teacher_fingerprint
 from calculators.hashing import structures_sha256
+from calculators.hessian import hessian_rows
 from calculators.keys import (
     ATOM_ENERGIES,
     CELL,
@@ -47,6 +48,7 @@ from calculators.keys import (
     POSITIONS,
     TAGS,
 )
+from calculators.tags import tags_for
 
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1
@@ -143,9 +145,6 @@ def label_structures(
     Raises `CacheMismatchError` if the directory holds labels from another teacher, settings or structure set.
     `on_chunk(k)` is called after chunk k is written (progress hooks, tests).
     """
-    from calculators.hessian import hessian_rows
-    from calculators.tags import tags_for
-
     settings = settings or LabelSettings()
     cache = LabelCache(cache_dir)
     cache.path.mkdir(parents=True, exist_ok=True)

@@ -14,15 +14,13 @@ from typing import Any
 
 from screening.evaluators import Evaluator
 from screening.reactions import ScreenSet
+from screening.results import FUNNEL_FILE, write_run_file
 from screening.runner import (
     EnergyStore,
     RunConfig,
     evaluate_systems,
     timing_summary,
-    write_json,
 )
-
-FUNNEL_FILE = "funnel.json"
 
 
 def score(delta_e: float, target: float | None) -> float:
@@ -137,5 +135,5 @@ def run_funnel(
         "student": student.description | {"label": student.label},
     }
     out["dataset"] = {"name": screen_set.name, "source": screen_set.source}
-    write_json(run_dir / FUNNEL_FILE, out)
+    write_run_file(run_dir / FUNNEL_FILE, out)
     return out

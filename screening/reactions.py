@@ -17,6 +17,14 @@ from typing import Any
 from ase import Atoms
 
 from calculators.hashing import structure_key
+from screening.structures import (
+    ChemicalSpace,
+    build_adsorption_system,
+    find_sites,
+    gas_coefficients,
+    gas_molecule,
+    make_slab,
+)
 
 
 @dataclass
@@ -157,8 +165,6 @@ PREFERRED_SITE = {"H": "fcc", "O": "fcc", "OH": "ontop", "N": "fcc", "C": "hcp"}
 
 
 def _pick_site(slab: Atoms, adsorbate: str) -> Any:
-    from screening.structures import find_sites
-
     sites = find_sites(slab)
     want = PREFERRED_SITE.get(adsorbate, "ontop")
     for s in sites:
@@ -216,8 +222,6 @@ def builtin_set(
     cell with ≥ 4 atoms per layer), unrelaxed adsorbate at the preferred site (H, O: fcc hollow; OH: ontop).
     Reference ΔE is filled later by the teacher (not DFT). Order: surface-major, so `limit` keeps whole
     surfaces first."""
-    from screening.structures import build_adsorption_system, make_slab
-
     reactions: list[ScreenReaction] = []
     atoms: dict[str, Atoms] = {}
     skipped: list[tuple[str, str]] = []
@@ -258,8 +262,6 @@ def generated_set(
 ) -> ScreenSet:
     """`n` candidates drawn with `ChemicalSpace(...).sample(n, seed)`; the clean slab of each is the adslab
     without its adsorbate (tag 2), gas references from `gas_molecule` with ν from `gas_coefficients`."""
-    from screening.structures import ChemicalSpace, gas_coefficients, gas_molecule
-
     space = ChemicalSpace(elements, prototypes=prototypes, facets=facets, adsorbates=adsorbates, strains=strains)
     reactions: list[ScreenReaction] = []
     atoms: dict[str, Atoms] = {}

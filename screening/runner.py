@@ -1,8 +1,8 @@
 """Screening engine: evaluate each distinct system once per model (batched, timed, cached in the run directory),
 assemble reaction energies, compute metrics and anomalies, and write `results.json`.
 
-Resumability: per-model energies live in ``<run>/energies/<role>-<fingerprint>.json`` (written atomically after
-every batch); a re-run with the same models and structures reads them instead of calling the model.
+Resumability: per-model energies live in ``<run>/energies/<role>-<mode>-<fingerprint id>.json`` (written
+atomically after every batch); a re-run with the same models and structures reads them instead of calling the model.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import numpy as np
 from ase import Atoms
 
 from calculators.batched import atom_batches
-from calculators.files import atomic_write_json
 from screening.evaluators import Evaluator
 from screening.metrics import grouped
 from screening.reactions import ScreenReaction, ScreenSet
+from screening.results import ENERGIES_DIR, RESULTS_FILE, write_run_file
 
-RESULTS_FILE = "results.json"
 SLAB_MOVE_TOL = 0.5  # Å: a slab atom moving more than this during relaxation is an anomaly
 MIGRATION_TOL = 1.0  # Å: lateral move of the adsorbate's binding atom counted as migration
 DESORPTION_RATIO = 1.5  # adsorbate–surface distance / sum of covalent radii above this = desorbed
@@ -43,19 +42,6 @@ def mp_u_caveat(symbols: set[str]) -> str | None:
     return None
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write a run file (JSON, numpy values converted) atomically."""
-    atomic_write_json(path, obj, indent=1, default=_json_default)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
 def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
@@ -65,7 +51,7 @@ class EnergyStore:
 
     def __init__(self, run_dir: Path, role: str, evaluator: Evaluator, mode: str) -> None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in evaluator.fingerprint)[:48]
-        self.path = Path(run_dir) / "energies" / f"{role}-{mode}-{safe}.json"
+        self.path = Path(run_dir) / ENERGIES_DIR / f"{role}-{mode}-{safe}.json"
         self.data: dict[str, Any] = {
             "fingerprint": evaluator.fingerprint,
             "label": evaluator.label,
@@ -85,7 +71,7 @@ class EnergyStore:
 
     def save(self) -> None:
         """Write atomically."""
-        write_json(self.path, self.data)
+        write_run_file(self.path, self.data)
 
 
 def _relax_diagnostics(before: Atoms, after_pos: np.ndarray, gas: bool) -> dict[str, Any]:
@@ -343,13 +329,5 @@ def run_screening(
     }
     if student is not None:
         results["models"]["student"] = student.description | {"label": student.label}
-    write_json(run_dir / RESULTS_FILE, results)
+    write_run_file(run_dir / RESULTS_FILE, results)
     return results
-
-
-def load_results(run_dir: str | Path) -> dict[str, Any]:
-    """`results.json` of a run directory."""
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: not a screening run directory (run `screen run` first)")
-    return json.loads(path.read_text())

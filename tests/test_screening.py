@@ -21,7 +21,8 @@ from screening.funnel import recall_at_k, run_funnel, select
 from screening.metrics import closer_share, grouped, mae
 from screening.reactions import ScreenReaction, builtin_set, from_dataset, generated_set
 from screening.report import write_report
-from screening.runner import RunConfig, _relax_diagnostics, load_results, run_screening
+from screening.results import load_results
+from screening.runner import RunConfig, _relax_diagnostics, run_screening
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "cathub" / "pt111_raw.json"

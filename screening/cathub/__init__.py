@@ -9,48 +9,66 @@ Public API::
     ds.reactions, ds.invalid, ds.counts
 """
 
-from __future__ import annotations
+from screening.cathub.cache import CacheStatus, DatasetCache, default_cache_root
+from screening.cathub.client import (
+    AuthError,
+    BudgetExceeded,
+    CatHubClient,
+    CatHubError,
+    NotFoundError,
+    OfflineError,
+    RateLimited,
+    redact,
+)
+from screening.cathub.model import (
+    Reaction,
+    System,
+    adsorbate_indices,
+    is_gas,
+    parse_equation,
+    parse_facet,
+    parse_stoichiometry,
+    reaction_from_node,
+)
+from screening.cathub.registry import DatasetInfo, known_datasets, resolve_dataset
+from screening.cathub.sources import (
+    Dataset,
+    InvalidReaction,
+    build_dataset,
+    fetch_to_cache,
+    load_dataset,
+    load_file,
+    write_csv_source,
+)
 
-import importlib
-from typing import Any
-
-# Lazy exports: `screen --help` imports this package and must not pay for numpy/ase.
-_EXPORTS: dict[str, str] = {
-    "AuthError": "client",
-    "BudgetExceeded": "client",
-    "CacheStatus": "cache",
-    "CatHubClient": "client",
-    "CatHubError": "client",
-    "Dataset": "sources",
-    "DatasetCache": "cache",
-    "DatasetInfo": "registry",
-    "InvalidReaction": "sources",
-    "NotFoundError": "client",
-    "OfflineError": "client",
-    "RateLimited": "client",
-    "Reaction": "model",
-    "System": "model",
-    "adsorbate_indices": "model",
-    "build_dataset": "sources",
-    "default_cache_root": "cache",
-    "fetch_to_cache": "sources",
-    "is_gas": "model",
-    "known_datasets": "registry",
-    "load_dataset": "sources",
-    "load_file": "sources",
-    "parse_equation": "model",
-    "parse_facet": "model",
-    "parse_stoichiometry": "model",
-    "reaction_from_node": "model",
-    "redact": "client",
-    "resolve_dataset": "registry",
-    "write_csv_source": "sources",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "AuthError",
+    "BudgetExceeded",
+    "CacheStatus",
+    "CatHubClient",
+    "CatHubError",
+    "Dataset",
+    "DatasetCache",
+    "DatasetInfo",
+    "InvalidReaction",
+    "NotFoundError",
+    "OfflineError",
+    "RateLimited",
+    "Reaction",
+    "System",
+    "adsorbate_indices",
+    "build_dataset",
+    "default_cache_root",
+    "fetch_to_cache",
+    "is_gas",
+    "known_datasets",
+    "load_dataset",
+    "load_file",
+    "parse_equation",
+    "parse_facet",
+    "parse_stoichiometry",
+    "reaction_from_node",
+    "redact",
+    "resolve_dataset",
+    "write_csv_source",
+]

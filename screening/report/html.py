@@ -6,7 +6,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from screening.report.tables import _fmt
+from screening.report.tables import fmt
 
 CSS = (
     "body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em;color:#222}"
@@ -24,7 +24,7 @@ def table_html(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         keys += [k for k in r if k not in keys]
     head = "".join(f"<th>{html.escape(k)}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k in keys) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(k)))}</td>" for k in keys) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
+def fmt(v: Any, digits: int = 3) -> str:
+    """A table cell: None and non-finite floats as "—", floats to `digits` decimals, lists joined by "; "."""
     if v is None:
         return "—"
     if isinstance(v, bool):
@@ -156,7 +157,7 @@ def markdown(rows: Sequence[dict[str, Any]], digits: int = 3) -> str:
         keys += [k for k in r if k not in keys]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(k), digits).replace("|", "\\|") for k in keys) + " |")
+        lines.append("| " + " | ".join(fmt(r.get(k), digits).replace("|", "\\|") for k in keys) + " |")
     return "\n".join(lines) + "\n"
 
 

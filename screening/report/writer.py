@@ -1,9 +1,8 @@
-"""`write_report(run_dir)` regenerates figures, tables, `summary.md` and `index.html`
-from the saved `results.json` (and `funnel.json` when present) without recomputing anything."""
+"""`write_report(run_dir)` regenerates figures, tables, `summary.md` and `index.html` from a run's saved files
+(`screening.results`: the results and, when present, the funnel summary) without recomputing anything."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from screening.report.plots import funnel_figure, make_figures
 from screening.report.tables import (
     adsorbate_rows,
     anomaly_rows,
+    fmt,
     funnel_rows,
     markdown,
     reaction_rows,
@@ -20,6 +20,7 @@ from screening.report.tables import (
     speed_rows,
     write_table,
 )
+from screening.results import read_run
 
 
 def _model_line(role: str, d: dict[str, Any]) -> str:
@@ -52,15 +53,15 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             if results["gas_energies"] == "teacher"
             else "(each model its own)"
         ),
-        f"MAE teacher vs reference: {_fmt(m['mae_teacher'])} eV; Spearman {_fmt(m['spearman_teacher'])}",
+        f"MAE teacher vs reference: {fmt(m['mae_teacher'])} eV; Spearman {fmt(m['spearman_teacher'])}",
     ]
     if "student" in results["models"]:
         t = results["timing"]
         lines.append(
-            f"MAE student vs reference: {_fmt(m['mae_student'])} eV (ΔMAE {_fmt(m['delta_mae'])} eV); Spearman "
-            f"{_fmt(m['spearman_student'])}; student vs teacher Spearman {_fmt(m['spearman_student_teacher'])}; "
-            f"student closer to the reference in {_fmt(m['student_closer_share'])} of reactions; "
-            f"speedup {_fmt(t.get('speedup'), 2)}×"
+            f"MAE student vs reference: {fmt(m['mae_student'])} eV (ΔMAE {fmt(m['delta_mae'])} eV); Spearman "
+            f"{fmt(m['spearman_student'])}; student vs teacher Spearman {fmt(m['spearman_student_teacher'])}; "
+            f"student closer to the reference in {fmt(m['student_closer_share'])} of reactions; "
+            f"speedup {fmt(t.get('speedup'), 2)}×"
         )
     if results.get("caveat_reactions"):
         lines.append(
@@ -71,19 +72,11 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
-    from screening.report.tables import _fmt as f
-
-    return f(v, digits)
-
-
 def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi: int = 100) -> list[str]:
-    """(Re)write the report of a run directory from `results.json` (and `funnel.json`); returns file names."""
-    from screening.runner import load_results
-
+    """(Re)write the report of a run directory from its run files (`screening.results`); returns file names."""
     run_dir = Path(run_dir)
-    funnel_path = run_dir / "funnel.json"
-    results = load_results(run_dir) if (run_dir / "results.json").is_file() or not funnel_path.is_file() else None
+    run = read_run(run_dir)
+    results, funnel = run.results, run.funnel
     figures: dict[str, list[str]] = {}
     sections: list[tuple[str, list[dict[str, Any]], list[str]]] = []
     if results is not None:
@@ -100,8 +93,7 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         rows = anomaly_rows(results)
         sections.insert(2, ("Relaxation anomalies", rows, write_table(rows, run_dir, "anomalies")))
     lines = summary_lines(results) if results is not None else []
-    if funnel_path.is_file():
-        funnel = json.loads(funnel_path.read_text())
+    if funnel is not None:
         rows = funnel_rows(funnel)
         at = min(2, len(sections))
         sections.insert(at, ("Funnel (hierarchical screening)", rows, write_table(rows, run_dir, "funnel")))

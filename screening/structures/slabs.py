@@ -12,7 +12,7 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
-from screening.structures.bulk import canonical_prototype, make_bulk
+from screening.structures.bulk import assign_sites, canonical_prototype, make_bulk
 from screening.structures.errors import StructureBuildError
 from screening.structures.strain import apply_biaxial_strain
 
@@ -146,8 +146,6 @@ def make_slab(
         raise StructureBuildError(f"vacuum must be > 0 Å, got {vacuum}")
     if bulk is None:
         bulk = make_bulk(composition, name, a=a, c=c)
-    from screening.structures.bulk import assign_sites
-
     elem_a, elem_b = assign_sites(composition, name)
     unit = _surface_unit(bulk, FACETS[name][facet_name], layers)
     per_layer = len(unit) // layers
