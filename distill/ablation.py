@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from calculators.loading import load_model
 from calculators.stats import spearman
-from distill.evaluate import adsorption_energies, evaluate_records
+from distill.data import heldout_adsorption_systems
+from distill.evaluate import adsorption_energies, evaluate_records, teacher_adsorption_energies
+from distill.labels import LabelCache
 from distill.train import TrainConfig, train
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -100,3 +102,48 @@ def write_table(out_dir: str | Path, note: str = "") -> list[dict[str, Any]]:
         )
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     return rows
+
+
+def run_ablation(
+    base: TrainConfig,
+    train_cache: str | Path,
+    test_cache: str | Path,
+    out_dir: str | Path,
+    work_dir: str | Path,
+    *,
+    variants: Sequence[str] = (),
+    adsorption: int = 40,
+    teacher: str = "sevennet-0",
+    note: str = "",
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run `variants` (default: all of VARIANTS) on the label caches and write the tables; returns the rows.
+
+    With `adsorption` > 0 the teacher's adsorption energies of that many held-out systems are the Spearman
+    reference, computed once and kept in `out_dir/teacher_adsorption.json`. `on_row(row)` follows progress.
+    """
+    names = list(variants) or list(VARIANTS)
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    labels = LabelCache(train_cache)
+    train_records, test_records = labels.records(), LabelCache(test_cache).records()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    systems, reference = [], None
+    if adsorption:
+        systems = heldout_adsorption_systems(adsorption)
+        ref_path = out / "teacher_adsorption.json"
+        if ref_path.is_file() and json.loads(ref_path.read_text())["n"] == adsorption:
+            reference = json.loads(ref_path.read_text())["energies"]
+        else:
+            reference = teacher_adsorption_energies(teacher, systems)
+            ref_path.write_text(json.dumps({"n": adsorption, "teacher": teacher, "energies": reference}))
+    for name in names:
+        row = run_variant(
+            name, base, train_records, test_records, out, work_dir,
+            adsorption_systems=systems, teacher_ads=reference, metadata=labels.provenance,
+        )  # fmt: skip
+        if on_row is not None:
+            on_row(row)
+    return write_table(out, note)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ from calculators.keys import DFT_ENERGY, DFT_FORCES, ENERGY, FORCES
 from calculators.loading import load_model
 from calculators.stats import spearman
 from distill.data import heldout_adsorption_systems
-from distill.labels import collate
+from distill.labels import LabelCache, collate
 
 
 def evaluate_records(
@@ -78,3 +79,15 @@ def heldout_spearman(
 def teacher_adsorption_energies(teacher: Any, systems: Sequence[Any]) -> list[float]:
     """Adsorption energies (eV) of `systems` with the teacher (an AtomisticModel, registry name or checkpoint)."""
     return adsorption_energies(load_model(teacher), systems)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike, cache: str | os.PathLike, *, adsorption: int = 0, teacher: Any = "sevennet-0"
+) -> dict[str, float]:
+    """`evaluate_records` of a model (anything `calculators.load_model` takes) on a label cache and, with
+    `adsorption` > 0, its adsorption-energy Spearman against the teacher on that many held-out systems."""
+    model = load_model(checkpoint)
+    result = evaluate_records(model, LabelCache(cache).records())
+    if adsorption:
+        result["adsorption_spearman"] = heldout_spearman(model, teacher, adsorption)
+    return result

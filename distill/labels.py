@@ -106,6 +106,13 @@ class LabelCache:
             raise FileNotFoundError(f"{self.path} is not a label cache (no {MANIFEST})")
         return json.loads(p.read_text())
 
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What a student trained on this cache records about its labels: the teacher's fingerprint and the
+        label settings (checkpoint metadata keys "teacher" and "label_settings")."""
+        m = self.manifest
+        return {"teacher": m["teacher"], "label_settings": m["settings"]}
+
     def chunk_path(self, k: int) -> Path:
         return self.path / f"chunk_{k:05d}.pt"
 

@@ -11,14 +11,18 @@ identity; keeping the first b' blocks is exact for the kept part of the network.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Sequence
 
 import torch
+from ase import Atoms
 
 from calculators.batch import AtomsBatch
-from calculators.gemnet import GemNetOC
+from calculators.gemnet import GemNetOC, save_checkpoint
 from calculators.keys import ENERGY
+from calculators.loading import load_model
+from calculators.tags import tags_for
 
 
 def prune_blocks(model: GemNetOC, keep: int | Sequence[int]) -> GemNetOC:
@@ -85,3 +89,26 @@ def importance_report(scores: Sequence[float]) -> str:
         name = "embedding" if i == 0 else f"int {i - 1}"
         lines.append(f"{name:9s}  {s:8.4f}  {'#' * int(round(40 * s))}")
     return "\n".join(lines)
+
+
+def prune_checkpoint(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    keep: int | Sequence[int],
+    *,
+    structures: Sequence[Atoms] = (),
+) -> tuple[GemNetOC, GemNetOC, str | None]:
+    """Load a GemNet-OC (checkpoint path or registry name), keep blocks `keep` (`prune_blocks`) and save the
+    result as a project checkpoint at `out`. With `structures` (at most 16 are used) the block importance report
+    of the original is computed too. Returns (original, pruned, report or None)."""
+    model = load_model(source)
+    if not isinstance(model, GemNetOC):
+        raise ValueError(f"{source} is a {type(model).__name__}, not a GemNet-OC: only GemNet-OC blocks can be pruned")
+    report = None
+    if structures:
+        sub = list(structures)[:16]
+        batch = AtomsBatch.from_atoms(sub, dtype=next(model.parameters()).dtype, tags=[tags_for(a) for a in sub])
+        report = importance_report(block_importance(model, batch))
+    small = prune_blocks(model, keep)
+    save_checkpoint(small, out, {"parent": str(source), "kept_blocks": str(keep)})
+    return model, small, report

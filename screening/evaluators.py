@@ -166,3 +166,15 @@ def resolve_student(
         }
         return model_evaluator(model, "student (random weights)", desc, name=f"random-student-{seed}"), None
     return _evaluator(spec, "student", device), None
+
+
+def resolve_models(
+    teacher: str | Path, student: str | Path | None, *, need_student: bool = False, device: str = "cpu"
+) -> tuple[Evaluator, Evaluator | None, str | None]:
+    """(teacher, student or None, why there is no student) for command-line values; `ValueError` when
+    `need_student` and there is none."""
+    t = resolve_teacher(teacher, device=device)
+    s, reason = resolve_student(student, device=device)
+    if need_student and s is None:
+        raise ValueError(f"a student is needed: {reason}")
+    return t, s, reason

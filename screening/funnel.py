@@ -14,11 +14,13 @@ from typing import Any
 
 from screening.evaluators import Evaluator
 from screening.reactions import ScreenSet
+from screening.report import write_report
 from screening.results import FUNNEL_FILE, write_run_file
 from screening.runner import (
     EnergyStore,
     RunConfig,
     evaluate_systems,
+    run_screening,
     timing_summary,
 )
 
@@ -137,3 +139,28 @@ def run_funnel(
     out["dataset"] = {"name": screen_set.name, "source": screen_set.source}
     write_run_file(run_dir / FUNNEL_FILE, out)
     return out
+
+
+def funnel_and_report(
+    screen_set: ScreenSet,
+    teacher: Evaluator,
+    student: Evaluator,
+    run_dir: str | Path,
+    *,
+    fraction: float | None = 0.2,
+    target: float | None = None,
+    window: float | None = None,
+    top_k: int = 5,
+    verify: bool = True,
+    config: RunConfig | None = None,
+) -> dict[str, Any]:
+    """`run_funnel` (window mode when `window` is given, else the best `fraction`), then, with `verify`, the full
+    teacher/student comparison from the cached energies (no model call), then the report."""
+    result = run_funnel(
+        screen_set, teacher, student, run_dir, fraction=None if window is not None else fraction, target=target,
+        window=window, top_k=top_k, verify=verify, config=config,
+    )  # fmt: skip
+    if verify:  # every energy is cached now: the full comparison costs no model call
+        run_screening(screen_set, teacher, student, run_dir, config=config)
+    write_report(run_dir)
+    return result

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ase import Atoms
 
 from calculators.hashing import structure_key
+from screening.cathub import OfflineError, load_dataset
 from screening.structures import (
     ChemicalSpace,
     build_adsorption_system,
@@ -283,3 +285,33 @@ def generated_set(
         )
     source = f"generated: ChemicalSpace({list(elements)}).sample({n}, seed={seed}), unrelaxed"
     return ScreenSet("generated", source, "teacher", reactions, atoms, [], {"reactions": len(reactions)})
+
+
+class ScreenSetError(ValueError):
+    """A dataset that cannot be screened as asked (not cached, unreadable)."""
+
+
+def load_screen_set(
+    dataset: str | None = None,
+    data_file: str | Path | None = None,
+    *,
+    cache_dir: str | Path | None = None,
+    limit: int | None = None,
+) -> ScreenSet:
+    """What `screen run` / `screen funnel` screen: the built-in offline set when neither `dataset` nor `data_file`
+    is given, else a CatalysisHub dataset (cache or file, `from_dataset`), limited to its first `limit` reactions.
+    `FileNotFoundError` for a missing file; `ScreenSetError` saying how to get the data otherwise."""
+    if dataset is None and data_file is None:
+        return builtin_set(limit=limit)
+    try:
+        ds = load_dataset(dataset or Path(data_file).stem, cache_dir=cache_dir, data_file=data_file)
+    except FileNotFoundError:
+        raise
+    except OfflineError as err:
+        raise ScreenSetError(
+            f"{err}\nTo get the data: `screen fetch --dataset {dataset}` with CATHUB_API_KEY set (resumable), "
+            "or pass --data-file FILE. Without a dataset, `screen run` screens the built-in offline set."
+        ) from err
+    except Exception as err:  # file format errors: one message, no traceback
+        raise ScreenSetError(f"could not load dataset: {type(err).__name__}: {err}") from err
+    return from_dataset(ds).limit(limit)

@@ -23,6 +23,7 @@ from calculators.batched import atom_batches
 from screening.evaluators import Evaluator
 from screening.metrics import grouped
 from screening.reactions import ScreenReaction, ScreenSet
+from screening.report import write_report
 from screening.results import ENERGIES_DIR, RESULTS_FILE, write_run_file
 
 SLAB_MOVE_TOL = 0.5  # Å: a slab atom moving more than this during relaxation is an anomaly
@@ -183,6 +184,12 @@ class RunConfig:
     max_steps: int = 300
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("single-point", "relax"):
+            raise ValueError(f"--mode must be single-point or relax, got {self.mode!r}")
+        if self.gas_energies not in ("teacher", "self"):
+            raise ValueError(f"--gas-energies must be teacher or self, got {self.gas_energies!r}")
+
 
 def _reaction_anomalies(
     r: ScreenReaction, entries: Mapping[str, Mapping[str, Any]], delta: float | None, ref: float | None
@@ -330,4 +337,24 @@ def run_screening(
     if student is not None:
         results["models"]["student"] = student.description | {"label": student.label}
     write_run_file(run_dir / RESULTS_FILE, results)
+    return results
+
+
+def run_and_report(
+    screen_set: ScreenSet,
+    teacher: Evaluator,
+    student: Evaluator | None,
+    run_dir: str | Path,
+    *,
+    config: RunConfig | None = None,
+    student_absent_reason: str | None = None,
+    command: str | None = None,
+    formats: Sequence[str] = ("png",),
+) -> dict[str, Any]:
+    """`run_screening`, then the report of the run directory (`screening.report.write_report`)."""
+    results = run_screening(
+        screen_set, teacher, student, run_dir, config=config, student_absent_reason=student_absent_reason,
+        command=command,
+    )  # fmt: skip
+    write_report(run_dir, formats=formats)
     return results

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from distill.cli.options import fail
+
 
 def info(
     checkpoint: Annotated[Path, typer.Argument(help="GemNet-OC checkpoint (project or fairchem).")],
@@ -20,6 +22,5 @@ def info(
     try:
         summary = checkpoint_info(checkpoint)
     except (FileNotFoundError, CheckpointError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(err))
     typer.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.to_text())

@@ -7,29 +7,31 @@ from typing import Annotated
 
 import typer
 
+from distill.cli.options import fail
+
 
 def prune_cmd(
     checkpoint: Annotated[str, typer.Argument(help="GemNet-OC checkpoint (project or fairchem) or teacher name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output project checkpoint.")],
-    blocks: Annotated[str, typer.Option(help="Blocks to keep: a count b' (first b') or a list like 0,2.")] = "2",
+    blocks: Annotated[
+        str, typer.Option("--blocks", help="Blocks to keep: a count b' (first b') or a list like 0,2.")
+    ] = "2",
     structures: Annotated[
-        Path | None, typer.Option(help="Structures for the importance report (extxyz); none: skip the report.")
+        Path | None,
+        typer.Option("--structures", help="Structures for the importance report (extxyz); none: skip the report."),
     ] = None,
 ) -> None:
     """Keep some interaction blocks of a GemNet-OC teacher as the student's initialisation; report block importance."""
-    from calculators.batch import AtomsBatch
-    from calculators.gemnet import save_checkpoint
-    from calculators.loading import load_model
-    from calculators.tags import tags_for
-    from distill.prune import block_importance, importance_report, prune_blocks
+    from calculators.parsing import split_list
+    from distill.prune import prune_checkpoint
     from screening.structures import read_structures
 
-    model = load_model(checkpoint)
-    if structures is not None:
-        atoms = read_structures(structures)[:16]
-        batch = AtomsBatch.from_atoms(atoms, dtype=next(model.parameters()).dtype, tags=[tags_for(a) for a in atoms])
-        typer.echo(importance_report(block_importance(model, batch)))
-    keep = int(blocks) if "," not in blocks else [int(b) for b in blocks.split(",")]
-    small = prune_blocks(model, keep)
-    save_checkpoint(small, out, {"parent": str(checkpoint), "kept_blocks": blocks})
+    keep = int(blocks) if "," not in blocks else [int(b) for b in split_list(blocks)]
+    try:
+        atoms = read_structures(structures) if structures is not None else []
+        model, small, report = prune_checkpoint(checkpoint, out, keep, structures=atoms)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        fail(str(err))
+    if report is not None:
+        typer.echo(report)
     typer.echo(f"{model.num_parameters():,d} -> {small.num_parameters():,d} parameters; wrote {out}")

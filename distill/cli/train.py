@@ -8,14 +8,18 @@ from typing import Annotated
 
 import typer
 
+from distill.cli.options import RecipeOpt, fail
+
 
 def train_cmd(
     cache: Annotated[Path, typer.Argument(help="Label cache directory (`distill label`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes from its state.pt).")],
-    config: Annotated[Path | None, typer.Option("--config", help="Recipe file (JSON or YAML).")] = None,
-    val_cache: Annotated[Path | None, typer.Option(help="Separate validation cache (else a split).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Override max_steps.")] = None,
-    device: Annotated[str | None, typer.Option(help="Override device (cpu | cuda).")] = None,
+    config: RecipeOpt = None,
+    val_cache: Annotated[
+        Path | None, typer.Option("--val-cache", help="Separate validation cache (else a split).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Override max_steps.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Override device (cpu | cuda).")] = None,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Start over even if out/state.pt exists.")] = False,
 ) -> None:
     """Train a student on cached teacher labels; the recipe is recorded in the output checkpoint."""
@@ -23,18 +27,14 @@ def train_cmd(
     from distill.labels import LabelCache
     from distill.train import TrainConfig, train
 
-    values = read_config_file(config)
-    if max_steps is not None:
-        values["max_steps"] = max_steps
-    if device is not None:
-        values["device"] = device
-    cfg = TrainConfig.from_dict(values)
-    labels = LabelCache(cache)
-    val = LabelCache(val_cache).records() if val_cache else None
-    meta = {"teacher": labels.manifest["teacher"], "label_settings": labels.manifest["settings"]}
+    overrides = {k: v for k, v in (("max_steps", max_steps), ("device", device)) if v is not None}
     try:
-        result = train(cfg, labels.records(), out, val_records=val, metadata=meta, resume=not no_resume)
+        cfg = TrainConfig.from_dict(read_config_file(config) | overrides)
+        labels = LabelCache(cache)
+        val = LabelCache(val_cache).records() if val_cache else None
+        result = train(cfg, labels.records(), out, val_records=val, metadata=labels.provenance, resume=not no_resume)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: rerun the same command to resume from {out / 'state.pt'}", err=True)
-        raise typer.Exit(130) from None
+        fail(f"interrupted: rerun the same command to resume from {out / 'state.pt'}", 130)
     typer.echo(json.dumps(result, indent=2))

@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from .cache import DatasetCache
-from .client import OFFLINE_HINT, CatHubClient, OfflineError
+from .client import DEFAULT_DAILY_BUDGET, OFFLINE_HINT, AuthError, CatHubClient, OfflineError
 from .model import (
     Reaction,
     System,
@@ -358,6 +360,68 @@ def fetch_to_cache(
         cache.fetch_structures(client, on_system=on_system)
 
 
+def fetch_dataset(
+    name_or_pub_id: str,
+    *,
+    cache_dir: str | Path | None = None,
+    metadata_only: bool = False,
+    offline: bool = False,
+    requests_per_minute: float = 10.0,
+    daily_budget: int = DEFAULT_DAILY_BUDGET,
+    max_requests: int | None = None,
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+) -> Dataset | None:
+    """Run or resume the two-phase download of a dataset into its cache and load what is cached.
+
+    Nothing is fetched when the cache is complete or `offline`. `echo` receives the status lines (cache before
+    and after, requests made, dataset summary); `progress` shows tqdm bars. Returns the cached dataset, or None
+    when nothing is cached. Raises `AuthError` without an API key (the cache stays usable offline), and the other
+    `CatHubError`s (budget spent, rate limited, ...) with the cache kept for the next run.
+    """
+    info = resolve_dataset(name_or_pub_id)
+    cache = DatasetCache(info.pub_id, cache_dir)
+    before = cache.status()
+    echo(f"cached before: {before.describe()}")
+    complete = before.metadata_complete and (metadata_only or before.systems_cached == before.systems_needed)
+    if complete:
+        echo("cache complete: nothing to fetch")
+    if not offline and not complete:
+        client = CatHubClient(
+            requests_per_minute=requests_per_minute,
+            daily_budget=daily_budget,
+            max_requests=max_requests,
+            budget_file=cache.budget_file,
+        )
+        if not client.has_key:
+            hint = "" if before.reactions == 0 else " (the cache above is usable offline)"
+            raise AuthError(f"no CatalysisHub API key: set CATHUB_API_KEY; {OFFLINE_HINT}{hint}")
+        total = before.total_count or info.reactions
+        with tqdm(desc="metadata", unit="rxn", total=total, initial=before.reactions, disable=not progress) as bar:
+
+            def on_page(n: int, total: int) -> None:
+                bar.total = total
+                bar.n = n
+                bar.refresh()
+
+            cache.fetch_metadata(client, on_page=on_page)
+        if not metadata_only:
+            status = cache.status()
+            with tqdm(
+                desc="structures", unit="sys", total=status.systems_needed, initial=status.systems_cached,
+                disable=not progress,
+            ) as bar:  # fmt: skip
+                cache.fetch_structures(client, on_system=lambda _id: bar.update(1))
+        echo(f"requests this run: {client.requests_made}")
+    status = cache.status()
+    echo(f"cached now: {status.describe()}")
+    if not status.reactions:
+        return None
+    dataset = load_dataset(info.pub_id, cache_dir=cache_dir, metadata_only=metadata_only)
+    echo(dataset.summary())
+    return dataset
+
+
 def load_dataset(
     name_or_pub_id: str,
     *,
@@ -405,6 +469,7 @@ __all__ = [
     "Dataset",
     "InvalidReaction",
     "build_dataset",
+    "fetch_dataset",
     "fetch_to_cache",
     "load_dataset",
     "load_file",

@@ -1,8 +1,5 @@
-"""`screen` console command: fetch datasets, build structures, run screenings, write reports.
-
-Each subcommand lives in its own module and imports heavy dependencies (torch, ase) inside the command body,
-so `screen --help` stays fast.
-"""
+"""The `screen` app: fetch datasets, build structures, run screenings, write reports. One module per subcommand;
+each imports its heavy dependencies inside the command, so `screen --help` stays fast."""
 
 from __future__ import annotations
 
@@ -10,7 +7,9 @@ import typer
 
 from screening.cli.build import build
 from screening.cli.fetch import fetch
-from screening.cli.run import funnel, report, run
+from screening.cli.funnel import funnel
+from screening.cli.report import report
+from screening.cli.run import run
 
 app = typer.Typer(
     name="screen",

@@ -3,39 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from screening.cli.options import SeedOpt, fail
+
 
 def build(
-    elements: str = typer.Option(..., help="Comma-separated metals, e.g. Pt,Cu,Au."),
-    adsorbates: str = typer.Option("H,O,OH", help="Comma-separated adsorbates (H,O,OH,N,C,CH,CO,...)."),
-    prototypes: str | None = typer.Option(
-        None, help="Comma-separated prototypes (fcc,bcc,hcp,L12,B2,L10,D019,A2B_hcp); default all that fit."
-    ),
-    facets: str | None = typer.Option(None, help="Comma-separated facets kept where valid, e.g. 111,0001."),
-    strains: str = typer.Option("-2,-1,0,1,2", help="Comma-separated biaxial strains in %."),
-    n: int = typer.Option(50, "-n", "--n", help="Number of structures."),
-    seed: int = typer.Option(0, help="Random seed (structure k depends only on seed and k)."),
-    layers: int = typer.Option(3, help="Atomic layers per slab."),
-    vacuum: float = typer.Option(6.0, help="Vacuum on each side of the slab, Å."),
-    rattle: float = typer.Option(0.0, help="Gaussian rattle of free atoms, Å."),
-    perturb_strain: float = typer.Option(0.0, help="Random in-plane strain perturbation, ± %."),
-    clean_fraction: float = typer.Option(0.0, help="Share of clean slabs."),
-    gas: bool = typer.Option(False, help="Also write the gas references (H2, H2O, ...) the adsorbates need."),
-    out: str = typer.Option("structures.extxyz", help="Output file: .extxyz or .db."),
+    elements: Annotated[str, typer.Option("--elements", help="Comma-separated metals, e.g. Pt,Cu,Au.")],
+    adsorbates: Annotated[
+        str, typer.Option("--adsorbates", help="Comma-separated adsorbates (H,O,OH,N,C,CH,CO,...).")
+    ] = "H,O,OH",
+    prototypes: Annotated[
+        str | None,
+        typer.Option(
+            "--prototypes",
+            help="Comma-separated prototypes (fcc,bcc,hcp,L12,B2,L10,D019,A2B_hcp); default all that fit.",
+        ),
+    ] = None,
+    facets: Annotated[
+        str | None, typer.Option("--facets", help="Comma-separated facets kept where valid, e.g. 111,0001.")
+    ] = None,
+    strains: Annotated[str, typer.Option("--strains", help="Comma-separated biaxial strains in %.")] = "-2,-1,0,1,2",
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of structures.")] = 50,
+    seed: SeedOpt = 0,
+    layers: Annotated[int, typer.Option("--layers", help="Atomic layers per slab.")] = 3,
+    vacuum: Annotated[float, typer.Option("--vacuum", help="Vacuum on each side of the slab, Å.")] = 6.0,
+    rattle: Annotated[float, typer.Option("--rattle", help="Gaussian rattle of free atoms, Å.")] = 0.0,
+    perturb_strain: Annotated[
+        float, typer.Option("--perturb-strain", help="Random in-plane strain perturbation, ± %.")
+    ] = 0.0,
+    clean_fraction: Annotated[float, typer.Option("--clean-fraction", help="Share of clean slabs.")] = 0.0,
+    gas: Annotated[
+        bool, typer.Option("--gas/--no-gas", help="Also write the gas references (H2, H2O, ...) the adsorbates need.")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="Output file: .extxyz or .db.")] = Path("structures.extxyz"),
 ) -> None:
     """Write N reproducible random slabs/adslabs (composition, prototype, facet, strain, site, adsorbate)."""
     from calculators.parsing import split_list
-    from screening.structures.adsorbates import gas_coefficients, gas_molecule
-    from screening.structures.errors import StructureBuildError
-    from screening.structures.io import write_structures
-    from screening.structures.sampling import ChemicalSpace
+    from screening.structures import ChemicalSpace, StructureBuildError, write_structures
 
     try:
-        kwargs = {}
-        if prototypes:
-            kwargs["prototypes"] = split_list(prototypes)
         space = ChemicalSpace(
             elements=split_list(elements),
             adsorbates=split_list(adsorbates),
@@ -46,14 +55,10 @@ def build(
             rattle=rattle,
             perturb_strain=perturb_strain,
             clean_fraction=clean_fraction,
-            **kwargs,
+            **({"prototypes": split_list(prototypes)} if prototypes else {}),
         )
-        structures = space.sample(n, seed)
-        if gas:
-            names = sorted({g for a in space.adsorbates for g in gas_coefficients(a)})
-            structures += [gas_molecule(g) for g in names]
-        path = write_structures(Path(out), structures)
+        structures = space.sample(n, seed) + (space.gas_references() if gas else [])
+        path = write_structures(out, structures)
     except (StructureBuildError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(code=2) from err
+        fail(str(err))
     typer.echo(f"wrote {len(structures)} structures to {path}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
-from screening.structures.adsorbates import add_adsorbate, check_adsorbate
+from screening.structures.adsorbates import add_adsorbate, check_adsorbate, gas_coefficients, gas_molecule
 from screening.structures.bulk import PROTOTYPES, canonical_prototype, composition_formula
 from screening.structures.errors import StructureBuildError
 from screening.structures.perturb import random_strain, rattle
@@ -147,6 +147,10 @@ class ChemicalSpace:
             sample_index=int(index),
         )
         return atoms
+
+    def gas_references(self) -> list[Atoms]:
+        """The gas-phase references (H2, H2O, ...) that the adsorption energies of these adsorbates need."""
+        return [gas_molecule(g) for g in sorted({g for a in self.adsorbates for g in gas_coefficients(a)})]
 
     def sample(self, n: int, seed: int = 0) -> list[Atoms]:
         """`n` structures (adslabs and, with clean_fraction, clean slabs), metadata in atoms.info."""
