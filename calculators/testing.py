@@ -1,7 +1,12 @@
-"""Reusable checks of the `AtomisticModel` contract (torch-sim `testing.py` style) and a tiny test model.
+"""Reusable checks of the `AtomisticModel` contract (torch-sim `testing.py` style) and a tiny test model, shipped
+with the package so that any model, including one from outside this project, can be checked:
 
-Each `check_*(model)` runs against any model; the test files call them for every model available offline
-(the `MorsePairModel` below, SevenNet-0; GemNet-OC student/teacher once the integrator adds them).
+    from calculators import testing
+    for check in testing.ALL_CHECKS:
+        check(my_model)  # AssertionError on a broken contract
+
+The project's tests run them on the `MorsePairModel` below, SevenNet-0, the GemNet-OC presets and the shipped
+student. `pt_slab_o()` and `sample_structures()` are the structures they use.
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ def pt_slab_o(displace: float = 0.0) -> Atoms:
     return slab
 
 
-def test_structures() -> list[Atoms]:
+def sample_structures() -> list[Atoms]:
     """A slab with O, a periodic bulk cell and a molecule: different sizes and periodicities."""
     cu = bulk("Cu", "fcc", a=3.6, cubic=True)
     cu.rattle(0.05, seed=1)
@@ -122,7 +127,7 @@ def _tol(model: AtomisticModel, scale: float = 1.0) -> float:
 # ---------------------------------------------------------------- checks
 def check_energy_forces_shapes(model: AtomisticModel) -> None:
     """ENERGY (B,), FORCES (N,3), ATOM_ENERGIES (N,) summing to ENERGY, NODE_FEATURES (N,F), EDGE_INDEX."""
-    structures = test_structures()
+    structures = sample_structures()
     n = sum(len(a) for a in structures)
     out = _predict(model, structures, features=True)
     assert out[ENERGY].shape == (3,)
@@ -159,7 +164,7 @@ def check_forces_are_gradient(model: AtomisticModel, step: float = 1e-2, atol: f
 
 def check_batch_equals_single(model: AtomisticModel) -> None:
     """Predicting a batch gives the same energies and forces as predicting each structure alone."""
-    structures = test_structures()
+    structures = sample_structures()
     out = _predict(model, structures)
     forces = torch.split(out[FORCES], [len(a) for a in structures])
     for k, atoms in enumerate(structures):

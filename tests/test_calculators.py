@@ -214,7 +214,7 @@ def test_hessian_fd_for_direct_force_model(morse64):
 
 
 def test_predict_many_matches_single_and_keeps_order(morse):
-    structures = mc.test_structures() * 3
+    structures = mc.sample_structures() * 3
     results = predict_many(morse, structures, batch_atoms=30, progress=False)
     assert len(results) == len(structures)
     for atoms, res in zip(structures, results, strict=True):
@@ -242,7 +242,7 @@ def test_relax_many_converges_and_respects_fixatoms(morse64):
 
 
 def test_hessian_rows_autograd_equals_fd(morse64):
-    structures = [mc.pt_slab_o(displace=0.5), mc.test_structures()[1]]
+    structures = [mc.pt_slab_o(displace=0.5), mc.sample_structures()[1]]
     batch = AtomsBatch.from_atoms(structures, dtype=torch.float64)
     rows = torch.tensor([[3 * 12 + 2, 0, 5], [1, 7, 3 * 3]])
     h_ad = hessian_rows(morse64, batch, rows, method="autograd")

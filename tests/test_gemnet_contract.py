@@ -62,7 +62,7 @@ def test_calculator_reuses_graph_within_skin():
 
 def test_external_neighbor_lists_equal_own_search():
     model = tiny_model()
-    structures = mc.test_structures()
+    structures = mc.sample_structures()
     batch = AtomsBatch.from_atoms(structures, dtype=torch.float64)
     own = model.predict(batch)
     shared = model.predict(batch, neighbors=build_neighbors(batch, model.search_radius + 0.7))

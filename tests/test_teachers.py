@@ -127,7 +127,7 @@ def test_sevennet_hessian_rows_autograd_vs_fd(sevennet):
 def test_sevennet_labels_for_distillation(sevennet, tmp_path):
     from distill.labels import LabelCache, LabelSettings, label_structures
 
-    structures = [mc.pt_slab_o(displace=0.5), mc.test_structures()[2]]
+    structures = [mc.pt_slab_o(displace=0.5), mc.sample_structures()[2]]
     settings = LabelSettings(hessian_rows=1, hessian_method="autograd", chunk_size=2)
     label_structures(structures, sevennet, tmp_path, settings, teacher_name="sevennet-0")
     records = LabelCache(tmp_path).records()
@@ -148,7 +148,7 @@ def test_sevennet_unknown_element_and_predict_many(sevennet):
         sevennet.predict(AtomsBatch.from_atoms(po))
     atoms = mc.pt_slab_o()
     atoms.calc = ModelCalculator(sevennet, device="cpu")
-    res = predict_many(sevennet, [atoms, mc.test_structures()[2]], progress=False)
+    res = predict_many(sevennet, [atoms, mc.sample_structures()[2]], progress=False)
     assert abs(res[0]["energy"] - atoms.get_potential_energy()) < 1e-3
 
 
