@@ -16,6 +16,7 @@ from screening.structures import (
     gas_molecule,
     make_slab,
 )
+from screening.structures import rattle as rattle_atoms  # `rattle` is also a parameter name below
 
 DEFAULT_ELEMENTS = ("Pt", "Pd", "Cu", "Ni", "Au", "Ag", "Rh", "Co")
 DEFAULT_ADSORBATES = ("H", "O", "OH", "N", "C", "CH", "CO")
@@ -66,7 +67,7 @@ def generate_structures(
     rng = np.random.default_rng([seed, 99])
     for k in range(n_gas):
         name = GAS[k % len(GAS)]
-        mol = rattle(gas_molecule(name), 0.05, rng)
+        mol = rattle_atoms(gas_molecule(name), 0.05, rng)
         mol.info.update(kind="gas", gas=name)
         out.append(mol)
     return out

@@ -88,3 +88,15 @@ def test_cache_refuses_to_mix(tmp_path):
         label_structures(_structures(3)[1:], CountingTeacher(0), tmp_path, LabelSettings(chunk_size=2, hessian_rows=0))
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert "weights_sha256" in manifest["teacher"] and manifest["settings"]["hessian_rows"] == 0
+
+
+def test_generated_training_set_is_reproducible():
+    # label-cache manifests record this hash: the same (n, seed) must give the same structures, gas references
+    # (rattled copies of the molecules) included
+    from calculators.hashing import structures_sha256
+    from distill.data import generate_structures
+
+    structures = generate_structures(40, 0)
+    gas = [a for a in structures if a.info.get("kind") == "gas"]
+    assert len(gas) == 2 and gas[0].info["rattle"] == 0.05
+    assert structures_sha256(structures) == "6618e467a650fb5ef92450a45dfb801424692dc22a96ff8d7017fe69f9478717"
