@@ -30,7 +30,7 @@ from ase import Atoms
 from calculators.batch import AtomsBatch, fixed_mask
 from calculators.files import atomic_torch_save, atomic_write_json
 from calculators.fingerprint import model_fingerprint as teacher_fingerprint
-from calculators.hashing import structures_sha256
+from calculators.hashing import structures_sha256 as structures_hash
 from calculators.hessian import hessian_rows
 from calculators.keys import (
     ATOM_ENERGIES,
@@ -160,7 +160,7 @@ def label_structures(
         "teacher": teacher_fingerprint(teacher, teacher_name),
         "settings": settings.to_dict(),
         "num_structures": len(structures),
-        "structures_sha256": structures_sha256(structures),
+        "structures_sha256": structures_hash(structures),
     }
     mpath = cache.path / MANIFEST
     if mpath.is_file():
