@@ -40,6 +40,7 @@ def _register() -> None:
     from distill.commands.ablate import ablate_cmd
     from distill.commands.data import generate, label
     from distill.commands.evaluate import evaluate_cmd
+    from distill.commands.make_student import make_student_cmd
     from distill.commands.prune import prune_cmd
     from distill.commands.train import train_cmd
 
@@ -49,6 +50,11 @@ def _register() -> None:
     app.command("prune")(prune_cmd)
     app.command("evaluate")(evaluate_cmd)
     app.command("ablate")(ablate_cmd)
+    app.command("make-student")(make_student_cmd)
 
 
 _register()
+
+
+if __name__ == "__main__":
+    app()

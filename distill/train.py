@@ -61,6 +61,10 @@ class TrainConfig:
     threads: int | None = None
     tensorboard: bool = False
     progress: bool = True
+    # fresh students only: fit per-element reference energies on the training labels (distill.references) and the
+    # ScaleFactor layers on `scale_fit_batches` training batches (distill.scale_fit) before the first step
+    fit_references: bool = True
+    scale_fit_batches: int = 8
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -101,8 +105,11 @@ def train_step(
     lr: float,
     clip_grad: float,
     generator: torch.Generator | None = None,
+    reduce_grads: Callable[[list[torch.Tensor]], None] | None = None,
 ) -> dict[str, float]:
-    """One optimizer update on a list of cached records; returns the loss terms and the gradient norm."""
+    """One optimizer update on a list of cached records; returns the loss terms and the gradient norm.
+
+    `reduce_grads(grads)` averages gradients across data-parallel processes before clipping (DDP)."""
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     batch, labels = collate(records, dtype=dtype, device=device)
     for group in optimizer.param_groups:
@@ -110,6 +117,10 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     total, terms = loss_fn(model, batch, labels, generator)
     total.backward()
+    if reduce_grads is not None:
+        for p in (p for g in optimizer.param_groups for p in g["params"] if p.requires_grad and p.grad is None):
+            p.grad = torch.zeros_like(p)  # every process must reduce the same list of tensors
+        reduce_grads([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None])
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, clip_grad))
     optimizer.step()
@@ -125,17 +136,100 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         be.copy_(bm)
 
 
-def build_student(config: TrainConfig):
-    """A fresh student from a preset, or the model of a project checkpoint (`student` is a path)."""
+def is_checkpoint_path(student: str) -> bool:
+    return Path(student).suffix in (".pt", ".pth")
+
+
+def build_student(config: TrainConfig, element_references: list[float] | None = None):
+    """A fresh student from a preset (with `element_references` E_ref(Z), eV, if given), or the model of a
+    project checkpoint (`student` is a path)."""
     from distill.gemnet import GemNetOC, preset
 
-    if Path(config.student).suffix in (".pt", ".pth"):
+    if is_checkpoint_path(config.student):
         from distill.gemnet.checkpoint import load_project_checkpoint
 
         model, _ = load_project_checkpoint(config.student)
         return model
     torch.manual_seed(config.seed)
-    return GemNetOC(preset(config.student, **config.student_overrides))
+    overrides = dict(config.student_overrides)
+    if element_references is not None:
+        overrides["element_references"] = element_references
+    return GemNetOC(preset(config.student, **overrides))
+
+
+def _records_references(config: TrainConfig, records: Sequence[dict]) -> list[float] | None:
+    """E_ref(Z) fitted on the training records for a fresh student with `fit_references`, else None."""
+    if not config.fit_references or is_checkpoint_path(config.student):
+        return None
+    from distill.gemnet import preset
+    from distill.references import references_from_records
+
+    num_elements = preset(config.student, **config.student_overrides).num_elements
+    return references_from_records(records, num_elements)
+
+
+def _fit_scales(model: torch.nn.Module, config: TrainConfig, records: Sequence[dict]) -> dict[str, float]:
+    from distill.scale_fit import fit_scale_factors
+
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
+    batches = []
+    for k in range(config.scale_fit_batches):
+        idx = _batch_indices(k, len(records), config.batch_size, config.seed + 7)
+        batches.append(collate([records[i] for i in idx], dtype=dtype, device=device)[0])
+    return fit_scale_factors(model, batches)
+
+
+class _Distributed:
+    """Data parallelism over processes started by `torchrun` (gloo on CPU, nccl on CUDA): every process takes a
+    strided share of each global batch and gradients are averaged before the update, so the result matches one
+    process running the whole batch. Rank 0 alone evaluates, logs and writes checkpoints."""
+
+    def __init__(self, device: torch.device) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.started_here = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            self.started_here = True
+        self.rank = dist.get_rank() if self.world > 1 else 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, indices: list[int]) -> list[int]:
+        return indices[self.rank :: self.world] if self.world > 1 else indices
+
+    def reduce_grads(self, grads: list[torch.Tensor]) -> None:
+        if self.world == 1 or not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        self.dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        for t in list(module.parameters()) + list(module.buffers()):
+            self.dist.broadcast(t.data, 0)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's `flag` on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1 if flag else 0])
+        self.dist.broadcast(t, 0)
+        return bool(t.item())
+
+    def close(self) -> None:
+        if self.started_here:
+            self.dist.destroy_process_group()
 
 
 def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -190,8 +284,20 @@ def train(
     if not train_records:
         raise ValueError("no training records")
     teacher_width = int(train_records[0]["node_features"].shape[1]) if "node_features" in train_records[0] else None
-    model = build_student(c).to(device=device, dtype=dtype).train()
+    dist = _Distributed(device)
+    state_path = out / STATE
+    resuming = resume and state_path.is_file()
+    refs = None if resuming else _records_references(c, train_records)
+    if resuming:  # the references are part of the recipe's model config: take them from the saved state
+        saved_refs = torch.load(state_path, weights_only=True).get("element_references")
+        refs = saved_refs
+    model = build_student(c, refs).to(device=device, dtype=dtype).train()
+    fitted_scales: dict[str, float] = {}
+    if not resuming and not is_checkpoint_path(c.student) and c.scale_fit_batches > 0:
+        fitted_scales = _fit_scales(model, c, train_records)
+    dist.broadcast_module(model)
     loss_soft = DistillationLoss(c.losses, model.config.emb_size_atom, teacher_width).to(device=device, dtype=dtype)
+    dist.broadcast_module(loss_soft)
     hard_cfg = LossConfig(
         energy=c.losses.energy, forces=c.losses.forces, energy_kind=c.losses.energy_kind,
         force_kind=c.losses.force_kind, targets="dft",
@@ -203,8 +309,7 @@ def train(
     for p in ema.parameters():
         p.requires_grad_(False)
     state: dict[str, Any] = {"step": 0, "best_score": float("inf"), "bad_evals": 0, "best_step": -1, "stopped": False}
-    state_path = out / STATE
-    if resume and state_path.is_file():
+    if resuming:
         saved = torch.load(state_path, weights_only=True)
         if saved["config"] != c.to_dict():
             raise ValueError(f"{state_path} was written by another recipe; use another out_dir or resume=False")
@@ -213,12 +318,14 @@ def train(
         loss_soft.load_state_dict(saved["heads"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["progress"]
+        fitted_scales = saved.get("fitted_scales", {})
+    metadata = {**(metadata or {}), "fitted_scale_factors": fitted_scales, "data_parallel_processes": dist.world}
     has_dft = all("dft_energy" in r and "dft_forces" in r for r in train_records)
     total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
     log_path = out / "log.csv"
-    writer_tb = _tensorboard(out) if c.tensorboard else None
+    writer_tb = _tensorboard(out) if c.tensorboard and dist.main else None
     bar = None
-    if c.progress:
+    if c.progress and dist.main:
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step")
@@ -230,15 +337,15 @@ def train(
         if stage == "hard" and step == c.max_steps:
             model.load_state_dict(ema.state_dict())  # fine-tune from the EMA weights of stage 1
         idx = _batch_indices(step, len(train_records), c.batch_size, c.seed)
-        gen = torch.Generator().manual_seed(c.seed * 7919 + step)
+        gen = torch.Generator().manual_seed(c.seed * 7919 + step + 104729 * dist.rank)
         terms = train_step(
-            model, loss_soft if stage == "soft" else loss_hard, optimizer, [train_records[i] for i in idx],
-            lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen,
+            model, loss_soft if stage == "soft" else loss_hard, optimizer, [train_records[i] for i in dist.share(idx)],
+            lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen, reduce_grads=dist.reduce_grads,
         )  # fmt: skip
         update_ema(ema, model, c.ema_decay if step >= c.warmup_steps else 0.0)
         state["step"] = step = step + 1
         row: dict[str, Any] = {"step": step, "stage": stage, "lr": learning_rate(step - 1, c), **terms}
-        if val_records and (step % c.eval_every == 0 or step == total_steps):
+        if dist.main and val_records and (step % c.eval_every == 0 or step == total_steps):
             last_val = evaluate_records(ema, val_records, targets="teacher" if stage == "soft" else "dft")
             row.update({f"val_{k}": v for k, v in last_val.items()})
             score = last_val["energy_mae_per_atom"] + last_val["force_mae"]
@@ -250,6 +357,10 @@ def train(
                 if stage == "soft" and state["bad_evals"] >= c.patience:
                     state["stopped"] = True
             state["last_val"] = last_val
+        if val_records and (step % c.eval_every == 0 or step == total_steps):
+            state["stopped"] = dist.agree(state["stopped"])
+        if not dist.main:
+            continue
         _log(log_path, row)
         if writer_tb is not None:
             for k, v in row.items():
@@ -260,6 +371,7 @@ def train(
                 {
                     "config": c.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
                     "heads": loss_soft.state_dict(), "optimizer": optimizer.state_dict(), "progress": state,
+                    "element_references": model.config.element_references, "fitted_scales": fitted_scales,
                 },
                 state_path,
             )  # fmt: skip
@@ -272,8 +384,12 @@ def train(
             on_step(step)
     if bar is not None:
         bar.close()
+    if not dist.main:
+        dist.close()
+        return {"steps": state["step"], "rank": dist.rank}
     final_val = evaluate_records(ema, val_records) if val_records else {}
     student_path = save_checkpoint(ema, out / "student.pt", _meta(c, metadata, final_val, state["step"]))
+    dist.close()
     return {
         "steps": state["step"],
         "stopped_early": state["stopped"],

@@ -22,7 +22,7 @@ def read_config(path: Path | None) -> dict[str, Any]:
 
 
 def train_cmd(
-    cache: Annotated[Path, typer.Argument(help="Label cache directory (`distill label`).")],
+    cache: Annotated[list[Path], typer.Argument(help="Label cache directories (`distill label`), one teacher.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes from its state.pt).")],
     config: Annotated[Path | None, typer.Option("--config", help="Recipe file (JSON or YAML).")] = None,
     val_cache: Annotated[Path | None, typer.Option(help="Separate validation cache (else a split).")] = None,
@@ -40,11 +40,20 @@ def train_cmd(
     if device is not None:
         values["device"] = device
     cfg = TrainConfig.from_dict(values)
-    labels = LabelCache(cache)
+    caches = [LabelCache(c) for c in cache]
+    teachers = [c.manifest["teacher"] for c in caches]
+    if any(t != teachers[0] for t in teachers):
+        typer.echo(f"error: the label caches {[str(c) for c in cache]} were made by different teachers", err=True)
+        raise typer.Exit(2)
+    records = [r for c in caches for r in c.records()]
     val = LabelCache(val_cache).records() if val_cache else None
-    meta = {"teacher": labels.manifest["teacher"], "label_settings": labels.manifest["settings"]}
+    meta = {
+        "teacher": teachers[0],
+        "label_settings": caches[0].manifest["settings"],
+        "label_caches": [{"path": str(c.path), "structures": c.manifest["num_structures"]} for c in caches],
+    }
     try:
-        result = train(cfg, labels.records(), out, val_records=val, metadata=meta, resume=not no_resume)
+        result = train(cfg, records, out, val_records=val, metadata=meta, resume=not no_resume)
     except KeyboardInterrupt:
         typer.echo(f"interrupted: rerun the same command to resume from {out / 'state.pt'}", err=True)
         raise typer.Exit(130) from None
