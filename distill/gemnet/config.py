@@ -184,6 +184,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gemnet-oc-student": _STUDENT,
     "gemnet-oc-student-5a": _STUDENT_5A,
     "gemnet-oc-student-fast": _STUDENT_FAST,
+    # forces = −∂E/∂x on the fast graph (the neighbour limit makes E jump where the ranking changes; compare its
+    # relaxations with the direct-force preset's in benchmarks/student_presets.py)
+    "gemnet-oc-student-fast-conservative": {**_STUDENT_FAST, "direct_forces": False},
     # Energy-conserving student (forces = −∂E/∂positions) on a smooth energy surface: no max-neighbour cut (a cut
     # makes E jump when the neighbour ranking changes), so a shorter 5 Å cutoff keeps the graph affordable.
     "gemnet-oc-student-conservative": {**_STUDENT, "direct_forces": False, "cutoff": 5.0, "max_neighbors": 1000},
