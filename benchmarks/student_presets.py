@@ -29,7 +29,7 @@ from distill.batch import AtomsBatch  # noqa: E402
 from distill.commands.train import read_config  # noqa: E402
 from distill.gemnet import GemNetOC, preset  # noqa: E402
 from distill.labels import LabelCache  # noqa: E402
-from distill.train import TrainConfig, split_records, train  # noqa: E402
+from distill.train import TrainConfig, filter_records, split_records, train  # noqa: E402
 
 
 def slab_batch() -> AtomsBatch:
@@ -97,6 +97,7 @@ def main() -> None:
         cfg = TrainConfig.from_dict({**base, "student": name, "max_steps": args.steps, "eval_every": args.steps,
                                      "checkpoint_every": 250, "patience": 1000})  # fmt: skip
         train_recs, val_recs = split_records(records, cfg.val_fraction, cfg.seed)
+        val_recs, _ = filter_records(val_recs, cfg.max_force)  # validate within the training distribution
         t0 = time.time()
         result = train(cfg, train_recs, out / name, val_records=val_recs)
         model = GemNetOC(preset(name))

@@ -65,6 +65,9 @@ class TrainConfig:
     # ScaleFactor layers on `scale_fit_batches` training batches (distill.scale_fit) before the first step
     fit_references: bool = True
     scale_fit_batches: int = 8
+    # training records whose largest teacher force exceeds this (eV/Å) are left out (counted in the checkpoint's
+    # metadata): a few % of far-from-equilibrium structures otherwise dominate the loss and its clipped gradients
+    max_force: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -232,6 +235,19 @@ class _Distributed:
             self.dist.destroy_process_group()
 
 
+def filter_records(records: Sequence[dict], max_force: float | None) -> tuple[list[dict], int]:
+    """Records whose largest teacher force norm is at most `max_force` eV/Å (all when None), and how many were left
+    out. A record with a non-finite energy or force is always left out."""
+    kept = []
+    for r in records:
+        if not (bool(torch.isfinite(r["energy"]).all()) and bool(torch.isfinite(r["forces"]).all())):
+            continue
+        if max_force is not None and float(r["forces"].norm(dim=-1).max()) > max_force:
+            continue
+        kept.append(r)
+    return kept, len(records) - len(kept)
+
+
 def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """Reproducible train/validation split (at least one validation record when val_fraction > 0)."""
     n = len(records)
@@ -280,7 +296,7 @@ def train(
     device = torch.device(c.device)
     if val_records is None:
         train_records, val_records = split_records(train_records, c.val_fraction, c.seed)
-    train_records = list(train_records)
+    train_records, n_dropped = filter_records(train_records, c.max_force)
     if not train_records:
         raise ValueError("no training records")
     teacher_width = int(train_records[0]["node_features"].shape[1]) if "node_features" in train_records[0] else None
@@ -319,7 +335,10 @@ def train(
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["progress"]
         fitted_scales = saved.get("fitted_scales", {})
-    metadata = {**(metadata or {}), "fitted_scale_factors": fitted_scales, "data_parallel_processes": dist.world}
+    metadata = {
+        **(metadata or {}), "fitted_scale_factors": fitted_scales, "data_parallel_processes": dist.world,
+        "training_records": len(train_records), "dropped_over_max_force": n_dropped,
+    }  # fmt: skip
     has_dft = all("dft_energy" in r and "dft_forces" in r for r in train_records)
     total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
     log_path = out / "log.csv"
