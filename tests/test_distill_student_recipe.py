@@ -203,3 +203,15 @@ def test_make_student_pipeline_runs_every_stage_and_resumes(tmp_path, monkeypatc
     monkeypatch.setattr(screening_data, "_trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))
     make_student(tmp_path / "run", cfg)
     assert calls == []
+
+
+def test_filter_records_drops_large_and_non_finite_forces():
+    from distill.train import filter_records
+
+    def rec(fmax, energy=0.0):
+        return {"energy": torch.tensor(energy), "forces": torch.tensor([[fmax, 0.0, 0.0], [0.1, 0.0, 0.0]])}
+
+    kept, dropped = filter_records([rec(1.0), rec(25.0), rec(float("nan")), rec(2.0, float("inf"))], 20.0)
+    assert dropped == 3 and len(kept) == 1 and float(kept[0]["forces"][0, 0]) == 1.0
+    kept, dropped = filter_records([rec(1.0), rec(25.0)], None)
+    assert dropped == 0 and len(kept) == 2
