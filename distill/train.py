@@ -297,6 +297,8 @@ def train(
     if val_records is None:
         train_records, val_records = split_records(train_records, c.val_fraction, c.seed)
     train_records, n_dropped = filter_records(train_records, c.max_force)
+    if val_records:  # validate within the training distribution (and never on non-finite labels)
+        val_records, _ = filter_records(val_records, c.max_force)
     if not train_records:
         raise ValueError("no training records")
     teacher_width = int(train_records[0]["node_features"].shape[1]) if "node_features" in train_records[0] else None
