@@ -31,6 +31,8 @@ from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate
 from distill.losses import DistillationLoss, LossConfig
+from distill.references import references_from_records
+from distill.scale_fit import fit_scale_factors
 
 STATE = "state.pt"
 
@@ -66,6 +68,13 @@ class TrainConfig:
     threads: int | None = None
     tensorboard: bool = False
     progress: bool = True
+    # fresh students only: fit per-element reference energies on the training labels (distill.references) and the
+    # ScaleFactor layers on `scale_fit_batches` training batches (distill.scale_fit) before the first step
+    fit_references: bool = True
+    scale_fit_batches: int = 8
+    # training records whose largest teacher force exceeds this (eV/Å) are left out (counted in the checkpoint's
+    # metadata): a few % of far-from-equilibrium structures otherwise dominate the loss and its clipped gradients
+    max_force: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,8 +111,11 @@ def train_step(
     lr: float,
     clip_grad: float,
     generator: torch.Generator | None = None,
+    reduce_grads: Callable[[list[torch.Tensor]], None] | None = None,
 ) -> dict[str, float]:
-    """One optimizer update on a list of cached records; returns the loss terms and the gradient norm."""
+    """One optimizer update on a list of cached records; returns the loss terms and the gradient norm.
+
+    `reduce_grads(grads)` averages gradients across data-parallel processes before clipping (DDP)."""
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     batch, labels = collate(records, dtype=dtype, device=device)
     for group in optimizer.param_groups:
@@ -111,6 +123,10 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     total, terms = loss_fn(model, batch, labels, generator)
     total.backward()
+    if reduce_grads is not None:
+        for p in (p for g in optimizer.param_groups for p in g["params"] if p.requires_grad and p.grad is None):
+            p.grad = torch.zeros_like(p)  # every process must reduce the same list of tensors
+        reduce_grads([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None])
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, clip_grad))
     optimizer.step()
@@ -126,12 +142,21 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         be.copy_(bm)
 
 
-def build_student(config: TrainConfig) -> GemNetOC:
-    """A fresh student from a preset (`student` names one), or a GemNet-OC to start from: a checkpoint path or
-    registry name, loaded with `calculators.load_model` (e.g. a pruned teacher)."""
-    if config.student in PRESETS:
+def is_fresh(config: TrainConfig) -> bool:
+    """True when `student` names a preset (a new model), False for a checkpoint path or registered model."""
+    return config.student in PRESETS
+
+
+def build_student(config: TrainConfig, element_references: list[float] | None = None) -> GemNetOC:
+    """A fresh student from a preset (`student` names one; with `element_references` E_ref(Z), eV, if given), or a
+    GemNet-OC to start from: a checkpoint path or registry name, loaded with `calculators.load_model` (e.g. a
+    pruned teacher or an earlier round's student; its own references are kept)."""
+    if is_fresh(config):
         torch.manual_seed(config.seed)
-        return GemNetOC(preset(config.student, **config.student_overrides))
+        overrides = dict(config.student_overrides)
+        if element_references is not None:
+            overrides["element_references"] = element_references
+        return GemNetOC(preset(config.student, **overrides))
     try:
         model = load_model(config.student)
     except KeyError:
@@ -142,6 +167,90 @@ def build_student(config: TrainConfig) -> GemNetOC:
     if not isinstance(model, GemNetOC):
         raise ValueError(f"student {config.student!r} is a {type(model).__name__}, not a GemNet-OC")
     return model
+
+
+def _records_references(config: TrainConfig, records: Sequence[dict]) -> list[float] | None:
+    """E_ref(Z) fitted on the training records for a fresh student with `fit_references`, else None."""
+    if not config.fit_references or not is_fresh(config):
+        return None
+
+    num_elements = preset(config.student, **config.student_overrides).num_elements
+    return references_from_records(records, num_elements)
+
+
+def _fit_scales(model: torch.nn.Module, config: TrainConfig, records: Sequence[dict]) -> dict[str, float]:
+    dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
+    batches = []
+    for k in range(config.scale_fit_batches):
+        idx = _batch_indices(k, len(records), config.batch_size, config.seed + 7)
+        batches.append(collate([records[i] for i in idx], dtype=dtype, device=device)[0])
+    return fit_scale_factors(model, batches)
+
+
+class _Distributed:
+    """Data parallelism over processes started by `torchrun` (gloo on CPU, nccl on CUDA): every process takes a
+    strided share of each global batch and gradients are averaged before the update, so the result matches one
+    process running the whole batch. Rank 0 alone evaluates, logs and writes checkpoints."""
+
+    def __init__(self, device: torch.device) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.started_here = False
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            self.started_here = True
+        self.rank = dist.get_rank() if self.world > 1 else 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, indices: list[int]) -> list[int]:
+        return indices[self.rank :: self.world] if self.world > 1 else indices
+
+    def reduce_grads(self, grads: list[torch.Tensor]) -> None:
+        if self.world == 1 or not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        self.dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_module(self, module: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        for t in list(module.parameters()) + list(module.buffers()):
+            self.dist.broadcast(t.data, 0)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's `flag` on every rank."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1 if flag else 0])
+        self.dist.broadcast(t, 0)
+        return bool(t.item())
+
+    def close(self) -> None:
+        if self.started_here:
+            self.dist.destroy_process_group()
+
+
+def filter_records(records: Sequence[dict], max_force: float | None) -> tuple[list[dict], int]:
+    """Records whose largest teacher force norm is at most `max_force` eV/Å (all when None), and how many were left
+    out. A record with a non-finite energy or force is always left out."""
+    kept = []
+    for r in records:
+        if not (bool(torch.isfinite(r["energy"]).all()) and bool(torch.isfinite(r["forces"]).all())):
+            continue
+        if max_force is not None and float(r["forces"].norm(dim=-1).max()) > max_force:
+            continue
+        kept.append(r)
+    return kept, len(records) - len(kept)
 
 
 def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -184,12 +293,26 @@ def train(
     device = torch.device(c.device)
     if val_records is None:
         train_records, val_records = split_records(train_records, c.val_fraction, c.seed)
-    train_records = list(train_records)
+    train_records, n_dropped = filter_records(train_records, c.max_force)
+    if val_records:  # validate within the training distribution (and never on non-finite labels)
+        val_records, _ = filter_records(val_records, c.max_force)
     if not train_records:
         raise ValueError("no training records")
     teacher_width = int(train_records[0][NODE_FEATURES].shape[1]) if NODE_FEATURES in train_records[0] else None
-    model = build_student(c).to(device=device, dtype=dtype).train()
+    dist = _Distributed(device)
+    state_path = out / STATE
+    resuming = resume and state_path.is_file()
+    refs = None if resuming else _records_references(c, train_records)
+    if resuming:  # the references are part of the recipe's model config: take them from the saved state
+        saved_refs = torch.load(state_path, weights_only=True).get("element_references")
+        refs = saved_refs
+    model = build_student(c, refs).to(device=device, dtype=dtype).train()
+    fitted_scales: dict[str, float] = {}
+    if not resuming and is_fresh(c) and c.scale_fit_batches > 0:
+        fitted_scales = _fit_scales(model, c, train_records)
+    dist.broadcast_module(model)
     loss_soft = DistillationLoss(c.losses, model.config.emb_size_atom, teacher_width).to(device=device, dtype=dtype)
+    dist.broadcast_module(loss_soft)
     hard_cfg = LossConfig(
         energy=c.losses.energy, forces=c.losses.forces, energy_kind=c.losses.energy_kind,
         force_kind=c.losses.force_kind, targets="dft",
@@ -201,8 +324,7 @@ def train(
     for p in ema.parameters():
         p.requires_grad_(False)
     state: dict[str, Any] = {"step": 0, "best_score": float("inf"), "bad_evals": 0, "best_step": -1, "stopped": False}
-    state_path = out / STATE
-    if resume and state_path.is_file():
+    if resuming:
         saved = torch.load(state_path, weights_only=True)
         if saved["config"] != c.to_dict():
             raise ValueError(f"{state_path} was written by another recipe; use another out_dir or resume=False")
@@ -211,12 +333,17 @@ def train(
         loss_soft.load_state_dict(saved["heads"])
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["progress"]
+        fitted_scales = saved.get("fitted_scales", {})
+    metadata = {
+        **(metadata or {}), "fitted_scale_factors": fitted_scales, "data_parallel_processes": dist.world,
+        "training_records": len(train_records), "dropped_over_max_force": n_dropped,
+    }  # fmt: skip
     has_dft = all(DFT_ENERGY in r and DFT_FORCES in r for r in train_records)
     total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
     log_path = out / "log.csv"
-    writer_tb = _tensorboard(out) if c.tensorboard else None
+    writer_tb = _tensorboard(out) if c.tensorboard and dist.main else None
     bar = None
-    if c.progress:
+    if c.progress and dist.main:
         from tqdm import tqdm
 
         bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step")
@@ -228,15 +355,15 @@ def train(
         if stage == "hard" and step == c.max_steps:
             model.load_state_dict(ema.state_dict())  # fine-tune from the EMA weights of stage 1
         idx = _batch_indices(step, len(train_records), c.batch_size, c.seed)
-        gen = torch.Generator().manual_seed(c.seed * 7919 + step)
+        gen = torch.Generator().manual_seed(c.seed * 7919 + step + 104729 * dist.rank)
         terms = train_step(
-            model, loss_soft if stage == "soft" else loss_hard, optimizer, [train_records[i] for i in idx],
-            lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen,
+            model, loss_soft if stage == "soft" else loss_hard, optimizer, [train_records[i] for i in dist.share(idx)],
+            lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen, reduce_grads=dist.reduce_grads,
         )  # fmt: skip
         update_ema(ema, model, c.ema_decay if step >= c.warmup_steps else 0.0)
         state["step"] = step = step + 1
         row: dict[str, Any] = {"step": step, "stage": stage, "lr": learning_rate(step - 1, c), **terms}
-        if val_records and (step % c.eval_every == 0 or step == total_steps):
+        if dist.main and val_records and (step % c.eval_every == 0 or step == total_steps):
             last_val = evaluate_records(ema, val_records, targets="teacher" if stage == "soft" else "dft")
             row.update({f"val_{k}": v for k, v in last_val.items()})
             score = last_val["energy_mae_per_atom"] + last_val["force_mae"]
@@ -248,6 +375,10 @@ def train(
                 if stage == "soft" and state["bad_evals"] >= c.patience:
                     state["stopped"] = True
             state["last_val"] = last_val
+        if val_records and (step % c.eval_every == 0 or step == total_steps):
+            state["stopped"] = dist.agree(state["stopped"])
+        if not dist.main:
+            continue
         _log(log_path, row)
         if writer_tb is not None:
             for k, v in row.items():
@@ -258,6 +389,7 @@ def train(
                 {
                     "config": c.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
                     "heads": loss_soft.state_dict(), "optimizer": optimizer.state_dict(), "progress": state,
+                    "element_references": model.config.element_references, "fitted_scales": fitted_scales,
                 },
                 state_path,
             )  # fmt: skip
@@ -270,8 +402,12 @@ def train(
             on_step(step)
     if bar is not None:
         bar.close()
+    if not dist.main:
+        dist.close()
+        return {"steps": state["step"], "rank": dist.rank}
     final_val = evaluate_records(ema, val_records) if val_records else {}
     student_path = save_checkpoint(ema, out / "student.pt", _meta(c, metadata, final_val, state["step"]))
+    dist.close()
     return {
         "steps": state["step"],
         "stopped_early": state["stopped"],

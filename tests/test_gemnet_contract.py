@@ -25,6 +25,7 @@ def _student(name: str, dtype=torch.float64) -> GemNetOC:
 MODELS = {
     "student": lambda: _student("gemnet-oc-student"),
     "student-conservative": lambda: _student("gemnet-oc-student-conservative"),
+    "student-fast": lambda: _student("gemnet-oc-student-fast"),  # mutual 5 Å / 12-neighbour graph
     "tiny-all-interactions": lambda: tiny_model(),
 }
 # random-weight direct-force models have no reason to relax: the relaxation check runs on the conservative one

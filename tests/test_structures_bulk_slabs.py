@@ -159,3 +159,10 @@ def test_biaxial_strain_is_exact_and_in_plane(strain):
 def test_strain_rejects_non_surface_cell():
     with pytest.raises(StructureBuildError):
         apply_biaxial_strain(make_bulk("Pt", "fcc"), 1.0)
+
+
+def test_volumes_of_non_close_packed_metals_are_experimental():
+    """Si, Sn, Ga, In, Mn, Sm have no fcc/bcc/hcp reference state in ASE; radii gave volumes 20-60 % off."""
+    literature = {"Si": 20.02, "Sn": 27.1, "Ga": 19.6, "In": 26.1, "Mn": 12.2, "Sm": 33.2}  # Å^3/atom
+    for symbol, volume in literature.items():
+        assert element_volume(symbol) == pytest.approx(volume, rel=0.03), symbol

@@ -67,8 +67,12 @@ class GemNetOCConfig:
     num_elements: int = 83
     # Project extension (not a fairchem argument): how the max-neighbour-truncated main graph is made symmetric.
     # "reference" mirrors fairchem (depends on atom order when truncation is active); "union" keeps every pair
-    # selected in either direction (permutation invariant). Fairchem checkpoints always load as "reference".
+    # selected in either direction (permutation invariant); "mutual" keeps pairs selected from both ends (also
+    # permutation invariant, fewer edges and triplets). Fairchem checkpoints always load as "reference".
     neighbor_symmetrization: str = "reference"
+    # Project extension: per-element reference energies E_ref(Z) in eV, index Z-1 (length num_elements), added to
+    # every atom's energy so that the network learns the residual (fitted by `distill.references`). None: none.
+    element_references: list[float] | None = None
 
     # -------------------------------------------------------------------------------------- derived values
     def resolved_cutoffs(self) -> tuple[float, float, float, float]:
@@ -83,8 +87,8 @@ class GemNetOCConfig:
         aint = self.cutoff_aint if self.atom_interaction and self.cutoff_aint is not None else max(main, aeaint, qint)
         if not (main <= aint and aeaint <= aint and qint <= aint):
             raise ValueError("the atom-atom cutoff must be the largest cutoff")
-        if self.neighbor_symmetrization not in ("reference", "union"):
-            raise ValueError("neighbor_symmetrization must be 'reference' or 'union'")
+        if self.neighbor_symmetrization not in ("reference", "union", "mutual"):
+            raise ValueError("neighbor_symmetrization must be 'reference', 'union' or 'mutual'")
         return main, qint, aeaint, aint
 
     def resolved_max_neighbors(self) -> tuple[int, int, int, int]:
@@ -162,9 +166,24 @@ _STUDENT = dict(
     enforce_max_neighbors_strictly=False,
 )  # fmt: skip
 
+# Faster students for the speed/accuracy table (benchmarks/student_presets.py): the triplet count (~ Σ degree²)
+# is the lever, so a 5 Å / 12-neighbour graph that keeps mutual neighbours only (the union of the non-strict cut
+# made low-coordinated atoms hubs with 27 edges on an ideal Pt(111) slab; mutual: 588 edges and 8,982 triplets
+# for the 37-atom Pt(111)+O slab instead of 1,008 and 26,556); "-fast" also halves the edge and triplet widths.
+_STUDENT_5A = {**_STUDENT, "cutoff": 5.0, "max_neighbors": 12, "neighbor_symmetrization": "mutual"}
+_STUDENT_FAST = {
+    **_STUDENT_5A, "emb_size_edge": 32, "emb_size_trip_in": 16, "emb_size_trip_out": 16, "num_radial": 32,
+    "emb_size_cbf": 8,
+}  # fmt: skip
+
 PRESETS: dict[str, dict[str, Any]] = {
     "gemnet-oc-large": _TEACHER,
     "gemnet-oc-student": _STUDENT,
+    "gemnet-oc-student-5a": _STUDENT_5A,
+    "gemnet-oc-student-fast": _STUDENT_FAST,
+    # forces = −∂E/∂x on the fast graph (the neighbour limit makes E jump where the ranking changes; compare its
+    # relaxations with the direct-force preset's in benchmarks/student_presets.py)
+    "gemnet-oc-student-fast-conservative": {**_STUDENT_FAST, "direct_forces": False},
     # Energy-conserving student (forces = −∂E/∂positions) on a smooth energy surface: no max-neighbour cut (a cut
     # makes E jump when the neighbour ranking changes), so a shorter 5 Å cutoff keeps the graph affordable.
     "gemnet-oc-student-conservative": {**_STUDENT, "direct_forces": False, "cutoff": 5.0, "max_neighbors": 1000},

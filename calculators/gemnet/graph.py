@@ -298,8 +298,9 @@ def _canonical_direction(graph: Graph) -> torch.Tensor:
     return (s < t) | ((s == t) & earlier_cell)
 
 
-def _undirected_union(graph: Graph, edge_struct: torch.Tensor) -> tuple[Graph, torch.Tensor]:
-    """Every pair connected in either direction, once, in its canonical direction (order of first appearance)."""
+def _undirected_union(graph: Graph, edge_struct: torch.Tensor, mutual: bool = False) -> tuple[Graph, torch.Tensor]:
+    """Every pair connected in either direction (`mutual`: in both directions), once, in its canonical direction
+    (order of first appearance)."""
     keep = _canonical_direction(graph)
     s, t = graph.edge_index
     cs, ct = torch.where(keep, s, t), torch.where(keep, t, s)
@@ -315,6 +316,8 @@ def _undirected_union(graph: Graph, edge_struct: torch.Tensor) -> tuple[Graph, t
     first = torch.full((n_unique,), inverse.numel(), dtype=torch.long, device=inverse.device)
     positions = torch.arange(inverse.numel(), device=inverse.device)
     first = first.scatter_reduce(0, inverse, positions, reduce="amin")
+    if mutual:  # a pair and its reverse share one canonical key: two occurrences = selected from both ends
+        first = first[torch.bincount(inverse, minlength=n_unique) >= 2]
     first = torch.sort(first).values
     canon = Graph(
         edge_index=torch.stack([cs, ct])[:, first],
@@ -327,17 +330,19 @@ def _undirected_union(graph: Graph, edge_struct: torch.Tensor) -> tuple[Graph, t
 
 
 def symmetrize(
-    graph: Graph, num_structures: int, edge_struct: torch.Tensor, union: bool = False
+    graph: Graph, num_structures: int, edge_struct: torch.Tensor, union: bool | str = False
 ) -> tuple[Graph, torch.Tensor]:
     """Keep one direction of each edge and add its reverse, so every edge s->t has a partner t->s.
 
     Reference mode (`union=False`, fairchem's): keep the edges already in canonical direction (s < t) and mirror
     them; with max-neighbour truncation this depends on atom order. `union=True` keeps every pair selected in
-    either direction, which is invariant to atom permutations. Per structure the kept edges come first, then
-    their reverses in the same order. Returns the new graph and `id_swap` (E,): the index of each edge's reverse.
+    either direction, which is invariant to atom permutations; `union="mutual"` keeps only pairs selected from both
+    ends (mutual nearest neighbours: also permutation invariant, and no hub atoms). Per structure the kept edges
+    come first, then their reverses in the same order. Returns the new graph and `id_swap` (E,): the index of
+    each edge's reverse.
     """
     if union:
-        graph, edge_struct = _undirected_union(graph, edge_struct)
+        graph, edge_struct = _undirected_union(graph, edge_struct, mutual=union == "mutual")
     s, t = graph.edge_index
     off = graph.cell_offset
     keep = _canonical_direction(graph)

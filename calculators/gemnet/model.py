@@ -85,6 +85,13 @@ class GemNetOC(nn.Module):
             self.max_neighbors_aint,
         ) = c.resolved_max_neighbors()
         self.register_buffer("qint_tags", torch.tensor(c.qint_tags, dtype=torch.long), persistent=False)
+        refs = c.element_references
+        if refs is not None and len(refs) != c.num_elements:
+            raise ValueError(f"element_references has {len(refs)} entries; expected num_elements={c.num_elements}")
+        # E_ref(Z) (eV), index Z-1; rebuilt from the config, so not a state_dict entry (fairchem keys unchanged)
+        self.register_buffer(
+            "element_references", None if refs is None else torch.tensor(refs, dtype=torch.float32), persistent=False
+        )
         rbf_sph = c.rbf_spherical or c.rbf
         act = c.activation
 
@@ -260,7 +267,10 @@ class GemNetOC(nn.Module):
                 )
             qint = G.keep_tags(qint, batch.tags, self.qint_tags)
         main, id_swap = G.symmetrize(
-            main, batch.num_structures, batch.batch[main.edge_index[1]], c.neighbor_symmetrization == "union"
+            main,
+            batch.num_structures,
+            batch.batch[main.edge_index[1]],
+            {"reference": False, "union": True, "mutual": "mutual"}[c.neighbor_symmetrization],
         )
         gs = GraphSet(main=main, id_swap=id_swap, trip_e2e=G.triplets(main, n), a2a=a2a, a2ee2a=a2ee2a, qint=qint)
         if c.quad_interaction:
@@ -382,6 +392,8 @@ class GemNetOC(nn.Module):
                 ms.append(m)
             node_feat = self.out_mlp_E(torch.cat(xs_e, dim=-1))
             atom_e = self.out_energy(node_feat).squeeze(-1)
+            if self.element_references is not None:
+                atom_e = atom_e + self.element_references.to(atom_e.dtype)[batch.atomic_numbers - 1]
             energy = segment_sum(atom_e, batch.batch, batch.num_structures)
             if not self.extensive:
                 energy = energy / batch.natoms.to(energy.dtype)

@@ -11,6 +11,7 @@ from distill.cli.evaluate import evaluate_cmd
 from distill.cli.generate import generate
 from distill.cli.info import info
 from distill.cli.label import label
+from distill.cli.make_student import make_student_cmd
 from distill.cli.presets import presets
 from distill.cli.prune import prune_cmd
 from distill.cli.train import train_cmd
@@ -36,3 +37,4 @@ app.command("prune")(prune_cmd)
 app.command("evaluate")(evaluate_cmd)
 app.command("ablate")(ablate_cmd)
 app.command("info")(info)
+app.command("make-student")(make_student_cmd)

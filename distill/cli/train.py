@@ -12,7 +12,7 @@ from distill.cli.options import RecipeOpt, fail
 
 
 def train_cmd(
-    cache: Annotated[Path, typer.Argument(help="Label cache directory (`distill label`).")],
+    cache: Annotated[list[Path], typer.Argument(help="Label cache directories (`distill label`), one teacher.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes from its state.pt).")],
     config: RecipeOpt = None,
     val_cache: Annotated[
@@ -22,7 +22,9 @@ def train_cmd(
     device: Annotated[str | None, typer.Option("--device", help="Override device (cpu | cuda).")] = None,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Start over even if out/state.pt exists.")] = False,
 ) -> None:
-    """Train a student on cached teacher labels; the recipe is recorded in the output checkpoint."""
+    """Train a student on cached teacher labels; the recipe is recorded in the output checkpoint.
+
+    Data-parallel on several processes or GPUs: `torchrun --nproc_per_node N -m distill.cli train ...`."""
     from calculators.parsing import read_config_file
     from distill.labels import LabelCache
     from distill.train import TrainConfig, train
@@ -30,9 +32,17 @@ def train_cmd(
     overrides = {k: v for k, v in (("max_steps", max_steps), ("device", device)) if v is not None}
     try:
         cfg = TrainConfig.from_dict(read_config_file(config) | overrides)
-        labels = LabelCache(cache)
+        caches = [LabelCache(c) for c in cache]
+        provenance = [c.provenance for c in caches]
+        if any(p["teacher"] != provenance[0]["teacher"] for p in provenance):
+            fail(f"the label caches {[str(c) for c in cache]} were made by different teachers")
+        records = [r for c in caches for r in c.records()]
         val = LabelCache(val_cache).records() if val_cache else None
-        result = train(cfg, labels.records(), out, val_records=val, metadata=labels.provenance, resume=not no_resume)
+        meta = {
+            **provenance[0],
+            "label_caches": [{"path": str(c.path), "structures": c.manifest["num_structures"]} for c in caches],
+        }
+        result = train(cfg, records, out, val_records=val, metadata=meta, resume=not no_resume)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     except KeyboardInterrupt:

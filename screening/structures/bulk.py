@@ -168,8 +168,17 @@ def composition_formula(a: str, b: str | None, prototype: str) -> str:
     return f"{a}{na if na > 1 else ''}{b}{nb if nb > 1 else ''}"
 
 
+# Experimental volumes per atom (Å^3, room temperature, from densities) of metals whose ASE reference state is
+# not fcc/bcc/hcp/sc; the covalent-radius estimate below was 20-60 % off for them (Si 7.7, Sn 15.2, Sm 43.9),
+# and slabs built at those volumes fall apart when relaxed.
+EXPERIMENTAL_VOLUMES = {"Ga": 19.6, "In": 26.2, "Si": 20.0, "Sn": 27.1, "Mn": 12.2, "Sm": 33.2, "Ge": 22.6, "Bi": 35.4}
+
+
 def element_volume(symbol: str) -> float:
-    """Volume per atom (Å^3) of an element's reference state; close-packed estimate from radii otherwise."""
+    """Volume per atom (Å^3) of an element's reference state (or `EXPERIMENTAL_VOLUMES`); close-packed estimate
+    from covalent radii otherwise."""
+    if symbol in EXPERIMENTAL_VOLUMES:
+        return EXPERIMENTAL_VOLUMES[symbol]
     z = atomic_numbers[symbol]
     ref = reference_states[z] or {}
     sym = ref.get("symmetry")

@@ -1,0 +1,330 @@
+"""Training data matched to what the student screens (the "screening" recipe).
+
+The chemistry of the CatalysisHub sets the toolkit knows by name (alonso, saini, li): their metals, the
+pure and binary prototypes on their facets, 2x2 surface cells with 4 layers, biaxial strain -8...+8 %, the
+adsorbates H, O, OH, N, C, CH, CO, clean slabs, bulk cells, stretched and bent gas molecules, and the
+teacher's own relaxation trajectories and short MD runs (snapshots along the path, not only ideal sites).
+
+Every structure is a deterministic function of (seed, index), except the trajectory/MD snapshots, which
+depend on the teacher and are therefore written once per start structure (atomically, extxyz) under
+`work_dir/trajectories/` so a killed run resumes without repeating teacher relaxations.
+
+Seeds: training streams use `seed`, held-out benchmark sets use seeds >= 9000 (see `HELDOUT_SEED`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+# Metals of AlonsoStrain2023, SainiElectronic2022 and LiScreening2021 (the student issue's list).
+_METALS = "Ag Al Au Ca Cd Ce Co Cu Dy Fe Ga Hf In Ir Li Mg Mn Mo Nb Nd Ni Os Pd Pr Pt Re Rh Ru Sc Si Sm Sn Ta Tb Tc"
+SCREENING_METALS = tuple(_METALS.split() + ["Ti", "V", "W", "Y", "Zn", "Zr"])
+SCREENING_ADSORBATES = ("H", "O", "OH", "N", "C", "CH", "CO")
+SCREENING_GAS = ("H2", "O2", "H2O", "OH", "N2", "CO", "CH4", "NH3")
+PURE_PROTOTYPES = ("fcc", "hcp", "bcc")
+ALLOY_PROTOTYPES = ("L12", "D019", "B2", "L10", "A2B_hcp")
+# surface cells that give 12-16 atoms in 4 layers, like CatalysisHub's 2x2 cells
+SURFACE_SIZE = {"fcc": (2, 2), "hcp": (2, 2), "bcc": (2, 2), "L12": (1, 1), "D019": (1, 1), "A2B_hcp": (1, 1),
+                "B2": (1, 2), "L10": (1, 2)}  # fmt: skip
+STRAIN_RANGE = (-8.0, 8.0)
+HELDOUT_SEED = 9000
+
+
+def _space(prototypes: Sequence[str], *, elements=SCREENING_METALS, adsorbates=SCREENING_ADSORBATES, **kw):
+    from screening.structures import ChemicalSpace
+
+    return ChemicalSpace(
+        elements=list(elements),
+        prototypes=list(prototypes),
+        adsorbates=list(adsorbates),
+        strains=STRAIN_RANGE,
+        continuous_strain=True,
+        layers=4,
+        vacuum=7.5,
+        **kw,
+    )
+
+
+def surface_structures(
+    n: int,
+    seed: int,
+    *,
+    alloy_fraction: float = 0.45,
+    clean_fraction: float = 0.15,
+    rattle: tuple[float, float] = (0.0, 0.15),
+    elements: Sequence[str] = SCREENING_METALS,
+    adsorbates: Sequence[str] = SCREENING_ADSORBATES,
+) -> list[Atoms]:
+    """`n` slabs/adslabs: pure metals (fcc/hcp/bcc, 2x2x4) and binaries (L12, D019, B2, L10, A2B), uniform
+    biaxial strain in -8...+8 %, adsorbates at every named site, `clean_fraction` clean slabs, and free atoms
+    rattled by a Gaussian whose width (Å) is uniform in `rattle` per structure. Deterministic in (seed, k)."""
+    from screening.structures import rattle as do_rattle
+
+    rng = np.random.default_rng([seed, 17])
+    spaces: dict[str, object] = {}
+    out: list[Atoms] = []
+    k = 0
+    while len(out) < n:
+        alloy = rng.random() < alloy_fraction
+        protos = ALLOY_PROTOTYPES if alloy else PURE_PROTOTYPES
+        proto = protos[rng.integers(len(protos))]
+        if proto not in spaces:
+            spaces[proto] = _space(
+                [proto], elements=elements, adsorbates=adsorbates, clean_fraction=clean_fraction,
+                size=SURFACE_SIZE[proto],
+            )  # fmt: skip
+        k += 1
+        try:
+            atoms = spaces[proto].draw(seed, k)
+        except Exception:  # noqa: BLE001 - a combination the builder cannot make (reported by its error)
+            continue
+        width = float(rng.uniform(*rattle))
+        if width > 0:
+            atoms = do_rattle(atoms, width, rng)
+        atoms.info.update(kind=atoms.info.get("kind", "adslab"), prototype=proto, rattle_width=width)
+        out.append(atoms)
+    return out
+
+
+def _oh_radical(box: float) -> Atoms:
+    mol = Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.98]], cell=[box] * 3, pbc=True)
+    mol.center()
+    return mol
+
+
+def gas_structure(name: str, box: float = 15.0) -> Atoms:
+    """Gas molecule `name` (SCREENING_GAS, including the OH radical) centred in a periodic cubic box, tags 2."""
+    from screening.structures import gas_molecule
+
+    mol = _oh_radical(box) if name == "OH" else gas_molecule(name, box)
+    mol.set_tags(2)
+    mol.info.update(gas=name, kind="gas")
+    return mol
+
+
+def gas_structures(n_per_molecule: int, seed: int, gases: Sequence[str] = SCREENING_GAS) -> list[Atoms]:
+    """Stretched, compressed and bent gas molecules: each bond scaled by a factor in [0.85, 1.3] (one bond at a
+    time or all), angles bent by up to ±25°, plus a 0.03 Å rattle; the first of each is the ideal geometry."""
+    rng = np.random.default_rng([seed, 23])
+    out = []
+    for name in gases:
+        ideal = gas_structure(name)
+        for k in range(n_per_molecule):
+            mol = ideal.copy()
+            if k > 0:
+                pos = mol.positions.copy()
+                centre = pos[0].copy()
+                for j in range(1, len(mol)):
+                    if rng.random() < 0.7 or len(mol) == 2:
+                        vec = pos[j] - centre
+                        pos[j] = centre + vec * rng.uniform(0.85, 1.3)
+                if len(mol) > 2:  # bend: rotate one outer atom about a random axis through the central atom
+                    from scipy.spatial.transform import Rotation
+
+                    j = int(rng.integers(1, len(mol)))
+                    axis = rng.normal(size=3)
+                    axis /= np.linalg.norm(axis)
+                    rot = Rotation.from_rotvec(np.radians(rng.uniform(-25, 25)) * axis)
+                    pos[j] = centre + rot.apply(pos[j] - centre)
+                mol.positions = pos + rng.normal(scale=0.03, size=pos.shape)
+            if name in ("H2", "O2", "N2", "CO", "OH"):  # diatomics: cover the whole binding curve
+                d = mol.get_distance(0, 1)
+                target = float(rng.uniform(0.8, 1.45)) * ideal.get_distance(0, 1) if k > 0 else d
+                vec = mol.positions[1] - mol.positions[0]
+                mol.positions[1] = mol.positions[0] + vec / np.linalg.norm(vec) * target
+            mol.info.update(gas=name, kind="gas", variant=k)
+            out.append(mol)
+    return out
+
+
+def bulk_structures(seed: int, *, n_strains: int = 4, n_alloys: int = 160) -> list[Atoms]:
+    """Bulk cells: each metal in fcc, hcp and bcc at `n_strains` isotropic strains in ±6 %, rattled 0.05 Å, and
+    `n_alloys` random binary cells (L12, B2, L10, D019) at their default lattice constants ±4 %."""
+    from screening.structures import make_bulk
+
+    rng = np.random.default_rng([seed, 29])
+    out = []
+
+    def add(atoms: Atoms, scale: float) -> None:
+        atoms = atoms.copy()
+        atoms.set_cell(atoms.cell[:] * scale, scale_atoms=True)
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        atoms.pbc = True
+        atoms.set_tags(0)
+        atoms.info["kind"] = "bulk"
+        out.append(atoms)
+
+    for el in SCREENING_METALS:
+        for proto in PURE_PROTOTYPES:
+            try:
+                bulk = make_bulk(el, proto)
+            except Exception:  # noqa: BLE001
+                continue
+            if len(bulk) < 4:
+                bulk = bulk.repeat((2, 2, 2) if len(bulk) == 1 else (2, 2, 1))
+            for _ in range(n_strains):
+                add(bulk, 1.0 + float(rng.uniform(-0.06, 0.06)))
+    protos = ("L12", "B2", "L10", "D019")
+    while n_alloys > 0:
+        i, j = rng.choice(len(SCREENING_METALS), 2, replace=False)
+        try:
+            bulk = make_bulk((SCREENING_METALS[i], SCREENING_METALS[j]), protos[rng.integers(len(protos))])
+        except Exception:  # noqa: BLE001
+            continue
+        if len(bulk) < 4:
+            bulk = bulk.repeat((2, 2, 2))
+        add(bulk, 1.0 + float(rng.uniform(-0.04, 0.04)))
+        n_alloys -= 1
+    return out
+
+
+def _write_atomic(path: Path, structures: Sequence[Atoms]) -> None:
+    from ase.io import write
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.extxyz")
+    os.close(fd)
+    try:
+        write(tmp, list(structures), format="extxyz")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read(path: Path) -> list[Atoms]:
+    from ase.io import read
+
+    return list(read(path, index=":", format="extxyz"))
+
+
+def _trajectory(start: Atoms, calc, k: int, *, relax_steps: int, every: int, fmax: float, md_steps: int,
+                md_every: int, temperature_k: float, seed: int) -> list[Atoms]:  # fmt: skip
+    """Snapshots of one start: BFGS path every `every` steps (final included), then optional Langevin MD."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.optimize import BFGS
+
+    work = start.copy()
+    work.calc = calc
+    snaps: list[Atoms] = []
+
+    def grab(kind: str, step: int) -> None:
+        snap = work.copy()
+        snap.calc = None
+        snap.info.update(start.info)
+        snap.info.update(trajectory=kind, traj_step=int(step), traj_start=k)
+        snaps.append(snap)
+
+    opt = BFGS(work, logfile=None, maxstep=0.2)
+    opt.attach(lambda: grab("relax", opt.nsteps) if opt.nsteps % every == 0 else None, interval=1)
+    try:
+        opt.run(fmax=fmax, steps=relax_steps)
+        if opt.nsteps % every:
+            grab("relax", opt.nsteps)
+        if md_steps > 0:
+            rng = np.random.default_rng([seed, k, 31])
+            MaxwellBoltzmannDistribution(work, temperature_K=temperature_k, rng=rng)
+            dyn = Langevin(work, 1.0 * units.fs, temperature_K=temperature_k, friction=0.02, rng=rng)
+            for step in range(1, md_steps + 1):
+                dyn.run(1)
+                if step % md_every == 0:
+                    grab("md", step)
+    except Exception as err:  # noqa: BLE001 - a model failure on one start must not stop the set
+        print(f"trajectory {k}: {type(err).__name__}: {err}; keeping {len(snaps)} snapshots")
+    return snaps
+
+
+def teacher_trajectories(
+    starts: Sequence[Atoms],
+    calc,
+    work_dir: str | os.PathLike,
+    *,
+    relax_steps: int = 80,
+    every: int = 4,
+    fmax: float = 0.05,
+    md_steps: int = 0,
+    md_every: int = 4,
+    temperature_k: float = 600.0,
+    seed: int = 0,
+    tag: str = "relax",
+    progress: bool = True,
+) -> list[Atoms]:
+    """Snapshots along the BFGS relaxation of each start by `calc` (the teacher's ASE calculator, or a student's
+    for on-policy data), every `every` steps with the final one included, and, with `md_steps` > 0, along a short
+    Langevin run (1 fs, `temperature_k`) from the relaxed structure. One extxyz file per start under
+    work_dir/<tag>/, written atomically: reruns reuse them."""
+    from tqdm import tqdm
+
+    folder = Path(work_dir) / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[Atoms] = []
+    for k, start in enumerate(tqdm(starts, desc=f"trajectories {tag}", disable=not progress)):
+        path = folder / f"{k:05d}.extxyz"
+        if path.is_file():
+            out.extend(_read(path))
+            continue
+        snaps = _trajectory(
+            start, calc, k, relax_steps=relax_steps, every=every, fmax=fmax, md_steps=md_steps, md_every=md_every,
+            temperature_k=temperature_k, seed=seed,
+        )  # fmt: skip
+        _write_atomic(path, snaps)
+        out.extend(snaps)
+    return out
+
+
+def label_screening_set(
+    out_dir: str | os.PathLike,
+    *,
+    teacher: str = "sevennet-0",
+    seed: int = 1000,
+    n_surfaces: int = 6000,
+    n_gas_per_molecule: int = 80,
+    n_relax: int = 250,
+    n_md: int = 100,
+    md_steps: int = 24,
+    n_bulk_strains: int = 4,
+    n_bulk_alloys: int = 160,
+    chunk_size: int = 8,
+    features: bool = True,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Generate the screening recipe and label it with `teacher` into two resumable label caches under
+    `out_dir`: `static/` (sampled surfaces, gas, bulk: labelled first, no teacher runs needed to build them)
+    and `trajectories/` (teacher relaxation and MD snapshots, built under `out_dir/work/`)."""
+    from calculators import TeacherCalculator, load_model
+    from distill.labels import LabelSettings, label_structures
+
+    out = Path(out_dir)
+    model = load_model(teacher)
+    settings = LabelSettings(hessian_rows=0, features=features, chunk_size=chunk_size, seed=seed)
+    static = surface_structures(n_surfaces, seed) + gas_structures(n_gas_per_molecule, seed) + bulk_structures(seed)
+    label_structures(static, model, out / "static", settings, teacher_name=teacher, progress=progress)
+    calc = TeacherCalculator(model, device="cpu")
+    relax_starts = surface_structures(n_relax, seed + 1, rattle=(0.0, 0.05), clean_fraction=0.1)
+    relax = teacher_trajectories(relax_starts, calc, out / "work", tag="relax", seed=seed, progress=progress)
+    md_starts = surface_structures(n_md, seed + 2, rattle=(0.0, 0.03), clean_fraction=0.1)
+    md = teacher_trajectories(
+        md_starts, calc, out / "work", tag="md", relax_steps=40, every=1000, md_steps=md_steps, seed=seed,
+        progress=progress,
+    )  # fmt: skip
+    label_structures(relax + md, model, out / "trajectories", settings, teacher_name=teacher, progress=progress)
+    return {"static": out / "static", "trajectories": out / "trajectories"}
+
+
+if __name__ == "__main__":  # python -m distill.screening_data OUT [n_surfaces n_relax n_md]
+    import sys
+
+    import torch
+
+    torch.set_num_threads(1)
+    args = sys.argv[1:]
+    sizes = [int(a) for a in args[1:]]
+    kw = dict(zip(("n_surfaces", "n_relax", "n_md", "n_gas_per_molecule"), sizes, strict=False))
+    print(label_screening_set(args[0], **kw))

@@ -1,0 +1,216 @@
+"""The student recipe: per-element reference energies, scale-factor fitting, data-parallel training (torchrun),
+and the screening training-set generator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gemnet_helpers import pt_slab_o, tiny_model
+from test_distill_labels import CountingTeacher
+
+from calculators.batch import AtomsBatch
+from calculators.gemnet import GemNetOC, load_project_checkpoint, preset, save_checkpoint
+from distill.labels import LabelSettings, label_structures
+from distill.references import composition_matrix, fit_element_references
+from distill.scale_fit import fit_scale_factors, measure, scale_factors
+from distill.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(
+    num_spherical=3, num_radial=6, num_blocks=1, emb_size_atom=8, emb_size_edge=8, emb_size_trip_in=4,
+    emb_size_trip_out=4, emb_size_rbf=4, emb_size_cbf=4, emb_size_sbf=4, num_atom=1, num_output_afteratom=1,
+    num_atom_emb_layers=0, num_global_out_layers=1, cutoff=4.0, max_neighbors=8,
+)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------- reference energies
+def test_reference_fit_recovers_known_references():
+    rng = np.random.default_rng(0)
+    true = {1: -3.4, 8: -7.1, 29: -4.0, 78: -6.05}
+    numbers = [rng.choice(list(true), size=rng.integers(2, 30)) for _ in range(60)]
+    energies = [sum(true[z] for z in nums) + rng.normal(scale=1e-3) for nums in numbers]
+    refs = fit_element_references(numbers, energies, 83)
+    for z, e in true.items():
+        assert refs[z - 1] == pytest.approx(e, abs=2e-3)
+    assert refs[5] == 0.0  # carbon never occurs: no reference
+
+
+def test_reference_fit_rejects_bad_input():
+    with pytest.raises(ValueError, match="non-finite"):
+        fit_element_references([[1, 1]], [float("nan")], 83)
+    with pytest.raises(ValueError, match="outside"):
+        composition_matrix([[0, 1]], 83)
+
+
+def _student(refs=None, seed=0):
+    torch.manual_seed(seed)
+    over = dict(SMALL, neighbor_symmetrization="union", enforce_max_neighbors_strictly=False)
+    if refs is not None:
+        over["element_references"] = refs
+    return GemNetOC(preset("gemnet-oc-student", **over)).double().eval()
+
+
+def test_references_are_added_to_energy_and_atom_energies_and_permutation_invariant():
+    atoms = pt_slab_o(size=(2, 2, 2))
+    refs = [0.0] * 83
+    refs[7], refs[77] = -7.0, -6.0
+    plain, shifted = _student(), _student(refs)
+    shifted.load_state_dict(plain.state_dict())
+    b = AtomsBatch.from_atoms([atoms], dtype=torch.float64)
+    e0, e1 = plain.predict(b), shifted.predict(b)
+    expected = sum(refs[z - 1] for z in atoms.numbers)
+    assert float(e1["energy"][0] - e0["energy"][0]) == pytest.approx(expected, abs=1e-9)
+    torch.testing.assert_close(e1["atom_energies"].sum(), e1["energy"][0])
+    torch.testing.assert_close(e1["forces"], e0["forces"])
+    perm = np.random.default_rng(3).permutation(len(atoms))
+    bp = AtomsBatch.from_atoms([atoms[perm]], dtype=torch.float64)
+    assert float(shifted.predict(bp)["energy"][0]) == pytest.approx(float(e1["energy"][0]), abs=1e-8)
+
+
+def test_references_travel_in_checkpoint_and_old_checkpoints_load(tmp_path):
+    refs = [float(-i % 7) for i in range(83)]
+    model = _student(refs)
+    save_checkpoint(model, tmp_path / "s.pt")
+    loaded, _ = load_project_checkpoint(tmp_path / "s.pt")
+    assert loaded.config.element_references == refs
+    # a checkpoint written before references existed has no such config key and loads without them
+    ckpt = torch.load(tmp_path / "s.pt", weights_only=True)
+    del ckpt["config"]["element_references"]
+    torch.save(ckpt, tmp_path / "old.pt")
+    old, _ = load_project_checkpoint(tmp_path / "old.pt")
+    assert old.config.element_references is None and old.element_references is None
+    shipped = ROOT / "calculators" / "weights" / "default_student.pt"
+    if shipped.is_file():
+        load_project_checkpoint(shipped)
+
+
+# ------------------------------------------------------------------------------------------- scale factors
+def test_scale_fit_changes_factors_and_makes_variances_match():
+    model = tiny_model(seed=2, dtype=torch.float64, randomize_scales=False)
+    batches = [AtomsBatch.from_atoms([pt_slab_o(size=(2, 2, 3), seed=s)], dtype=torch.float64) for s in range(3)]
+    fitted = fit_scale_factors(model, batches)
+    assert len(fitted) >= 8
+    assert sum(abs(v - 1.0) > 0.05 for v in fitted.values()) >= len(fitted) // 2
+    factors = scale_factors(model)
+    for name in fitted:
+        var_in, var_out = measure(factors[name], model, batches)
+        scaled = var_out * float(factors[name].scale_factor) ** 2
+        assert scaled == pytest.approx(var_in, rel=1e-6), name
+
+
+def test_trainer_fits_references_and_scales_for_fresh_students(tmp_path):
+    structures = [pt_slab_o(size=(1, 1, 2), seed=i) for i in range(6)]
+    recs = label_structures(structures, CountingTeacher(), tmp_path / "c", LabelSettings(chunk_size=3)).records()
+    cfg = TrainConfig(student_overrides=SMALL, max_steps=2, batch_size=2, progress=False, scale_fit_batches=2)
+    train(cfg, recs, tmp_path / "out")
+    model, meta = load_project_checkpoint(tmp_path / "out" / "student.pt")
+    refs = model.config.element_references
+    assert refs is not None and refs[77] != 0.0 and refs[7] != 0.0
+    assert any(abs(v - 1.0) > 1e-3 for v in meta["fitted_scale_factors"].values())
+    for name, value in meta["fitted_scale_factors"].items():
+        assert float(dict(model.named_parameters())[name + ".scale_factor"]) == pytest.approx(value)
+
+
+# -------------------------------------------------------------------------------------------------- DDP
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    """`torchrun --nproc_per_node 2` (gloo) gives the weights of one process on the same global batches."""
+    structures = [pt_slab_o(size=(1, 1, 2), seed=i) for i in range(8)]  # equal sizes: equal loss normalisation
+    cache = tmp_path / "cache"
+    label_structures(structures, CountingTeacher(), cache, LabelSettings(chunk_size=4, hessian_rows=0))
+    cfg = tmp_path / "recipe.json"
+    import json
+
+    cfg.write_text(
+        json.dumps(
+            dict(student_overrides=SMALL, max_steps=3, batch_size=4, warmup_steps=1, val_fraction=0.0,
+                 progress=False, scale_fit_batches=1, losses={"energy": 1.0, "forces": 10.0, "n2n": 1.0})
+        )
+    )  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    base = ["-m", "distill.cli", "train", str(cache), "--config", str(cfg)]
+    one = subprocess.run([sys.executable, *base, "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *base,
+         "-o", str(tmp_path / "two")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = torch.load(tmp_path / "one" / "state.pt", weights_only=True)
+    b = torch.load(tmp_path / "two" / "state.pt", weights_only=True)
+    assert a["progress"]["step"] == b["progress"]["step"] == 3
+    start = _student().state_dict()  # weights moved away from any init: the comparison is not vacuous
+    for key, value in a["model"].items():
+        torch.testing.assert_close(b["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    moved = [k for k, v in a["model"].items() if k in start and v.shape == start[k].shape]
+    assert moved
+    meta = torch.load(tmp_path / "two" / "student.pt", weights_only=True)["metadata"]
+    assert meta["data_parallel_processes"] == 2
+
+
+# ------------------------------------------------------------------------------ screening data and pipeline
+def test_screening_data_is_deterministic_and_covers_the_recipe():
+    from distill.screening_data import SCREENING_GAS, gas_structures, surface_structures
+
+    a = surface_structures(12, 5)
+    b = surface_structures(12, 5)
+    assert [x.get_chemical_formula() for x in a] == [x.get_chemical_formula() for x in b]
+    assert all(np.allclose(x.positions, y.positions) for x, y in zip(a, b, strict=True))
+    for atoms in a:
+        assert atoms.info["kind"] in ("slab", "adslab") and atoms.pbc.all()
+        assert 8 <= len(atoms) <= 20  # 2x2-like surface cells, 4 layers, at most 2 adsorbate atoms
+    gas = gas_structures(3, 0)
+    assert sorted({g.info["gas"] for g in gas}) == sorted(SCREENING_GAS)
+    o2 = [g for g in gas if g.info["gas"] == "O2"]
+    assert len({round(g.get_distance(0, 1), 3) for g in o2}) == 3  # ideal + two stretched/compressed bonds
+
+
+def test_make_student_pipeline_runs_every_stage_and_resumes(tmp_path, monkeypatch):
+    """All stages with a tiny GemNet-OC checkpoint as teacher: labels, round 0, one on-policy round; a rerun
+    reuses the caches and checkpoints (no new teacher trajectories)."""
+    import json
+
+    from distill import screening_data
+    from distill.pipeline import PipelineConfig, make_student
+
+    teacher_path = tmp_path / "teacher.pt"
+    save_checkpoint(CountingTeacher().model.float(), teacher_path)
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            dict(student="gemnet-oc-student-fast", student_overrides=SMALL, max_steps=3, batch_size=2,
+                 warmup_steps=1, eval_every=3, progress=False, scale_fit_batches=1)
+        )
+    )  # fmt: skip
+    cfg = PipelineConfig(
+        teacher=str(teacher_path), recipe=str(recipe), n_surfaces=4, n_relax=1, n_md=1, n_gas_per_molecule=1,
+        n_bulk_strains=0, n_bulk_alloys=1, onpolicy_rounds=1, n_onpolicy=1, onpolicy_steps=2,
+    )  # fmt: skip
+    final = make_student(tmp_path / "run", cfg)
+    model, meta = load_project_checkpoint(final)
+    assert meta["round"] == 1 and meta["step"] == 2
+    assert model.config.element_references is not None  # inherited from round 0
+    assert (tmp_path / "run" / "labels" / "onpolicy1" / "manifest.json").is_file()
+    calls = []
+    original = screening_data._trajectory
+    monkeypatch.setattr(screening_data, "_trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))
+    make_student(tmp_path / "run", cfg)
+    assert calls == []
+
+
+def test_filter_records_drops_large_and_non_finite_forces():
+    from distill.train import filter_records
+
+    def rec(fmax, energy=0.0):
+        return {"energy": torch.tensor(energy), "forces": torch.tensor([[fmax, 0.0, 0.0], [0.1, 0.0, 0.0]])}
+
+    kept, dropped = filter_records([rec(1.0), rec(25.0), rec(float("nan")), rec(2.0, float("inf"))], 20.0)
+    assert dropped == 3 and len(kept) == 1 and float(kept[0]["forces"][0, 0]) == 1.0
+    kept, dropped = filter_records([rec(1.0), rec(25.0)], None)
+    assert dropped == 0 and len(kept) == 2

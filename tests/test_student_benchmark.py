@@ -1,0 +1,237 @@
+"""Student benchmark pipeline (benchmarks/student_benchmark.py, distill/heldout.py) on a tiny held-out set with tiny
+random GemNet-OC models as teacher and student (no SevenNet): reaction energies by hand, identical student = zero
+error, teacher cache reuse, anomaly classes, non-finite energies counted and never averaged."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gemnet_helpers import tiny_model
+
+from distill.heldout import heldout_reactions
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("student_benchmark", ROOT / "benchmarks" / "student_benchmark.py")
+sb = importlib.util.module_from_spec(_spec)
+sys.modules["student_benchmark"] = sb
+_spec.loader.exec_module(sb)
+
+# a fast conservative tiny GemNet-OC (no quadruplet / atom-edge / edge-atom / atom-atom interactions)
+CHEAP = dict(
+    direct_forces=False, num_blocks=1, quad_interaction=False, atom_edge_interaction=False,
+    edge_atom_interaction=False, atom_interaction=False,
+)  # fmt: skip
+ELEMENTS = ("Pt", "Cu", "Ag", "Ni")
+ADSORBATES = ("H", "O", "OH")
+# ν by hand (CatalysisHub references: H = ½H2, O = H2O − H2)
+NU = {"H": {"H2": 0.5}, "O": {"H2O": 1.0, "H2": -1.0}, "OH": {"H2O": 1.0, "H2": -0.5}}
+
+
+class Counting(torch.nn.Module):
+    """Wraps a model; counts predict calls and structures; optionally returns NaN energies (forces kept) for
+    structures containing atomic number `nan_z`."""
+
+    def __init__(self, model: torch.nn.Module, nan_z: int | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.nan_z = nan_z
+        self.calls = 0
+        self.structures = 0
+
+    cutoff = property(lambda self: self.model.cutoff)
+    max_atomic_number = property(lambda self: self.model.max_atomic_number)
+    conservative = property(lambda self: self.model.conservative)
+
+    def predict(self, batch, *, forces=True, features=False):
+        self.calls += 1
+        self.structures += batch.num_structures
+        out = self.model.predict(batch, forces=forces, features=features)
+        if self.nan_z is not None:
+            hit = torch.zeros(batch.num_structures, dtype=torch.bool)
+            hit.index_fill_(0, batch.batch[batch.atomic_numbers == self.nan_z].unique(), True)
+            out = dict(out)
+            out["energy"] = torch.where(hit, torch.full_like(out["energy"], math.nan), out["energy"])
+        return out
+
+
+def _config(**kw) -> sb.BenchmarkConfig:
+    base = dict(n_reactions=6, per_surface=3, elements=ELEMENTS, adsorbates=ADSORBATES, max_steps=3,
+                teacher_batch=5, n_labels=4, skip=frozenset({"speed"}))  # fmt: skip
+    base.update(kw)
+    return sb.BenchmarkConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    torch.set_num_threads(1)
+    net = tiny_model(seed=0, dtype=torch.float32, **CHEAP)
+    teacher, student = Counting(net), Counting(net)  # a student identical to the teacher
+    work, out = tmp_path_factory.mktemp("work"), tmp_path_factory.mktemp("out")
+    m = sb.run_benchmark(student, teacher, teacher_name="tiny", config=_config(), work_dir=work, out_dir=out)
+    return {"net": net, "teacher": teacher, "metrics": m, "work": work, "out": out}
+
+
+def test_heldout_set_shares_slabs_and_covers_adsorbates():
+    h = heldout_reactions(14, 9000)
+    assert len(h.reactions) == 14 and len(h.slabs) == 5  # ceil(14 / 3) clean slabs, shared by their adsorbates
+    assert {r.adsorbate for r in h.reactions} == {"H", "O", "OH", "N", "C", "CH", "CO"}
+    for sid in h.slabs:
+        ads = [r.adsorbate for r in h.reactions if r.surface == sid]
+        assert len(ads) == len(set(ads)) >= 1
+    r = h.reactions[0]
+    slab, adslab = h.slabs[r.surface], h.adslabs[r.id]
+    assert len(adslab) == len(slab) + int((adslab.get_tags() == 2).sum()) and (adslab.get_tags() == 2).any()
+    np.testing.assert_allclose(adslab.positions[: len(slab)], slab.positions)
+    assert -8.0 <= r.strain <= 8.0 and h.key == heldout_reactions(14, 9000).key
+    with pytest.raises(ValueError, match="9000"):
+        heldout_reactions(6, 1000)
+
+
+def test_reaction_energies_by_hand_and_identical_student(shared):
+    m, rows = shared["metrics"], shared["metrics"]["_rows"]
+    assert len(rows) == 6 and {r["adsorbate"] for r in rows} == set(ADSORBATES)
+    h = heldout_reactions(6, 9000, per_surface=3, elements=ELEMENTS, adsorbates=ADSORBATES)
+    calls = shared["teacher"].calls
+    cache = next((shared["work"] / "tiny").glob("heldout-*"))
+    rel = sb.cached_relaxations(
+        shared["teacher"], h.structures(), cache, teacher_name="tiny", params=h.params, max_steps=3, batch_size=5
+    )
+    assert shared["teacher"].calls == calls  # read back from the cache, no teacher call
+    for row, r in zip(rows, h.reactions, strict=True):
+        e = {k: v.energy for k, v in rel.items()}
+        hand = e[f"ads/{r.id}"] - e[f"slab/{r.surface}"] - sum(nu * e[f"gas/{g}"] for g, nu in NU[r.adsorbate].items())
+        assert row["dE_teacher_eV"] == pytest.approx(hand, abs=1e-9)
+        assert math.isfinite(hand)
+    sp = m["single_point"]
+    assert sp["overall"]["n"] == 6 and sp["overall"]["mae"] < 1e-4 and sp["overall"]["n_nonfinite"] == 0
+    for a in ADSORBATES:
+        assert sp["per_adsorbate"][a]["mae"] < 1e-4
+        assert sp["per_adsorbate"][a]["spearman"] == pytest.approx(1.0)
+    assert m["relax"]["overall"]["mae"] < 1e-3  # same model, same FIRE from the same structures
+    assert m["gas"]["student_minus_teacher"]["water_energy"] == pytest.approx(0.0, abs=1e-3)
+    status = {t["name"]: t["status"] for t in m["targets"]}
+    assert status["single point: ΔE MAE, all reactions"] == "PASS"
+    assert status["speed: student single point (E+F)"] == "not run"
+    out = shared["out"]
+    for name in ("report.md", "metrics.json", "reactions.csv", "per_adsorbate.csv", "targets.csv", "gas.csv",
+                 "parity_single_point.png", "parity_relax.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    text = (out / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["heldout_set"]["n_reactions"] == 6
+    assert "PASS" in (out / "report.md").read_text()
+
+
+def test_teacher_cache_reused_on_second_run(shared, tmp_path):
+    teacher = shared["teacher"]
+    calls = teacher.calls
+    assert calls > 0
+    student = Counting(tiny_model(seed=1, dtype=torch.float32, **CHEAP))
+    m = sb.run_benchmark(
+        student, teacher, teacher_name="tiny", config=_config(skip=frozenset({"speed", "relax"})),
+        work_dir=shared["work"], out_dir=None,
+    )  # fmt: skip
+    assert teacher.calls == calls  # relaxations and labels both read from --work
+    assert student.calls > 0 and m["single_point"]["overall"]["mae"] > 0
+    assert m["heldout_labels"]["overall"]["n"] == 4
+    from distill.evaluate import evaluate_records
+    from distill.labels import LabelCache
+
+    records = LabelCache(next((shared["work"] / "tiny").glob("labels-*"))).records()
+    ref = evaluate_records(student.model, records)
+    got = m["heldout_labels"]["overall"]
+    assert got["energy_mae_per_atom"] == pytest.approx(ref["energy_mae_per_atom"], rel=1e-5)
+    assert got["force_mae"] == pytest.approx(ref["force_mae"], rel=1e-5)
+
+
+def test_nonfinite_student_energy_counted_not_averaged(shared, tmp_path):
+    student = Counting(tiny_model(seed=1, dtype=torch.float32, **CHEAP), nan_z=8)  # NaN for anything with O
+    m = sb.run_benchmark(
+        student, shared["teacher"], teacher_name="tiny", config=_config(skip=frozenset({"speed", "labels"})),
+        work_dir=shared["work"], out_dir=tmp_path,
+    )  # fmt: skip
+    rows = m["_rows"]
+    o_ids = sorted(r["id"] for r in rows if r["adsorbate"] in ("O", "OH"))
+    sp = m["single_point"]["overall"]
+    assert sp["n_nonfinite"] == 4 and sorted(sp["nonfinite_ids"]) == o_ids and sp["n"] == 2
+    finite = [abs(r["dE_student_sp_eV"] - r["dE_teacher_eV"]) for r in rows if r["adsorbate"] == "H"]
+    assert math.isfinite(sp["mae"]) and sp["mae"] == pytest.approx(float(np.mean(finite)))
+    assert m["single_point"]["per_adsorbate"]["O"]["n"] == 0 and math.isnan(
+        m["single_point"]["per_adsorbate"]["O"]["mae"]
+    )
+    rel = m["relax"]
+    assert rel["overall"]["n_nonfinite"] == 4 and rel["anomalies"]["counts"]["nonfinite"] == 4
+    assert math.isfinite(rel["overall"]["mae"])
+    status = {t["name"]: t["status"] for t in m["targets"]}
+    assert status["single point: non-finite student ΔE"] == "MISS"
+    assert status["single point: ΔE MAE, O"] == "MISS"  # no finite value: a miss, not a pass
+    assert "NaN" not in (tmp_path / "metrics.json").read_text()
+
+
+def test_anomaly_classifier():
+    h = heldout_reactions(3, 9000, per_surface=3, elements=("Pt",), adsorbates=("O", "OH", "H"))
+    oh = next(r for r in h.reactions if r.adsorbate == "OH")
+    init = h.adslabs[oh.id]
+    ok = sb.structure_anomalies(init, init.copy())
+    assert not (ok["desorbed"] or ok["dissociated"] or ok["reconstructed"])
+    up = init.copy()
+    up.positions[up.get_tags() == 2] += [0.0, 0.0, 5.0]  # whole OH 5 Å higher: desorbed, not dissociated
+    res = sb.structure_anomalies(init, up)
+    assert res["desorbed"] and not res["dissociated"] and not res["reconstructed"]
+    split = init.copy()
+    split.positions[-1] += [0.0, 0.0, 1.0]  # H 1 Å farther from O (0.97 Å bond): dissociated
+    res = sb.structure_anomalies(init, split)
+    assert res["dissociated"] and not res["desorbed"]
+    moved = init.copy()
+    top = int(np.flatnonzero(moved.get_tags() == 1)[0])
+    moved.positions[top] += [0.6, 0.0, 0.0]
+    assert sb.structure_anomalies(init, moved)["reconstructed"]
+    # per reaction: the desorbed adslab is flagged, together with a > 1 eV energy miss
+    structures = h.structures()
+    relaxed = {k: sb.Relaxed(a.copy(), 0.0, True, 1) for k, a in structures.items()}
+    relaxed[f"ads/{oh.id}"] = sb.Relaxed(up, 0.0, True, 1)
+    de = {r.id: 0.0 for r in h.reactions}
+    ref = dict(de, **{oh.id: 1.5})
+    classes = sb.reaction_anomalies(h, relaxed, de, ref)
+    assert classes[oh.id]["classes"] == ["desorbed", "energy_outlier"]
+    assert all(not classes[r.id]["classes"] for r in h.reactions if r.id != oh.id)
+
+
+def test_speed_section_runs_with_tiny_models():
+    net = tiny_model(seed=2, dtype=torch.float32, **CHEAP)
+    s = sb.speed_metrics(net, net, repeats=1, relax_steps=2)
+    assert len(sb.pt111_o_slab()) == 37
+    assert s["student"]["single_point_ms"] > 0 and s["teacher"]["relax_force_calls"] >= 2
+    assert s["ratio_single_point"] > 0 and s["ratio_relax"] > 0
+
+
+def test_teacher_relaxations_resume_after_kill(tmp_path):
+    h = heldout_reactions(3, 9000, per_surface=3, elements=("Cu",), adsorbates=ADSORBATES)
+    structures = h.structures()  # 3 gases + 1 slab + 3 adslabs = 7 structures, batches of 3
+    teacher = Counting(tiny_model(seed=3, dtype=torch.float32, **CHEAP))
+    kw = dict(teacher_name="tiny", params=h.params, max_steps=2, batch_size=3)
+
+    def boom(k):
+        if k == 0:
+            raise KeyboardInterrupt("killed after batch 0")
+
+    with pytest.raises(KeyboardInterrupt):
+        sb.cached_relaxations(teacher, structures, tmp_path, on_batch=boom, **kw)
+    assert teacher.structures == 3 * 2  # 3 structures x 2 force calls
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch_00000.json", "manifest.json"]
+    first = sb.cached_relaxations(teacher, structures, tmp_path, **kw)
+    assert teacher.structures == 7 * 2  # only the 4 missing structures were relaxed
+    again = sb.cached_relaxations(teacher, structures, tmp_path, **kw)
+    assert teacher.structures == 7 * 2 and list(again) == list(structures)
+    for k in structures:
+        np.testing.assert_array_equal(again[k].atoms.positions, first[k].atoms.positions)
+        assert again[k].energy == first[k].energy
+    other = Counting(tiny_model(seed=4, dtype=torch.float32, **CHEAP))
+    with pytest.raises(sb.CacheMismatchError, match="teacher"):
+        sb.cached_relaxations(other, structures, tmp_path, **kw)
