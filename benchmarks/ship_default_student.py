@@ -1,39 +1,80 @@
-"""Copy one ablation variant's student to calculators/weights/default_student.pt with its held-out numbers.
+"""Ship a trained student as calculators/weights/default_student.pt with its recipe, data and benchmark numbers.
 
-    python benchmarks/ship_default_student.py reports/ablation/steps1500 "+atomic+Hessian"
+    python benchmarks/ship_default_student.py --student runs/make-student/round1/student.pt \
+        --benchmark reports/student/metrics.json [--presets reports/student-presets/table.json]
 
-Adds to the checkpoint metadata: "heldout" (this variant's row of the ablation), "task_only_heldout" (the
-task-only row at the same budget and seed) and "ablation_table" (path of the report).
+The checkpoint keeps the training metadata (recipe, teacher fingerprint, label caches, fitted scale factors,
+validation) and gains: "name", "data" (what the label caches hold and how they were made), "benchmark" (every
+judged number of `benchmarks/student_benchmark.py` with its target and PASS/MISS, and the key metrics),
+"presets" (the speed/accuracy table, when given) and "remake" (the commands that rebuild it).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
 from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
-from distill.ablation import slug
+from distill.labels import LabelCache
 
 ROOT = Path(__file__).resolve().parents[1]
+REMAKE = [
+    "distill make-student -o runs/make-student   # labels, round 0, one on-policy round (resumable)",
+    "python benchmarks/student_benchmark.py --student runs/make-student/student.pt --out reports/student",
+    "python benchmarks/ship_default_student.py --student runs/make-student/student.pt "
+    "--benchmark reports/student/metrics.json",
+]
 
 
-def main(report: str, variant: str) -> None:
-    results = Path(report) / "results"
-    row = json.loads((results / f"{slug(variant)}.json").read_text())
-    base = json.loads((results / "task_only.json").read_text())
-    model, meta = load_project_checkpoint(row["checkpoint"])
+def data_description(meta: dict[str, Any]) -> dict[str, Any]:
+    """The label caches the student was trained on (path, structures, label settings from each manifest) and a
+    description of how their structures were generated."""
+    caches = []
+    for c in meta.get("label_caches", []):
+        entry = dict(c)
+        try:
+            m = LabelCache(c["path"]).manifest
+            entry.update(structures=m["num_structures"], settings=m["settings"])
+        except (FileNotFoundError, KeyError):
+            pass
+        caches.append(entry)
+    return {
+        "generator": "distill.screening_data (the 'screening' recipe): 41 metals of the alonso/saini/li sets, "
+        "fcc/hcp/bcc + L12/D019/B2/L10/A2B slabs on their facets, 2x2-like cells, 4 layers, biaxial strain "
+        "-8..+8 %, H O OH N C CH CO at every named site, clean slabs, rattles 0-0.15 Å; stretched/bent H2 O2 H2O "
+        "OH N2 CO CH4 NH3; strained bulk cells; teacher BFGS relaxation snapshots (every 4 steps) and 600 K "
+        "Langevin snapshots; on-policy: the round-0 student's own relaxation paths labelled by the teacher",
+        "caches": caches,
+        "training_records": meta.get("training_records"),
+        "dropped_over_max_force": meta.get("dropped_over_max_force"),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--student", required=True)
+    p.add_argument("--benchmark", required=True, help="metrics.json of benchmarks/student_benchmark.py")
+    p.add_argument("--presets", help="table.json of benchmarks/student_presets.py")
+    p.add_argument("--out", default=str(ROOT / "calculators" / "weights" / "default_student.pt"))
+    args = p.parse_args()
+    model, meta = load_project_checkpoint(args.student)
+    bench = json.loads(Path(args.benchmark).read_text())
+    keep = ("single_point", "relax", "gas", "heldout_labels", "speed", "targets", "conditions")
     meta = {
         **meta,
-        "name": "catdistill default student (SevenNet-0 distilled into gemnet-oc-student)",
-        "variant": variant,
-        "heldout": {k: v for k, v in row.items() if k != "checkpoint"},
-        "task_only_heldout": {k: v for k, v in base.items() if k != "checkpoint"},
-        "ablation_table": str(Path(report) / "ablation.md"),
+        "name": f"catdistill default student (SevenNet-0 distilled into {meta['recipe']['student']})",
+        "data": data_description(meta),
+        "benchmark": {k: bench[k] for k in keep if k in bench},
+        "remake": REMAKE,
     }
-    out = save_checkpoint(model.float(), ROOT / "calculators" / "weights" / "default_student.pt", meta)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {json.dumps(meta['heldout'])}")
+    if args.presets:
+        meta["presets"] = json.loads(Path(args.presets).read_text())
+    out = save_checkpoint(model.float(), args.out, meta)
+    misses = [t["name"] for t in bench.get("targets", []) if t.get("status") != "PASS"]
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); targets missed: {len(misses)}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main()
