@@ -4,10 +4,10 @@
         [--presets gemnet-oc-student,gemnet-oc-student-5a,gemnet-oc-student-fast] [--out reports/student-presets]
 
 Each preset is trained with the screening recipe (`distill/recipes/screening.yaml`), only `student`,
-`max_steps` (and, for short budgets, the EMA decay and warm-up) changed, on the same records and validation split; then timed (1 thread) on the 37-atom
-Pt(111)+O slab at batch 1, with the number of edges and triplets of its graph, and relaxes 30 held-out adslabs
-(converged share decides between direct and conservative forces). Writes table.md and table.json;
-training runs resume from out/<preset>/state.pt.
+`max_steps` (and, for short budgets, the EMA decay and warm-up) changed, on the same records and validation
+split; then timed (1 thread) on the 37-atom Pt(111)+O slab at batch 1, with the number of edges and triplets
+of its graph, and relaxes 30 held-out adslabs (converged share decides between direct and conservative forces).
+Writes table.md and table.json; training runs resume from out/<preset>/state.pt.
 """
 
 from __future__ import annotations
