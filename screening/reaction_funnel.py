@@ -337,8 +337,9 @@ def run_reaction_funnel(
             for role in ("student", "teacher", "dft")
             if s.id in results[role]
         }
-        row["stages"] = {st.role: s.id in stage_pass[st.role] if st.role in stage_pass else None for st in stages}
         row["entered"] = {st.role: (k == 0 or s.id in stage_pass[stages[k - 1].role]) for k, st in enumerate(stages)}
+        # passed a stage (None: never entered it, e.g. rejected by the student before the teacher stage)
+        row["stages"] = {st.role: (s.id in stage_pass[st.role]) if row["entered"][st.role] else None for st in stages}
         if teacher.mptrj_energies:
             symbols = {sym for c in s.candidates for sym in cset.atoms[c.adslab_key].get_chemical_symbols()}
             row["caveat"] = mp_u_caveat(symbols)

@@ -23,7 +23,7 @@ from calculators.hashing import structure_key
 from screening.descriptors.che import Activity, MissingAdsorbate, activity
 from screening.descriptors.table import ReactionSpec, ReactionTable
 from screening.reactions import ScreenSet
-from screening.structures import ChemicalSpace, add_adsorbate, find_sites, gas_molecule, make_slab
+from screening.structures import PROTOTYPES, ChemicalSpace, add_adsorbate, find_sites, gas_molecule, make_slab
 
 # kinds of site tried first, per adsorbate (then the remaining kinds in find_sites order)
 SITE_PREFERENCE: dict[str, tuple[str, ...]] = {
@@ -183,9 +183,9 @@ def generate_candidates(
     vacuum: float = 6.0,
 ) -> CandidateSet:
     """`n` distinct surfaces drawn from `ChemicalSpace(elements, prototypes, facets, strains)` (draw k depends only
-    on (seed, k); duplicates are skipped), each with `adsorbates` (default: the reaction's required ones) at up to
-    `sites` sites in order of preference (`SITE_PREFERENCE`). Default adsorbates: the reaction's, without those
-    a scaling relation gives (ORR: O, OH; pass OOH too to compute it)."""
+    on (seed, k); duplicates are skipped, AB and BA of a 1:1 prototype being one surface), each with `adsorbates`
+    at up to `sites` sites in order of preference (`SITE_PREFERENCE`). Default adsorbates: the reaction's, without
+    those a scaling relation gives (ORR: O, OH; pass OOH too to compute it)."""
     ads = list(adsorbates) if adsorbates else reaction_adsorbates(reaction)
     for a in ads:
         table.adsorbate(a)
@@ -196,16 +196,20 @@ def generate_candidates(
     atoms: dict[str, Atoms] = {}
     surfaces: list[Surface] = []
     skipped: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    seen: set[tuple] = set()
     k = 0
     while len(surfaces) < n and k < 50 * max(n, 1):
         slab = space.draw(seed, k)
         k += 1
         info = slab.info
         sid = surface_id(str(info["composition"]), str(info["prototype"]), str(info["facet"]), float(info["strain"]))
-        if sid in seen:
+        a, b = str(info["element_A"]), str(info["element_B"])
+        if PROTOTYPES[str(info["prototype"])].stoichiometry == (1, 1):  # AB = BA (B2, L10): one surface
+            a, b = sorted((a, b))
+        key = (a, b, str(info["prototype"]), str(info["facet"]), round(float(info["strain"]), 6))
+        if key in seen:
             continue
-        seen.add(sid)
+        seen.add(key)
         slab.info = {key: info[key] for key in ("composition", "prototype", "facet", "strain", "element_A",
                                                  "element_B", "layers", "size")}  # fmt: skip
         slab.info["kind"] = "slab"

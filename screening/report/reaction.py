@@ -169,34 +169,33 @@ def stage_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: s.get(k) for k in keys} for s in rf["stages"]]
 
 
-def _flat(block: dict[str, Any] | None, role: str, kind: str) -> dict[str, Any]:
-    if not block:
-        return {}
-    out: dict[str, Any] = {f"{role}_metric": block.get("metric")}
+def _flat(block: dict[str, Any] | None, role: str, kind: str, adsorbates: Sequence[str]) -> dict[str, Any]:
+    """One model's columns, always the same keys (None where the surface has no value)."""
+    b = block or {}
+    out: dict[str, Any] = {f"{role}_metric": b.get("metric")}
     if kind == "electrochemical":
-        out[f"{role}_U_L"] = block.get("U_L")
-        out[f"{role}_eta"] = block.get("eta")
-    out[f"{role}_descriptor"] = block.get("descriptor")
-    for a, g in (block.get("G") or {}).items():
-        src = (block.get("origin") or {}).get(a)
-        out[f"{role}_G_{a}"] = g if src == "computed" else f"{g:.3f} ({src})"
+        out[f"{role}_U_L"] = b.get("U_L")
+        out[f"{role}_eta"] = b.get("eta")
+    out[f"{role}_descriptor"] = b.get("descriptor")
+    for a in adsorbates:
+        g, src = (b.get("G") or {}).get(a), (b.get("origin") or {}).get(a)
+        out[f"{role}_G_{a}"] = g if g is None or src == "computed" else f"{g:.3f} ({src})"
     if role != "dft":
-        out[f"{role}_sites"] = ", ".join(f"{a}@{s}" for a, s in (block.get("sites") or {}).items())
-        if block.get("flags"):
-            out[f"{role}_flags"] = block["flags"]
-    if block.get("reason"):
-        out[f"{role}_missing"] = block["reason"]
+        out[f"{role}_sites"] = ", ".join(f"{a}@{s}" for a, s in (b.get("sites") or {}).items())
+        out[f"{role}_flags"] = b.get("flags") or []
+    out[f"{role}_missing"] = b.get("reason")
     return out
 
 
 def surface_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per surface: both models' (and DFT's) values, sites and stage results."""
     rows = []
-    kind = rf["reaction"]["kind"]
+    kind, ads = rf["reaction"]["kind"], rf["reaction"]["adsorbates"]
+    roles = [r for r in ("student", "teacher", "dft") if any(r in (s.get("models") or {}) for s in rf["surfaces"])]
     for s in rf["surfaces"]:
         row = {k: s[k] for k in ("surface", "composition", "facet", "strain_percent")}
-        for role in ("student", "teacher", "dft"):
-            row.update(_flat((s.get("models") or {}).get(role), role, kind))
+        for role in roles:
+            row.update(_flat((s.get("models") or {}).get(role), role, kind, ads))
         for st, ok in s["stages"].items():
             row[f"passed_{st}"] = ok
         if s.get("caveat"):
@@ -208,10 +207,11 @@ def surface_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
 def comparison_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     """Headline comparison: recall, confusion, rank agreement, compute saved."""
     c, comp = rf.get("comparison", {}), rf.get("compute", {})
-    rows: list[tuple[str, Any]] = [("surfaces compared (both models)", c.get("surfaces_compared"))]
+    rows: list[tuple[str, Any]] = [("surfaces evaluated by both models", c.get("surfaces_compared"))]
     if "confusion_funnel" in c:
         f = c["confusion_funnel"]
         rows += [
+            ("… with every required adsorbate for both (counted below)", f["n"]),
             (f"teacher shortlist on all surfaces ({c['rule_teacher']})", c["teacher_shortlist"]),
             (f"kept by the student stage ({c['rule_student']})", c["student_kept"]),
             ("recall of the teacher's shortlist by the student stage", c["recall_teacher_shortlist"]),
