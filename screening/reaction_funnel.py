@@ -414,7 +414,10 @@ def run_reaction_funnel(
                 for role in runs if ref.id in runs[role].computed
             },
         }  # fmt: skip
-    out["comparison"] = _compare(reaction, results, thr, cset, runs, top_k)
+    if verify:
+        out["comparison"] = _compare(reaction, results, thr, cset, runs, top_k)
+    else:  # the teacher saw only the student's survivors: a confusion matrix over them would be biased
+        out["comparison"] = {"note": "--no-verify: the teacher evaluated only the surfaces that passed the student"}
     out["compute"] = _compute(cset, runs, stage_rows, results, verify)
     out["anomalies"] = {
         role: _count_flags(run.flags) for role, run in runs.items() if cfg.mode == "relax" and run.flags

@@ -96,6 +96,16 @@ def test_cli_funnel_orr_generated(tiny_ckpts, tmp_path):
     # resumed from the caches: the second run computed nothing new
     log = next((out / "per_structure").glob("teacher-*.json"))
     assert len(json.loads(log.read_text())["entries"]) == 3 + 12 + 2  # slabs, adslabs, gas (H2, H2O)
+    # the report is rebuilt from reaction_funnel.json alone
+    (out / "volcano.png").unlink()
+    res, text = _invoke(["report", str(out)])
+    assert res.exit_code == 0, text
+    assert (out / "volcano.png").is_file() and "ORR" in (out / "index.html").read_text()
+    # without verify the teacher sees the survivors only: no confusion matrix, compute estimated
+    res, text = _invoke(base[:-2] + ["--no-verify", "--out", str(tmp_path / "nv")])
+    assert res.exit_code == 0, text
+    nv = json.loads((tmp_path / "nv" / "reaction_funnel.json").read_text())
+    assert "confusion_funnel" not in nv["comparison"] and "no-verify" in nv["comparison"]["note"]
     res, text = _invoke(["funnel", "--reaction", "xyz", "--generate", "1"])
     assert res.exit_code == 2 and "known" in text
 

@@ -208,6 +208,8 @@ def comparison_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     """Headline comparison: recall, confusion, rank agreement, compute saved."""
     c, comp = rf.get("comparison", {}), rf.get("compute", {})
     rows: list[tuple[str, Any]] = [("surfaces evaluated by both models", c.get("surfaces_compared"))]
+    if c.get("note"):
+        rows.append(("note", c["note"]))
     if "confusion_funnel" in c:
         f = c["confusion_funnel"]
         rows += [
