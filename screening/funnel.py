@@ -1,8 +1,12 @@
-"""Hierarchical screening: the student scores every candidate, the teacher re-evaluates the top fraction (or the
-candidates within a window of a target ΔE), and the final ranking uses the teacher's energies.
+"""Hierarchical screening on raw ΔE: the student scores every candidate, the teacher re-evaluates the top fraction
+(or the candidates within a window of a target ΔE), and the final ranking uses the teacher's energies.
 
-Score (lower is better): ΔE (eV) without a target (strongest binding first), |ΔE − target| with one
-(e.g. HER: target 0, ΔE_H ≈ 0 is optimal).
+Rankings are per adsorbate, never across adsorbates: ΔE of H* and O* are not comparable quantities (H* always has
+the lowest ΔE, so a pooled ranking shortlists only H*). The fraction is taken within each adsorbate, ranks restart
+at 1 for each adsorbate, and recall of the teacher's top-k is computed per adsorbate (and pooled). For a
+catalytic criterion (limiting potential, |ΔG_H|), use the reaction-aware funnel (`screening.reaction_funnel`).
+
+Score (lower is better): ΔE (eV) without a target (strongest binding first), |ΔE − target| with one.
 """
 
 from __future__ import annotations
@@ -35,15 +39,30 @@ def ranking(values: Mapping[str, float], target: float | None) -> list[str]:
     return sorted(values, key=lambda i: (score(values[i], target), i))
 
 
+def by_group(ids: Sequence[str], groups: Mapping[str, str] | None) -> dict[str, list[str]]:
+    """Ids per group (e.g. adsorbate), in input order; one group "" without `groups`."""
+    out: dict[str, list[str]] = {}
+    for i in ids:
+        out.setdefault("" if groups is None else groups.get(i, ""), []).append(i)
+    return out
+
+
 def select(
     student: Mapping[str, float],
     *,
     fraction: float | None = None,
     target: float | None = None,
     window: float | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Candidates the teacher re-evaluates: within `window` eV of `target` by the student (window mode), else
-    the best ceil(fraction·N) by student score (at least one)."""
+    the best ceil(fraction·N) by student score (at least one). With `groups` (id → adsorbate), the fraction is
+    taken within each group."""
+    if groups is not None:
+        out: list[str] = []
+        for ids in by_group(list(student), groups).values():
+            out += select({i: student[i] for i in ids}, fraction=fraction, target=target, window=window)
+        return out
     if window is not None:
         if target is None:
             raise ValueError("--window needs --target")
@@ -58,6 +77,25 @@ def recall_at_k(final: Sequence[str], truth: Sequence[str], k: int) -> float:
     """|final[:k] ∩ truth[:k]| / min(k, len(truth))."""
     k = min(k, len(truth))
     return len(set(final[:k]) & set(truth[:k])) / k if k else math.nan
+
+
+def grouped_ranking(values: Mapping[str, float], target: float | None, groups: Mapping[str, str]) -> dict[str, list]:
+    """{group: ids best first} (see `ranking`)."""
+    return {g: ranking({i: values[i] for i in ids}, target) for g, ids in by_group(list(values), groups).items()}
+
+
+def grouped_recall(
+    final: Mapping[str, Sequence[str]], truth: Mapping[str, Sequence[str]], k: int
+) -> tuple[float, dict[str, float]]:
+    """Recall of the truth's top-k per group, and pooled: Σ hits / Σ min(k, |truth_g|)."""
+    per, hits, den = {}, 0, 0
+    for g, t in truth.items():
+        f = final.get(g, [])
+        kk = min(k, len(t))
+        if kk:
+            h = len(set(f[:kk]) & set(t[:kk]))
+            per[g], hits, den = h / kk, hits + h, den + kk
+    return (hits / den if den else math.nan), per
 
 
 def run_funnel(
@@ -90,12 +128,13 @@ def run_funnel(
     surf = [k for k in screen_set.atoms if k not in gas]
     e_s = evaluate_systems(student, screen_set.atoms, surf, s_store, **kw)
     student_de = {r.id: r.delta_e(e_s, e_gas_s) for r in screen_set.reactions}
-    chosen = select(student_de, fraction=fraction, target=target, window=window)
+    groups = {r.id: r.adsorbate for r in screen_set.reactions}
+    chosen = select(student_de, fraction=fraction, target=target, window=window, groups=groups)
     by_id = {r.id: r for r in screen_set.reactions}
     chosen_keys = sorted({k for i in chosen for k in by_id[i].systems.values() if k not in gas})
     e_t = evaluate_systems(teacher, screen_set.atoms, chosen_keys, t_store, **kw)
     teacher_de = {i: by_id[i].delta_e(e_t, e_gas) for i in chosen}
-    final = ranking(teacher_de, target)
+    final = grouped_ranking(teacher_de, target, groups)
     n_surf_all = len(surf)
     out: dict[str, Any] = {
         "candidates": len(screen_set.reactions),
@@ -104,14 +143,18 @@ def run_funnel(
             if window is not None
             else {"mode": "fraction", "fraction": fraction, "target": target}
         ),
-        "score": "ΔE (lower is better)" if target is None else f"|ΔE − {target:g} eV| (lower is better)",
+        "score": ("ΔE (lower is better)" if target is None else f"|ΔE − {target:g} eV| (lower is better)")
+        + ", ranked within each adsorbate",
+        "ranking": "per adsorbate",
         "re_evaluated": len(chosen),
         "teacher_structures_funnel": len(chosen_keys),
         "teacher_structures_all": n_surf_all,
         "structures_saved_share": 1 - len(chosen_keys) / n_surf_all if n_surf_all else math.nan,
         "top_k": top_k,
         "final_ranking": [
-            {"rank": n + 1, "id": i, "teacher": teacher_de[i], "student": student_de[i]} for n, i in enumerate(final)
+            {"adsorbate": g, "rank": n + 1, "id": i, "teacher": teacher_de[i], "student": student_de[i]}
+            for g, ids in sorted(final.items())
+            for n, i in enumerate(ids)
         ],
         "student_scores": student_de,
     }
@@ -119,10 +162,10 @@ def run_funnel(
     if verify:
         e_all = evaluate_systems(teacher, screen_set.atoms, surf, t_store, **kw)
         teacher_all = {r.id: r.delta_e(e_all, e_gas) for r in screen_set.reactions}
-        truth = ranking(teacher_all, target)
-        out["teacher_top_k"] = truth[:top_k]
-        out["recall_at_k"] = recall_at_k(final, truth, top_k)
-        out["student_only_recall_at_k"] = recall_at_k(ranking(student_de, target), truth, top_k)
+        truth = grouped_ranking(teacher_all, target, groups)
+        out["teacher_top_k"] = {g: ids[:top_k] for g, ids in sorted(truth.items())}
+        out["recall_at_k"], out["recall_at_k_by_adsorbate"] = grouped_recall(final, truth, top_k)
+        out["student_only_recall_at_k"], _ = grouped_recall(grouped_ranking(student_de, target, groups), truth, top_k)
         out["teacher_scores"] = teacher_all
     tt = timing_summary(t_store)
     if tt["ms_per_structure"] and st["ms_per_structure"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -182,18 +183,28 @@ def test_funnel_on_dataset(dataset, screen_set, tmp_path):
     t = CountingLookup(dft_lookup(dataset))
     s = dft_lookup(dataset, "fake", {"Hstar": 0.5})
     res = run_funnel(screen_set, t.ev, s, tmp_path, fraction=0.3, top_k=2, verify=False)
-    assert res["re_evaluated"] == 3  # ceil(0.3 · 7)
+    # the fraction is taken within each adsorbate: ceil(0.3·3) O* + ceil(0.3·2) H* + ceil(0.3·2) OH*
+    assert res["re_evaluated"] == 3 and res["ranking"] == "per adsorbate"
+    assert {r["adsorbate"] for r in res["final_ranking"]} == {"O", "H", "OH"}  # never all H* (lowest ΔE)
     assert "recall_at_k" not in res
     assert res["teacher_structures_funnel"] < res["teacher_structures_all"] == 8
     assert 0 < res["structures_saved_share"] < 1
-    final = [r["teacher"] for r in res["final_ranking"]]
-    assert final == sorted(final)
+    res = run_funnel(screen_set, t.ev, s, tmp_path, fraction=1.0, top_k=2, verify=True)
+    for a in ("O", "H", "OH"):  # ranks restart per adsorbate, teacher ΔE ascending within each
+        rows = [r for r in res["final_ranking"] if r["adsorbate"] == a]
+        assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        assert [r["teacher"] for r in rows] == sorted(r["teacher"] for r in rows)
+    assert res["recall_at_k"] == 1.0 and set(res["recall_at_k_by_adsorbate"]) == {"O", "H", "OH"}
     res = run_funnel(screen_set, t.ev, s, tmp_path, fraction=0.3, top_k=2, verify=True)
-    # the student's top-3 contain the two most negative O reactions: teacher's top-2 is recovered
-    assert res["recall_at_k"] == 1.0
-    assert set(res["teacher_top_k"]) == {r["id"] for r in res["final_ranking"][:2]}
+    # one per adsorbate re-evaluated, the student ranks each adsorbate like the teacher: 1 of each top-2 kept
+    assert res["recall_at_k"] == pytest.approx(0.5)
+    assert res["recall_at_k_by_adsorbate"] == {"O": 0.5, "H": 0.5, "OH": 0.5}
+    assert {a: ids[0] for a, ids in res["teacher_top_k"].items()} == {
+        r["adsorbate"]: r["id"] for r in res["final_ranking"] if r["rank"] == 1
+    }
     write_report(tmp_path)  # funnel-only directory renders
     assert (tmp_path / "funnel.md").is_file() and (tmp_path / "funnel.png").is_file()
+    assert "per adsorbate" in (tmp_path / "funnel.md").read_text()
 
 
 # ----------------------------------------------------------------------------- report + resume
@@ -377,7 +388,9 @@ def test_cli_funnel_generated_candidates(tiny_ckpts, tmp_path):
                          student, "--fraction", "0.5", "--top-k", "2", "--out", str(out)])  # fmt: skip
     assert res.exit_code == 0, text
     f = json.loads((out / "funnel.json").read_text())
-    assert f["candidates"] == 6 and f["re_evaluated"] == 3 and 0.0 <= f["recall_at_k"] <= 1.0
+    per_ads = Counter(r.adsorbate for r in generated_set(["Pt", "Cu"], 6).reactions)
+    assert f["candidates"] == 6 and f["re_evaluated"] == sum(math.ceil(0.5 * n) for n in per_ads.values())
+    assert 0.0 <= f["recall_at_k"] <= 1.0 and set(f["recall_at_k_by_adsorbate"]) == set(per_ads)
     assert "teacher" in load_results(out)["reference"]
 
 

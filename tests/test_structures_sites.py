@@ -172,3 +172,15 @@ def test_adsorption_system_with_emt():
     assert e == pytest.approx(energy(system.adslab) - energy(system.slab) - gas["H2O"] + gas["H2"])
     with pytest.raises(StructureBuildError, match="valid adsorbates"):
         build_adsorption_system("Pt", "fcc", "111", "XeF")
+
+
+def test_ooh_end_on_with_h_up_and_che_references():
+    slab = make_slab("Pt", "fcc", "111", layers=3)
+    ooh = add_adsorbate(slab, "OOH", "ontop")
+    assert ooh.get_chemical_symbols()[-3:] == ["O", "O", "H"]
+    assert ooh.get_distance(-3, -2) == pytest.approx(1.45, abs=0.01)
+    assert ooh.get_distance(-2, -1) == pytest.approx(0.98, abs=0.01)
+    assert 100 < ooh.get_angle(-3, -2, -1) < 120
+    assert ooh.positions[-1, 2] > ooh.positions[-2, 2] > ooh.positions[-3, 2]
+    # Nørskov 2004 reference scheme: OOH* relative to 2 H2O - 3/2 H2
+    assert gas_coefficients("OOH") == {"H2O": 2.0, "H2": -1.5}

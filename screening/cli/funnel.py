@@ -1,7 +1,11 @@
-"""``screen funnel``: the student scores every candidate, the teacher re-ranks the best ones."""
+"""``screen funnel``: hierarchical screening. With ``--reaction``, surfaces are screened on their limiting potential
+(or binding descriptor) in stages (student, then teacher, then DFT where the set has it); without, reactions are
+ranked by raw ΔE within each adsorbate, and the teacher re-ranks the student's best ones."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,9 +18,11 @@ from screening.cli.options import (
     DatasetOpt,
     GasOpt,
     LimitOpt,
+    ModeOpt,
     OutOpt,
     SeedOpt,
     StudentOpt,
+    SvgOpt,
     TeacherOpt,
     ThreadsOpt,
     fail,
@@ -27,17 +33,63 @@ def funnel(
     dataset: DatasetOpt = None,
     data_file: DataFileOpt = None,
     cache_dir: CacheDirOpt = None,
+    reaction: Annotated[
+        str | None,
+        typer.Option(
+            "--reaction",
+            help="orr | oer | her | co2rr | nrr (or a reaction of --reaction-table): screen surfaces on the limiting "
+            "potential (or binding descriptor) instead of raw ΔE.",
+        ),
+    ] = None,
+    stages: Annotated[
+        str | None,
+        typer.Option(
+            "--stages",
+            help="With --reaction: ROLE:THRESHOLD,... in order, ROLE student | teacher | dft (the set's DFT). "
+            "Default: the reaction's (orr: student:0.0,teacher:0.5, on U_L in V).",
+        ),
+    ] = None,
+    reaction_table: Annotated[
+        Path | None, typer.Option("--reaction-table", help="JSON/YAML table merged over the shipped reactions.json.")
+    ] = None,
     generate: Annotated[
-        int | None, typer.Option("--generate", help="Screen N generated candidates (ChemicalSpace) instead.")
+        int | None,
+        typer.Option(
+            "--generate",
+            help="Screen N generated candidates (ChemicalSpace) instead; with --reaction, N distinct surfaces.",
+        ),
     ] = None,
     elements: Annotated[str, typer.Option("--elements", help="Elements for --generate.")] = "Pt,Pd,Cu,Ni,Au,Ag",
+    prototypes: Annotated[str, typer.Option("--prototypes", help="Prototypes for --generate.")] = "fcc,L12,B2",
+    strains: Annotated[
+        str, typer.Option("--strains", help="With --reaction --generate: biaxial strains (%) to draw from.")
+    ] = "-2,0,2",
+    sites: Annotated[
+        int, typer.Option("--sites", help="With --reaction --generate: sites per adsorbate (each model uses its best).")
+    ] = 2,
+    adsorbates: Annotated[
+        str | None,
+        typer.Option(
+            "--adsorbates",
+            help="With --reaction --generate: adsorbates to compute (default: the reaction's required ones; add "
+            "OOH to compute it instead of using the scaling).",
+        ),
+    ] = None,
+    force_scaling: Annotated[
+        bool, typer.Option("--force-scaling", help="Use the table's scaling (OOH from OH) even where computed.")
+    ] = False,
     seed: SeedOpt = 0,
     teacher: TeacherOpt = "sevennet-0",
     student: StudentOpt = "auto",
-    fraction: Annotated[float, typer.Option("--fraction", help="Share re-evaluated by the teacher.")] = 0.2,
-    target: Annotated[float | None, typer.Option("--target", help="Target ΔE, eV (score |ΔE − target|).")] = None,
+    mode: ModeOpt = "single-point",
+    fmax: Annotated[float, typer.Option("--fmax", help="Relax mode: force threshold, eV/Å.")] = 0.05,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Relax mode: max force calls.")] = 300,
+    fraction: Annotated[
+        float, typer.Option("--fraction", help="Raw ΔE: share of each adsorbate re-evaluated by the teacher.")
+    ] = 0.2,
+    target: Annotated[float | None, typer.Option("--target", help="Raw ΔE: target, eV (score |ΔE − target|).")] = None,
     window: Annotated[
-        float | None, typer.Option("--window", help="Re-evaluate |ΔE_student − target| ≤ window eV.")
+        float | None, typer.Option("--window", help="Raw ΔE: re-evaluate |ΔE_student − target| ≤ window eV.")
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", help="k for the recall of the teacher's top-k.")] = 5,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Teacher on all candidates for recall.")] = True,
@@ -46,22 +98,73 @@ def funnel(
     gas_energies: GasOpt = "teacher",
     batch_atoms: BatchAtomsOpt = 256,
     threads: ThreadsOpt = 1,
+    svg: SvgOpt = False,
 ) -> None:
-    """Hierarchical screening: the student scores all candidates, the teacher re-ranks the best fraction (or
-    those within --window of --target); reports recall of the teacher's top-k and the compute saved."""
+    """Hierarchical screening: the student screens every candidate, the teacher the ones that pass.
+
+    With --reaction: per surface, each model's most stable computed site per adsorbate → CHE free energies →
+    limiting potential U_L and overpotential (or |ΔG − target|) → --stages thresholds; reports the funnel, volcano,
+    student-vs-teacher confusion matrix, recall of the teacher's shortlist and the compute saved. Without: raw ΔE
+    ranked within each adsorbate (never across adsorbates); the teacher re-ranks the best --fraction (or --window)."""
     import torch
 
     from calculators.parsing import split_list
     from screening.evaluators import resolve_models
-    from screening.funnel import funnel_and_report
     from screening.reactions import ScreenSetError, generated_set, load_screen_set
     from screening.runner import RunConfig
 
     torch.set_num_threads(threads)
+    formats = ("png", "svg") if svg else ("png",)
+    cmd = "screen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("screen") else None
     try:
-        cfg = RunConfig(gas_energies=gas_energies, batch_atoms=batch_atoms, threads=threads)
+        cfg = RunConfig(mode=mode, gas_energies=gas_energies, batch_atoms=batch_atoms, fmax=fmax, max_steps=max_steps,
+                        threads=threads)  # fmt: skip
+        if reaction is not None:
+            from screening.descriptors import load_table, parse_stages
+            from screening.descriptors.surfaces import candidates_from_set, generate_candidates
+            from screening.reaction_funnel import reaction_funnel_and_report
+
+            table = load_table(reaction_table)
+            rx = table.reaction(reaction)
+            stage_list = parse_stages(stages or rx.stages)
+            if generate is not None:
+                cset = generate_candidates(
+                    rx, table, split_list(elements), generate, seed=seed, sites=sites,
+                    adsorbates=split_list(adsorbates) or None, prototypes=split_list(prototypes),
+                    strains=[float(x) for x in split_list(strains)],
+                )  # fmt: skip
+            else:
+                sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
+                cset = candidates_from_set(sset, rx, table, sites=sites)
+            if not cset.surfaces:
+                fail(f"no surfaces with {', '.join(rx.adsorbates)} adsorption energies to screen for {rx.name}")
+            t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
+            out = out or Path("reports") / f"funnel-{rx.name}-{cset.name}"
+            typer.echo(
+                f"{rx.name}: {len(cset.surfaces)} surfaces ({sum(len(x.candidates) for x in cset.surfaces)} "
+                f"adsorbate–site candidates), stages {', '.join(f'{x.role}:{x.threshold:g}' for x in stage_list)}, "
+                f"mode {mode}"
+            )
+            res = reaction_funnel_and_report(
+                cset, rx, table, t, s, out, stages=stage_list, verify=verify, top_k=top_k,
+                force_scaling=force_scaling, config=cfg, command=cmd, formats=formats,
+            )  # fmt: skip
+            for st in res["stages"]:
+                typer.echo(f"  {st['stage']} ({st['rule']}): {st['entered']} in, {st['passed']} pass")
+            cmp = res.get("comparison", {})
+            if cmp.get("recall_teacher_shortlist") is not None:
+                typer.echo(
+                    f"recall of the teacher's shortlist by the student stage: {cmp['recall_teacher_shortlist']:.2f}"
+                )
+            if res["compute"].get("compute_saved_share") is not None:
+                typer.echo(f"compute saved: {res['compute']['compute_saved_share']:.0%}")
+            typer.echo(f"shortlist: {len(res['shortlist'])} surfaces")
+            typer.echo(f"report: {out / 'index.html'}")
+            return
+        from screening.funnel import funnel_and_report
+
         if generate is not None:
-            sset = generated_set(split_list(elements), generate, seed=seed)
+            sset = generated_set(split_list(elements), generate, seed=seed, prototypes=split_list(prototypes))
         else:
             sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
         if not sset.reactions:
@@ -74,10 +177,10 @@ def funnel(
         fail(str(err).strip("'\""))
     typer.echo(
         f"{res['candidates']} candidates, teacher re-evaluated {res['re_evaluated']} "
-        f"({res['teacher_structures_funnel']}/{res['teacher_structures_all']} structures)"
+        f"({res['teacher_structures_funnel']}/{res['teacher_structures_all']} structures), ranked per adsorbate"
     )
     if "recall_at_k" in res:
-        typer.echo(f"recall of teacher top-{top_k}: {res['recall_at_k']:.2f}")
+        typer.echo(f"recall of teacher top-{top_k} (per adsorbate, pooled): {res['recall_at_k']:.2f}")
     if res.get("compute_saved_share") is not None:
         typer.echo(f"compute saved: {res['compute_saved_share']:.0%}")
     typer.echo(f"report: {out / 'index.html'}")

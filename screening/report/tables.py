@@ -130,8 +130,13 @@ def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
         ),
         ("structures saved", funnel["structures_saved_share"]),
         ("compute saved (measured ms/structure)", funnel.get("compute_saved_share")),
-        (f"recall of teacher top-{funnel['top_k']}", funnel.get("recall_at_k")),
+        ("ranking", funnel.get("ranking", "pooled over adsorbates (older run)")),
+        (f"recall of teacher top-{funnel['top_k']} (pooled over adsorbates)", funnel.get("recall_at_k")),
         (f"student-only recall of teacher top-{funnel['top_k']}", funnel.get("student_only_recall_at_k")),
+    ]
+    rows += [
+        (f"recall of teacher top-{funnel['top_k']}, {a}*", v)
+        for a, v in sorted((funnel.get("recall_at_k_by_adsorbate") or {}).items())
     ]
     return [{"metric": k, "value": v} for k, v in rows]
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from screening.report.html import index_html
 from screening.report.plots import funnel_figure, make_figures
+from screening.report.reaction import reaction_figures, reaction_summary_lines, reaction_tables
 from screening.report.tables import (
     adsorbate_rows,
     anomaly_rows,
@@ -76,7 +77,7 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
     """(Re)write the report of a run directory from its run files (`screening.results`); returns file names."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
-    results, funnel = run.results, run.funnel
+    results, funnel, reaction = run.results, run.funnel, run.reaction
     figures: dict[str, list[str]] = {}
     sections: list[tuple[str, list[dict[str, Any]], list[str]]] = []
     if results is not None:
@@ -99,7 +100,12 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         sections.insert(at, ("Funnel (hierarchical screening)", rows, write_table(rows, run_dir, "funnel")))
         ranking = funnel["final_ranking"]
         sections.insert(
-            at + 1, ("Funnel final ranking (teacher ΔE, eV)", ranking, write_table(ranking, run_dir, "funnel_ranking"))
+            at + 1,
+            (
+                "Funnel final ranking per adsorbate (teacher ΔE, eV)",
+                ranking,
+                write_table(ranking, run_dir, "funnel_ranking"),
+            ),
         )
         figures["funnel"] = funnel_figure(funnel, run_dir, formats=formats, dpi=dpi)
         if results is None:
@@ -110,12 +116,20 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
                 _model_line("Student", mods["student"]),
                 f"Dataset: {funnel['dataset']['name']} — {funnel['dataset']['source']}",
             ]
-    md = ["# Screening report", ""] + [f"- {line}" for line in lines] + [""]
-    for title, rows, _files in sections:
-        md += [f"## {title}", "", markdown(rows)]
+    title = "Screening report"
+    if reaction is not None:
+        title = f"Reaction-aware screening report: {reaction['reaction']['name'].upper()}"
+        lines = reaction_summary_lines(reaction, _model_line) + lines
+        figures = reaction_figures(reaction, run_dir, formats=formats, dpi=dpi) | figures
+        sections = [
+            (t, rows, write_table(rows, run_dir, stem)) for t, rows, stem in reaction_tables(reaction)
+        ] + sections
+    md = [f"# {title}", ""] + [f"- {line}" for line in lines] + [""]
+    for sec_title, rows, _files in sections:
+        md += [f"## {sec_title}", "", markdown(rows)]
     md += ["## Figures", ""] + [f"![{n}]({f[0]})" for n, f in figures.items()] + [""]
     (run_dir / "summary.md").write_text("\n".join(md))
-    (run_dir / "index.html").write_text(index_html("Screening report", lines, sections, figures))
+    (run_dir / "index.html").write_text(index_html(title, lines, sections, figures))
     files = ["summary.md", "index.html"] + [f for fs in figures.values() for f in fs]
     files += [f for _t, _r, fs in sections for f in fs]
     return files

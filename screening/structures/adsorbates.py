@@ -1,7 +1,8 @@
 """Adsorbates, their placement on sites, gas-phase references and reference stoichiometry.
 
 Adsorbate geometries are given with the binding atom first, at the origin, the rest pointing up (+z):
-OH and CH with H up, CO C-down. The binding atom sits where its distance to every slab atom is at least
+OH and CH with H up, CO C-down, OOH (ORR/OER intermediate) end-on: O-O 1.45 Å tilted 38° from
+the normal, H up on the distal O (O-O-H 112°). The binding atom sits where its distance to every slab atom is at least
 the sum of covalent radii (ase.data) - exactly that sum to the nearest site atom(s).
 
 Gas references (H2, O2, H2O, N2, CH4, CO, NH3, from ase.build.molecule) are centred in a cubic box of
@@ -51,6 +52,7 @@ ADSORBATES: dict[str, list[tuple[str, tuple[float, float, float]]]] = {
     "CH2": [("C", (0.0, 0.0, 0.0)), *_umbrella("H", 2, 1.09, _TETRA)],
     "CH3": [("C", (0.0, 0.0, 0.0)), *_umbrella("H", 3, 1.09, _TETRA)],
     "NH2": [("N", (0.0, 0.0, 0.0)), *_umbrella("H", 2, 1.02, _TETRA)],
+    "OOH": [("O", (0.0, 0.0, 0.0)), ("O", (0.9, 0.0, 1.14)), ("H", (0.41, 0.0, 1.989))],
 }
 
 GAS_MOLECULES = ("H2", "O2", "H2O", "N2", "CH4", "CO", "NH3")
