@@ -328,6 +328,7 @@ def test_cli_run_rebuild_single_point_and_relax(tiny_ckpts, meta_file, tmp_path)
     assert {s["id"] for s in r["dataset"]["skipped"]} == {"r6", "r7"}
     md = (out / "summary.md").read_text().splitlines()
     assert "rebuilt from metadata" in md[0] and "not the DFT structures" in md[0]
+    assert "<title>Screening report — structures rebuilt from metadata" in (out / "index.html").read_text()
     assert md[2].startswith("- STRUCTURES: Structures rebuilt from CatalysisHub metadata")
     for f in ("rebuild_sites.csv", "rebuild_cells.csv", "rebuild_lattices.csv", "agreement.csv", "skipped.csv"):
         assert (out / f).is_file(), f

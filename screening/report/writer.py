@@ -120,8 +120,8 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         rows = anomaly_rows(results)
         sections.insert(2, ("Relaxation anomalies", rows, write_table(rows, run_dir, "anomalies")))
         rows = catbench_rows(results)
-        title = "CatBench anomaly classes (one relaxation per model: reproduction failure not assessed)"
-        sections.insert(3, (title, rows, write_table(rows, run_dir, "anomaly_classes")))
+        heading = "CatBench anomaly classes (one relaxation per model: reproduction failure not assessed)"
+        sections.insert(3, (heading, rows, write_table(rows, run_dir, "anomaly_classes")))
     lines = summary_lines(results) if results is not None else []
     if funnel is not None:
         rows = funnel_rows(funnel)
@@ -140,17 +140,17 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
                 _model_line("Student", mods["student"]),
                 f"Dataset: {funnel['dataset']['name']} — {funnel['dataset']['source']}",
             ]
-    title = "Screening report"
+    report_title = "Screening report"
     if results is not None and results["dataset"].get("structures") == "rebuild":
         info = results["dataset"].get("structures_info") or {}
         which = "model" if info.get("lattice", "model") == "model" else "default (builder)"
-        title += f" — structures rebuilt from metadata with {which} lattice constants, not the DFT structures"
-    md = [f"# {title}", ""] + [f"- {line}" for line in lines] + [""]
+        report_title += f" — structures rebuilt from metadata with {which} lattice constants, not the DFT structures"
+    md = [f"# {report_title}", ""] + [f"- {line}" for line in lines] + [""]
     for title, rows, _files in sections:
         md += [f"## {title}", "", markdown(rows)]
     md += ["## Figures", ""] + [f"![{n}]({f[0]})" for n, f in figures.items()] + [""]
     (run_dir / "summary.md").write_text("\n".join(md))
-    (run_dir / "index.html").write_text(index_html(title, lines, sections, figures))
+    (run_dir / "index.html").write_text(index_html(report_title, lines, sections, figures))
     files = ["summary.md", "index.html"] + [f for fs in figures.values() for f in fs]
     files += [f for _t, _r, fs in sections for f in fs]
     return files
