@@ -65,3 +65,41 @@ def grouped(rows: Sequence[Mapping[str, Any]], key: str, has_student: bool) -> d
     for value in sorted({str(r.get(key, "")) for r in rows}):
         out[value] = summ([r for r in rows if str(r.get(key, "")) == value])
     return out
+
+
+# ----------------------------------------------------------------------------- CatBench anomaly classes
+# CatBench (Moon et al.) gives each relaxed reaction one class, in this priority: reproduction failure (seeds
+# disagree; one deterministic run here, so never assigned), unphysical relaxation (not converged, slab atoms moved),
+# adsorbate migration (moved or desorbed), energy anomaly (|ΔE − ref| too large), normal.
+CATBENCH_CLASSES = ("normal", "unphysical_relaxation", "adsorbate_migration", "energy_anomaly")
+_CLASS_OF_FLAG = (
+    ("not converged", "unphysical_relaxation"),
+    ("clean slab", "unphysical_relaxation"),
+    ("slab moved", "unphysical_relaxation"),
+    ("adsorbate desorbed", "adsorbate_migration"),
+    ("adsorbate migrated", "adsorbate_migration"),
+    ("|ΔE", "energy_anomaly"),
+)
+_PRIORITY = {"unphysical_relaxation": 0, "adsorbate_migration": 1, "energy_anomaly": 2}
+
+
+def catbench_class(anomalies: Sequence[str] | None) -> str:
+    """CatBench class of a reaction from the runner's anomaly flags (any other flag counts as an unphysical
+    relaxation)."""
+    classes = []
+    for flag in anomalies or []:
+        cls = next((c for prefix, c in _CLASS_OF_FLAG if flag.startswith(prefix)), "unphysical_relaxation")
+        classes.append(cls)
+    return min(classes, key=_PRIORITY.__getitem__) if classes else "normal"
+
+
+def catbench_summary(rows: Sequence[Mapping[str, Any]], role: str) -> dict[str, Any]:
+    """For one model ("teacher"/"student") over relax-mode rows: reactions per CatBench class, MAE vs the
+    reference over all reactions and over the normal ones (CatBench's MAE_total and MAE_normal)."""
+    classes = [catbench_class(r.get(f"{role}_anomalies")) for r in rows]
+    out: dict[str, Any] = {"n": len(rows)}
+    out.update({c: classes.count(c) for c in CATBENCH_CLASSES})
+    out["mae_total"] = mae([r.get(role) for r in rows], [r["reference"] for r in rows])
+    normal = [r for r, c in zip(rows, classes, strict=True) if c == "normal"]
+    out["mae_normal"] = mae([r.get(role) for r in normal], [r["reference"] for r in normal])
+    return out

@@ -71,7 +71,12 @@ class ScreenReaction:
 
 @dataclass
 class ScreenSet:
-    """Reactions, their distinct structures by key, and what was skipped (id, reason)."""
+    """Reactions, their distinct structures by key, and what was skipped (id, reason).
+
+    `role_atoms` (optional): structures of one model role ("student") under the same keys, when each model gets
+    its own (structures rebuilt on each model's lattice constants); other roles use `atoms`. `structures` says
+    where the structures come from ("cathub": the DFT structures, "rebuild": rebuilt from metadata, "builtin",
+    "generated") and `structures_info` carries what a report shows about it."""
 
     name: str
     source: str
@@ -80,11 +85,18 @@ class ScreenSet:
     atoms: dict[str, Atoms]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     counts: dict[str, Any] = field(default_factory=dict)
+    role_atoms: dict[str, dict[str, Atoms]] = field(default_factory=dict)
+    structures: str = ""
+    structures_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def gas_keys(self) -> set[str]:
         """Keys of systems that are gas-phase species in some reaction."""
         return {r.systems[n] for r in self.reactions for n, g in r.gas.items() if g}
+
+    def atoms_for(self, role: str) -> dict[str, Atoms]:
+        """Structures by key as model `role` ("teacher", "student") evaluates them."""
+        return self.role_atoms.get(role, self.atoms)
 
     def limit(self, n: int | None) -> ScreenSet:
         """The first `n` reactions (None: all) with only the structures they need."""
@@ -101,6 +113,9 @@ class ScreenSet:
             {k: a for k, a in self.atoms.items() if k in keys},
             skipped,
             dict(self.counts),
+            {role: {k: a for k, a in at.items() if k in keys} for role, at in self.role_atoms.items()},
+            self.structures,
+            dict(self.structures_info),
         )
 
 
@@ -143,7 +158,11 @@ def from_dataset(dataset: Any) -> ScreenSet:
             )
         )
     counts = dict(dataset.counts)
-    return ScreenSet(dataset.name, dataset.source, "dft", reactions, atoms, skipped, counts)
+    info = {"kind": "cathub", "note": "Structures: the DFT structures from CatalysisHub"}
+    return ScreenSet(
+        dataset.name, dataset.source, "dft", reactions, atoms, skipped, counts, structures="cathub",
+        structures_info=info,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- generated candidates
@@ -249,7 +268,8 @@ def builtin_set(
                 )
             )  # fmt: skip
     source = f"built-in: {len(surfaces)} surfaces × {list(adsorbates)}, {layers} layers, unrelaxed"
-    return ScreenSet("builtin", source, "teacher", reactions, atoms, skipped, {"reactions": len(reactions)})
+    counts = {"reactions": len(reactions)}
+    return ScreenSet("builtin", source, "teacher", reactions, atoms, skipped, counts, structures="builtin")
 
 
 def generated_set(
@@ -284,7 +304,8 @@ def generated_set(
             adsorption_reaction(rid, ads, nu, ks, ka, gk, surface=comp, facet=facet, site=site, strain_percent=strain)
         )
     source = f"generated: ChemicalSpace({list(elements)}).sample({n}, seed={seed}), unrelaxed"
-    return ScreenSet("generated", source, "teacher", reactions, atoms, [], {"reactions": len(reactions)})
+    counts = {"reactions": len(reactions)}
+    return ScreenSet("generated", source, "teacher", reactions, atoms, [], counts, structures="generated")
 
 
 class ScreenSetError(ValueError):
@@ -303,15 +324,23 @@ def load_screen_set(
     `FileNotFoundError` for a missing file; `ScreenSetError` saying how to get the data otherwise."""
     if dataset is None and data_file is None:
         return builtin_set(limit=limit)
+    return from_dataset(load_reaction_dataset(dataset, data_file, cache_dir=cache_dir)).limit(limit)
+
+
+def load_reaction_dataset(
+    dataset: str | None, data_file: str | Path | None = None, *, cache_dir: str | Path | None = None
+) -> Any:
+    """The `screening.cathub.Dataset` of `dataset` (cache) or `data_file`; `FileNotFoundError` for a missing file,
+    `ScreenSetError` saying how to get the data otherwise."""
     try:
-        ds = load_dataset(dataset or Path(data_file).stem, cache_dir=cache_dir, data_file=data_file)
+        return load_dataset(dataset or Path(data_file).stem, cache_dir=cache_dir, data_file=data_file)
     except FileNotFoundError:
         raise
     except OfflineError as err:
         raise ScreenSetError(
-            f"{err}\nTo get the data: `screen fetch --dataset {dataset}` with CATHUB_API_KEY set (resumable), "
-            "or pass --data-file FILE. Without a dataset, `screen run` screens the built-in offline set."
+            f"{err}\nTo get the data: `screen fetch --dataset {dataset}` with CATHUB_API_KEY set (resumable; "
+            "`--metadata-only` suffices for `screen run --structures rebuild`), or pass --data-file FILE. Without "
+            "a dataset, `screen run` screens the built-in offline set."
         ) from err
     except Exception as err:  # file format errors: one message, no traceback
         raise ScreenSetError(f"could not load dataset: {type(err).__name__}: {err}") from err
-    return from_dataset(ds).limit(limit)

@@ -234,7 +234,7 @@ def run_screening(
     all_keys = list(screen_set.atoms)
     t_store = EnergyStore(run_dir, "teacher", teacher, cfg.mode)
     e_teacher = evaluate_systems(
-        teacher, screen_set.atoms, all_keys, t_store, mode=cfg.mode, batch_atoms=cfg.batch_atoms,
+        teacher, screen_set.atoms_for("teacher"), all_keys, t_store, mode=cfg.mode, batch_atoms=cfg.batch_atoms,
         gas_keys=gas_keys, fmax=cfg.fmax, max_steps=cfg.max_steps,
     )  # fmt: skip
     e_student: dict[str, float] | None = None
@@ -243,7 +243,7 @@ def run_screening(
         s_keys = [k for k in all_keys if not (cfg.gas_energies == "teacher" and k in gas_keys)]
         s_store = EnergyStore(run_dir, "student", student, cfg.mode)
         e_student = evaluate_systems(
-            student, screen_set.atoms, s_keys, s_store, mode=cfg.mode, batch_atoms=cfg.batch_atoms,
+            student, screen_set.atoms_for("student"), s_keys, s_store, mode=cfg.mode, batch_atoms=cfg.batch_atoms,
             gas_keys=gas_keys, fmax=cfg.fmax, max_steps=cfg.max_steps,
         )  # fmt: skip
     gas_ref = e_teacher if cfg.gas_energies == "teacher" else None
@@ -313,6 +313,8 @@ def run_screening(
             "distinct_systems": len(screen_set.atoms),
             "gas_systems": len(gas_keys),
             "skipped": [{"id": i, "reason": why} for i, why in screen_set.skipped],
+            "structures": screen_set.structures,
+            "structures_info": screen_set.structures_info,
         },
         "reference": reference_label(screen_set, teacher),
         "reference_note": (

@@ -439,5 +439,6 @@ def test_real_alonso_metadata_page_is_skipped_with_reasons(shared_dir, tmp_path)
     sset = from_dataset(ds)
     assert not sset.reactions and len(sset.skipped) == 200
     assert all(why.startswith("no structure for") for _, why in sset.skipped)
-    res, text = _invoke(["run", "--dataset", "alonso", "--data-file", str(raw), "--out", str(tmp_path / "a")])
-    assert res.exit_code == 2 and "no reactions to screen (200 skipped" in text
+    args = ["run", "--dataset", "alonso", "--data-file", str(raw), "--structures", "cathub", "--out", str(tmp_path)]
+    res, text = _invoke(args)  # the DFT structures asked for explicitly; by default the run rebuilds them
+    assert res.exit_code == 2 and "no reactions to screen (200 skipped" in text and "--structures rebuild" in text

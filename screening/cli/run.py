@@ -41,37 +41,76 @@ def run(
     max_steps: Annotated[int, typer.Option("--max-steps", help="Relax mode: max force calls.")] = 300,
     threads: ThreadsOpt = 1,
     svg: SvgOpt = False,
+    structures: Annotated[
+        str,
+        typer.Option(
+            "--structures",
+            help="auto (the DFT structures when the cache/file holds any, else rebuild) | cathub | rebuild (from "
+            "metadata: prototype, cell, facet, strain, named site, on each model's own lattice constants).",
+        ),
+    ] = "auto",
+    lattice: Annotated[
+        str,
+        typer.Option("--lattice", help="Rebuild: model (each model's relaxed lattice constants) | default (builder)."),
+    ] = "model",
+    lattice_cache: Annotated[
+        Path | None,
+        typer.Option("--lattice-cache", help="Rebuild: lattice-constant cache (default data/cache/lattice)."),
+    ] = None,
 ) -> None:
     """Screen reactions with teacher and student; write results.json and a report (figures, tables, index.html).
     Re-running into the same --out resumes from the cached per-system energies."""
     import torch
 
     from screening.evaluators import resolve_models
-    from screening.reactions import ScreenSetError, load_screen_set
+    from screening.reactions import ScreenSetError, from_dataset, load_reaction_dataset, load_screen_set
+    from screening.rebuild import choose_structures, rebuild_screen_set, run_rebuilt_and_report
     from screening.runner import RunConfig, run_and_report
 
     torch.set_num_threads(threads)
+    used = None
     try:
         cfg = RunConfig(mode=mode, gas_energies=gas_energies, batch_atoms=batch_atoms, fmax=fmax, max_steps=max_steps,
                         threads=threads)  # fmt: skip
-        sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
-        if not sset.reactions:
+        if dataset is None and data_file is None:
+            if structures == "rebuild":
+                fail("--structures rebuild needs --dataset or --data-file (CatalysisHub metadata)")
+            sset = load_screen_set(None, None, limit=limit)
+        else:
+            ds = load_reaction_dataset(dataset, data_file, cache_dir=cache_dir)
+            used, why = choose_structures(ds, structures)
+            typer.echo(f"structures: {used} ({why})")
+            sset = from_dataset(ds).limit(limit) if used == "cathub" else None
+        if sset is not None and not sset.reactions:
             example = sset.skipped[0][1] if sset.skipped else "-"
             fail(
-                f"no reactions to screen ({len(sset.skipped)} skipped, e.g. {example}); "
-                "metadata without structures? run `screen fetch` to download the structures"
+                f"no reactions to screen ({len(sset.skipped)} skipped, e.g. {example}); metadata without "
+                "structures? `--structures rebuild` rebuilds them from the metadata, or run `screen fetch` to "
+                "download the structures"
             )
         t, s, reason = resolve_models(teacher, None if student == "auto" else student)
+        if sset is None:
+            sset = rebuild_screen_set(
+                ds, {"teacher": t, "student": s}, lattice=lattice, lattice_cache=lattice_cache, limit=limit
+            )
+            if not sset.reactions:
+                fail(f"no reaction could be rebuilt ({len(sset.skipped)} skipped, e.g. {sset.skipped[0][1]})")
     except (FileNotFoundError, KeyError, ValueError, ScreenSetError) as err:
         fail(str(err).strip("'\""))
-    out = out or Path("reports") / (sset.name + ("" if mode == "single-point" else "-relax"))
+    suffix = ("-rebuilt" if used == "rebuild" else "") + ("" if mode == "single-point" else "-relax")
+    out = out or Path("reports") / (sset.name + suffix)
     typer.echo(
         f"screening {len(sset.reactions)} reactions ({len(sset.atoms)} distinct systems) from {sset.source}; "
         f"teacher {t.label}; student {s.label if s else 'none (' + str(reason) + ')'}"
     )
+    if used == "rebuild":
+        typer.echo(f"not rebuilt: {len(sset.skipped)} ({sset.structures_info.get('skip_reasons')})")
     cmd = "screen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("screen") else None
-    res = run_and_report(sset, t, s, out, config=cfg, student_absent_reason=reason, command=cmd,
-                         formats=("png", "svg") if svg else ("png",))  # fmt: skip
+    if used == "rebuild" and cfg.mode == "relax":
+        typer.echo("relax mode: each clean slab is relaxed once per model and its adsorbates are placed on it")
+    runner = run_rebuilt_and_report if used == "rebuild" else run_and_report
+    res = runner(sset, t, s, out, config=cfg, student_absent_reason=reason, command=cmd,
+                 formats=("png", "svg") if svg else ("png",))  # fmt: skip
     m = res["metrics"]["all"]
     typer.echo(f"reference: {res['reference']}")
     typer.echo(f"MAE teacher {m['mae_teacher']:.3f} eV" + (f", student {m['mae_student']:.3f} eV" if s else ""))

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from calculators.stats import spearman as _spearman
+from screening.metrics import CATBENCH_CLASSES, catbench_summary, mae
+
 
 def fmt(v: Any, digits: int = 3) -> str:
     """A table cell: None and non-finite floats as "—", floats to `digits` decimals, lists joined by "; "."""
@@ -26,6 +29,7 @@ def fmt(v: Any, digits: int = 3) -> str:
 def reaction_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per reaction (eV)."""
     has_s = "student" in results["models"]
+    notes = (results["dataset"].get("structures_info") or {}).get("reaction_notes") or {}
     out = []
     for r in results["reactions"]:
         row = {
@@ -43,6 +47,8 @@ def reaction_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             row.update(student_eV=r["student"], student_error_eV=r["student_error"])
         if r.get("caveat"):
             row["caveat"] = r["caveat"]
+        if notes.get(r["id"]):
+            row["rebuild_note"] = notes[r["id"]]
         if "teacher_anomalies" in r:
             row["teacher_anomalies"] = r["teacher_anomalies"]
             if has_s:
@@ -114,6 +120,67 @@ def anomaly_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         for cls, n in counts.items():
             out.append({"model": results["models"][role]["label"], "class": cls, "reactions": n})
     return out
+
+
+def catbench_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Relax mode: per model and adsorbate (and all), reactions per CatBench class with MAE_total and MAE_normal
+    (reproduction failure is not assessed: one deterministic relaxation per model)."""
+    out = []
+    rows = results["reactions"]
+    groups = sorted({str(r.get("adsorbate", "")) for r in rows}) + ["all"]
+    for role in results.get("anomalies", {}):
+        for g in groups:
+            sub = rows if g == "all" else [r for r in rows if str(r.get("adsorbate", "")) == g]
+            s = catbench_summary(sub, role)
+            row = {"model": results["models"][role]["label"], "adsorbate": g, "n": s["n"]}
+            row.update({c: s[c] for c in CATBENCH_CLASSES})
+            row.update(MAE_total_eV=s["mae_total"], MAE_normal_eV=s["mae_normal"])
+            out.append(row)
+    return out
+
+
+def agreement_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Student vs teacher, per adsorbate and all: MAE between their ΔE (eV) and Spearman ρ (empty without a
+    student)."""
+    if "student" not in results["models"]:
+        return []
+    rows = results["reactions"]
+    out = []
+    for g in sorted({str(r.get("adsorbate", "")) for r in rows}) + ["all"]:
+        sub = rows if g == "all" else [r for r in rows if str(r.get("adsorbate", "")) == g]
+        s, t = [r.get("student") for r in sub], [r.get("teacher") for r in sub]
+        out.append(
+            {"adsorbate": g, "n": len(sub), "MAE_student_vs_teacher_eV": mae(s, t), "spearman_student_vs_teacher":
+             _spearman(s, t)}
+        )  # fmt: skip
+    return out
+
+
+def rebuild_tables(results: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], str]]:
+    """(title, rows, file name) of the rebuild tables — cells, lattice constants, site-name mapping — when the
+    structures were rebuilt from metadata, else []."""
+    info = results["dataset"].get("structures_info") or {}
+    if info.get("kind") != "rebuild":
+        return []
+    pre = info.get("slab_prerelax") or {}
+    pre_rows = [row for v in pre.values() if isinstance(v, dict) for row in v.get("rows", [])]
+    extra = []
+    if pre_rows:
+        title = (
+            f"Clean slabs relaxed once per model before the adsorbates are placed on them (fmax {pre.get('fmax')} "
+            f"eV/Å, ≤ {pre.get('max_steps')} steps; not in the speed table)"
+        )
+        extra.append((title, pre_rows, "rebuild_slab_relaxation"))
+    return extra + [
+        ("Rebuilt surface cells", info.get("cells", []), "rebuild_cells"),
+        (f"Lattice constants ({info.get('lattice_method')})", info.get("lattices", []), "rebuild_lattices"),
+        ("CatalysisHub site names on the built slabs", info.get("sites", []), "rebuild_sites"),
+        (
+            "Not rebuilt, by reason",
+            [{"reason": k, "reactions": v} for k, v in (info.get("skip_reasons") or {}).items()],
+            "rebuild_skip_reasons",
+        ),
+    ]
 
 
 def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:

@@ -12,11 +12,14 @@ from screening.report.plots import funnel_figure, make_figures
 from screening.report.reaction import reaction_figures, reaction_summary_lines, reaction_tables
 from screening.report.tables import (
     adsorbate_rows,
+    agreement_rows,
     anomaly_rows,
+    catbench_rows,
     fmt,
     funnel_rows,
     markdown,
     reaction_rows,
+    rebuild_tables,
     skipped_rows,
     speed_rows,
     write_table,
@@ -31,11 +34,31 @@ def _model_line(role: str, d: dict[str, Any]) -> str:
     return f"{role}: {d['label']} [{d.get('kind', '?')}]" + (" — " + ", ".join(extra) if extra else "")
 
 
+def structures_line(results: dict[str, Any]) -> str | None:
+    """Where the structures come from, in words (None when the run does not say): for rebuilt structures it
+    states that they are not the DFT ones."""
+    ds = results["dataset"]
+    info = ds.get("structures_info") or {}
+    if ds.get("structures") == "rebuild":
+        parts = [f"{info.get('note', 'Structures rebuilt from CatalysisHub metadata')}."]
+        if info.get("lattice") == "model":
+            parts.append(f"Lattice constants: {info.get('lattice_method')} per model and bulk (table below).")
+        parts.append(
+            "Relaxed DFT geometries, sites the adsorbate left in DFT ('-d') and DFT lattice constants are not "
+            "reproduced: the comparison with DFT includes these differences."
+        )
+        return "STRUCTURES: " + " ".join(parts)
+    if info.get("note"):
+        return str(info["note"])
+    return None
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """What the report is about: reference, models with hashes, dataset, counts, headline metrics, caveats."""
     ds = results["dataset"]
     m = results["metrics"]["all"]
-    lines = [
+    lines = [structures_line(results)] if structures_line(results) else []
+    lines += [
         f"Reference: {results['reference']}. {results['reference_note']}",
         _model_line("Teacher", results["models"]["teacher"]),
     ]
@@ -83,16 +106,23 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
     if results is not None:
         figures = make_figures(results, run_dir, formats=formats, dpi=dpi)
         ref = results["reference"]
-        for title, rows, name in (
+        tables = [
             (f"Per-adsorbate metrics (reference: {ref})", adsorbate_rows(results), "per_adsorbate"),
             ("Speed", speed_rows(results), "speed"),
             (f"Per-reaction results, eV (reference: {ref})", reaction_rows(results), "reactions"),
             ("Skipped / invalid reactions", skipped_rows(results), "skipped"),
-        ):
+        ]
+        if "student" in results["models"]:
+            tables.insert(1, ("Student vs teacher agreement (ΔE)", agreement_rows(results), "agreement"))
+        tables += rebuild_tables(results)
+        for title, rows, name in tables:
             sections.append((title, rows, write_table(rows, run_dir, name)))
     if results is not None and results.get("anomalies"):
         rows = anomaly_rows(results)
         sections.insert(2, ("Relaxation anomalies", rows, write_table(rows, run_dir, "anomalies")))
+        rows = catbench_rows(results)
+        heading = "CatBench anomaly classes (one relaxation per model: reproduction failure not assessed)"
+        sections.insert(3, (heading, rows, write_table(rows, run_dir, "anomaly_classes")))
     lines = summary_lines(results) if results is not None else []
     if funnel is not None:
         rows = funnel_rows(funnel)
@@ -117,6 +147,10 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
                 f"Dataset: {funnel['dataset']['name']} — {funnel['dataset']['source']}",
             ]
     title = "Screening report"
+    if results is not None and results["dataset"].get("structures") == "rebuild":
+        info = results["dataset"].get("structures_info") or {}
+        which = "model" if info.get("lattice", "model") == "model" else "default (builder)"
+        title += f" — structures rebuilt from metadata with {which} lattice constants, not the DFT structures"
     if reaction is not None:
         title = f"Reaction-aware screening report: {reaction['reaction']['name'].upper()}"
         lines = reaction_summary_lines(reaction, _model_line) + lines
