@@ -17,6 +17,7 @@ from typing import Any
 
 from ase import Atoms
 
+from calculators.batch import StructureError, unphysical_reason, validate_atoms
 from calculators.hashing import structure_key
 from screening.cathub import OfflineError, load_dataset
 from screening.structures import (
@@ -85,6 +86,33 @@ class ScreenSet:
     def gas_keys(self) -> set[str]:
         """Keys of systems that are gas-phase species in some reaction."""
         return {r.systems[n] for r in self.reactions for n, g in r.gas.items() if g}
+
+    def without_unphysical(self) -> ScreenSet:
+        """This set without the reactions that use an unphysical structure (atoms closer than half the sum of
+        their covalent radii, absurd coordinates, a degenerate periodic cell), each skipped with the reason, so
+        no model's number for them reaches a metric. Returns `self` when every structure is fine."""
+        bad: dict[str, str] = {}
+        for key, atoms in self.atoms.items():
+            try:
+                validate_atoms(atoms)
+            except StructureError as err:
+                bad[key] = f"{atoms.get_chemical_formula()}: {str(err).split(': ', 1)[-1]}"
+                continue
+            reason = unphysical_reason(atoms)
+            if reason is not None:
+                bad[key] = reason
+        if not bad:
+            return self
+        reactions, skipped = [], list(self.skipped)
+        for r in self.reactions:
+            found = [f"{name}: {bad[k]}" for name, k in r.systems.items() if k in bad]
+            if found:
+                skipped.append((r.id, "; ".join(found)))
+            else:
+                reactions.append(r)
+        keys = {k for r in reactions for k in r.systems.values()}
+        atoms = {k: a for k, a in self.atoms.items() if k in keys}
+        return ScreenSet(self.name, self.source, self.reference_kind, reactions, atoms, skipped, dict(self.counts))
 
     def limit(self, n: int | None) -> ScreenSet:
         """The first `n` reactions (None: all) with only the structures they need."""

@@ -43,6 +43,8 @@ def reaction_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             row.update(student_eV=r["student"], student_error_eV=r["student_error"])
         if r.get("caveat"):
             row["caveat"] = r["caveat"]
+        if r.get("excluded"):
+            row["excluded"] = r["excluded"]
         if "teacher_anomalies" in r:
             row["teacher_anomalies"] = r["teacher_anomalies"]
             if has_s:
@@ -133,6 +135,14 @@ def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
         (f"recall of teacher top-{funnel['top_k']}", funnel.get("recall_at_k")),
         (f"student-only recall of teacher top-{funnel['top_k']}", funnel.get("student_only_recall_at_k")),
     ]
+    if funnel.get("excluded"):
+        rows.append(
+            ("excluded (failed or non-finite ΔE)", "; ".join(f"{e['id']}: {e['reason']}" for e in funnel["excluded"]))
+        )
+    if funnel.get("skipped"):
+        rows.append(
+            ("skipped (unphysical structures)", "; ".join(f"{e['id']}: {e['reason']}" for e in funnel["skipped"]))
+        )
     return [{"metric": k, "value": v} for k, v in rows]
 
 

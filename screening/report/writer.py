@@ -22,6 +22,8 @@ from screening.report.tables import (
 )
 from screening.results import read_run
 
+OPTIONAL_TABLES = ("anomalies", "funnel", "funnel_ranking")  # written only by some runs
+
 
 def _model_line(role: str, d: dict[str, Any]) -> str:
     extra = [
@@ -45,8 +47,14 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     lines += [
         f"Dataset: {ds['name']} — {ds['source']}; counts: "
         + ", ".join(f"{k} {v}" for k, v in ds.get("counts", {}).items() if v not in (None, {}, 0) or k == "invalid"),
-        f"Reactions screened: {ds['reactions_screened']}; distinct systems evaluated: {ds['distinct_systems']} "
-        f"({ds['gas_systems']} gas); skipped/invalid: {len(ds['skipped'])}",
+        f"Reactions screened: {ds['reactions_screened']}"
+        + (
+            f" ({ds['reactions_excluded']} excluded from the metrics: failed or non-finite energies, see Skipped)"
+            if ds.get("reactions_excluded")
+            else ""
+        )
+        + f"; distinct systems evaluated: {ds['distinct_systems']} ({ds['gas_systems']} gas); skipped/invalid: "
+        f"{len(ds['skipped'])}",
         f"Mode: {results['config']['mode']}; gas-phase energies: {results['gas_energies']} "
         + (
             "(the teacher's gas energies are used for both models, FORK protocol)"
@@ -67,13 +75,17 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"Caveat on {results['caveat_reactions']} reaction(s) (column 'caveat'): " + "; ".join(results["caveats"])
         )
+    for note in results.get("recovered_caches", []):
+        lines.append(f"Recovered cache: {note}")
     lines.append("Timing: " + results["timing"]["note"])
     lines.append(f"Created {results['created']}" + (f" by `{results['command']}`" if results.get("command") else ""))
     return lines
 
 
 def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi: int = 100) -> list[str]:
-    """(Re)write the report of a run directory from its run files (`screening.results`); returns file names."""
+    """(Re)write the report of a run directory from its run files (`screening.results`); returns file names.
+    Tables an earlier run left but this one does not have (a relax run's anomalies, a funnel's tables) are
+    removed, so the folder never mixes two runs."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     results, funnel = run.results, run.funnel
@@ -110,6 +122,12 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
                 _model_line("Student", mods["student"]),
                 f"Dataset: {funnel['dataset']['name']} — {funnel['dataset']['source']}",
             ]
+    written = {f for _t, _r, fs in sections for f in fs}
+    for name in OPTIONAL_TABLES:
+        for ext in ("csv", "md"):
+            stale = run_dir / f"{name}.{ext}"
+            if stale.name not in written and stale.is_file():
+                stale.unlink()
     md = ["# Screening report", ""] + [f"- {line}" for line in lines] + [""]
     for title, rows, _files in sections:
         md += [f"## {title}", "", markdown(rows)]
