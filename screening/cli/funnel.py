@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import finite
 from screening.cli.options import (
     BatchAtomsOpt,
     CacheDirOpt,
@@ -28,18 +29,29 @@ def funnel(
     data_file: DataFileOpt = None,
     cache_dir: CacheDirOpt = None,
     generate: Annotated[
-        int | None, typer.Option("--generate", help="Screen N generated candidates (ChemicalSpace) instead.")
+        int | None, typer.Option("--generate", min=1, help="Screen N generated candidates (ChemicalSpace) instead.")
     ] = None,
     elements: Annotated[str, typer.Option("--elements", help="Elements for --generate.")] = "Pt,Pd,Cu,Ni,Au,Ag",
     seed: SeedOpt = 0,
     teacher: TeacherOpt = "sevennet-0",
     student: StudentOpt = "auto",
-    fraction: Annotated[float, typer.Option("--fraction", help="Share re-evaluated by the teacher.")] = 0.2,
-    target: Annotated[float | None, typer.Option("--target", help="Target ΔE, eV (score |ΔE − target|).")] = None,
-    window: Annotated[
-        float | None, typer.Option("--window", help="Re-evaluate |ΔE_student − target| ≤ window eV.")
+    fraction: Annotated[
+        float,
+        typer.Option(
+            "--fraction", help="Share re-evaluated by the teacher.", callback=finite(low=0, high=1, low_open=True)
+        ),
+    ] = 0.2,
+    target: Annotated[
+        float | None,
+        typer.Option("--target", help="Target ΔE, eV (score |ΔE − target|).", callback=finite(optional=True)),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="k for the recall of the teacher's top-k.")] = 5,
+    window: Annotated[
+        float | None,
+        typer.Option(
+            "--window", help="Re-evaluate |ΔE_student − target| ≤ window eV.", callback=finite(low=0, optional=True)
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="k for the recall of the teacher's top-k.")] = 5,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Teacher on all candidates for recall.")] = True,
     limit: LimitOpt = None,
     out: OutOpt = None,
@@ -51,12 +63,16 @@ def funnel(
     those within --window of --target); reports recall of the teacher's top-k and the compute saved."""
     import torch
 
+    from calculators.files import LockedError
     from calculators.parsing import split_list
     from screening.evaluators import resolve_models
     from screening.funnel import funnel_and_report
     from screening.reactions import ScreenSetError, generated_set, load_screen_set
+    from screening.results import run_lock
     from screening.runner import RunConfig
 
+    if window is not None and target is None:
+        fail("--window needs --target")
     torch.set_num_threads(threads)
     try:
         cfg = RunConfig(gas_energies=gas_energies, batch_atoms=batch_atoms, threads=threads)
@@ -66,11 +82,13 @@ def funnel(
             sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
         if not sset.reactions:
             fail("no candidates")
-        t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
         out = out or Path("reports") / f"funnel-{sset.name}"
-        res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window, top_k=top_k,
-                                verify=verify, config=cfg)  # fmt: skip
-    except (FileNotFoundError, KeyError, ValueError, ScreenSetError) as err:
+        out.mkdir(parents=True, exist_ok=True)
+        with run_lock(out):  # a second run into this folder stops here, before loading models
+            t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
+            res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window, top_k=top_k,
+                                    verify=verify, config=cfg)  # fmt: skip
+    except (FileNotFoundError, KeyError, ValueError, ScreenSetError, LockedError, OSError) as err:
         fail(str(err).strip("'\""))
     typer.echo(
         f"{res['candidates']} candidates, teacher re-evaluated {res['re_evaluated']} "
@@ -78,6 +96,8 @@ def funnel(
     )
     if "recall_at_k" in res:
         typer.echo(f"recall of teacher top-{top_k}: {res['recall_at_k']:.2f}")
+    if res.get("excluded"):
+        typer.echo(f"{len(res['excluded'])} candidate(s) excluded (failed or non-finite energies, see funnel.csv)")
     if res.get("compute_saved_share") is not None:
         typer.echo(f"compute saved: {res['compute_saved_share']:.0%}")
     typer.echo(f"report: {out / 'index.html'}")

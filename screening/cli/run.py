@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
@@ -14,8 +14,10 @@ from screening.cli.options import (
     CacheDirOpt,
     DataFileOpt,
     DatasetOpt,
+    FmaxOpt,
     GasOpt,
     LimitOpt,
+    MaxStepsOpt,
     ModeOpt,
     OutOpt,
     StudentOpt,
@@ -37,8 +39,8 @@ def run(
     out: OutOpt = None,
     gas_energies: GasOpt = "teacher",
     batch_atoms: BatchAtomsOpt = 256,
-    fmax: Annotated[float, typer.Option("--fmax", help="Relax mode: force threshold, eV/Å.")] = 0.05,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Relax mode: max force calls.")] = 300,
+    fmax: FmaxOpt = 0.05,
+    max_steps: MaxStepsOpt = 300,
     threads: ThreadsOpt = 1,
     svg: SvgOpt = False,
 ) -> None:
@@ -46,35 +48,47 @@ def run(
     Re-running into the same --out resumes from the cached per-system energies."""
     import torch
 
+    from calculators.files import LockedError
     from screening.evaluators import resolve_models
     from screening.reactions import ScreenSetError, load_screen_set
+    from screening.report.tables import fmt
+    from screening.results import run_lock
     from screening.runner import RunConfig, run_and_report
 
     torch.set_num_threads(threads)
-    try:
-        cfg = RunConfig(mode=mode, gas_energies=gas_energies, batch_atoms=batch_atoms, fmax=fmax, max_steps=max_steps,
-                        threads=threads)  # fmt: skip
-        sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
-        if not sset.reactions:
-            example = sset.skipped[0][1] if sset.skipped else "-"
-            fail(
-                f"no reactions to screen ({len(sset.skipped)} skipped, e.g. {example}); "
-                "metadata without structures? run `screen fetch` to download the structures"
-            )
-        t, s, reason = resolve_models(teacher, None if student == "auto" else student)
-    except (FileNotFoundError, KeyError, ValueError, ScreenSetError) as err:
-        fail(str(err).strip("'\""))
-    out = out or Path("reports") / (sset.name + ("" if mode == "single-point" else "-relax"))
-    typer.echo(
-        f"screening {len(sset.reactions)} reactions ({len(sset.atoms)} distinct systems) from {sset.source}; "
-        f"teacher {t.label}; student {s.label if s else 'none (' + str(reason) + ')'}"
-    )
-    cmd = "screen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("screen") else None
-    res = run_and_report(sset, t, s, out, config=cfg, student_absent_reason=reason, command=cmd,
-                         formats=("png", "svg") if svg else ("png",))  # fmt: skip
+    with contextlib.ExitStack() as held:
+        try:
+            cfg = RunConfig(mode=mode, gas_energies=gas_energies, batch_atoms=batch_atoms, fmax=fmax,
+                            max_steps=max_steps, threads=threads)  # fmt: skip
+            sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
+            if not sset.reactions:
+                example = sset.skipped[0][1] if sset.skipped else "-"
+                fail(
+                    f"no reactions to screen ({len(sset.skipped)} skipped, e.g. {example}); "
+                    "metadata without structures? run `screen fetch` to download the structures"
+                )
+            out = out or Path("reports") / (sset.name + ("" if mode == "single-point" else "-relax"))
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(run_lock(out))  # a second run into this folder stops here, before loading models
+            t, s, reason = resolve_models(teacher, None if student == "auto" else student)
+        except (FileNotFoundError, KeyError, ValueError, ScreenSetError, LockedError, OSError) as err:
+            fail(str(err).strip("'\""))
+        typer.echo(
+            f"screening {len(sset.reactions)} reactions ({len(sset.atoms)} distinct systems) from {sset.source}; "
+            f"teacher {t.label}; student {s.label if s else 'none (' + str(reason) + ')'}"
+        )
+        cmd = "screen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("screen") else None
+        try:
+            res = run_and_report(sset, t, s, out, config=cfg, student_absent_reason=reason, command=cmd,
+                                 formats=("png", "svg") if svg else ("png",))  # fmt: skip
+        except OSError as err:
+            fail(str(err))
     m = res["metrics"]["all"]
     typer.echo(f"reference: {res['reference']}")
-    typer.echo(f"MAE teacher {m['mae_teacher']:.3f} eV" + (f", student {m['mae_student']:.3f} eV" if s else ""))
+    typer.echo(f"MAE teacher {fmt(m['mae_teacher'])} eV" + (f", student {fmt(m['mae_student'])} eV" if s else "")
+               + f" over {m['n']} reactions")  # fmt: skip
+    if res["dataset"].get("reactions_excluded"):
+        typer.echo(f"{res['dataset']['reactions_excluded']} reaction(s) excluded from the metrics (see skipped.csv)")
     if s and res["timing"].get("speedup"):
         typer.echo(f"speedup {res['timing']['speedup']:.2f}x")
     typer.echo(f"model calls: teacher {t.calls}" + (f", student {s.calls}" if s else ""))
