@@ -3,7 +3,7 @@ registry and `load_model`, ASE calculators, batched prediction and relaxation, H
 and parsing helpers the other packages share. Nothing here imports `distill` or `screening`."""
 
 from calculators.ase_calculator import DistilledCalculator, ModelCalculator, TeacherCalculator
-from calculators.batch import AtomsBatch, StructureError
+from calculators.batch import AtomsBatch, StructureError, UnphysicalStructureWarning
 from calculators.batched import RelaxResult, predict_many, relax_many
 from calculators.fingerprint import model_fingerprint
 from calculators.gemnet import CheckpointError
@@ -35,6 +35,7 @@ __all__ = [
     "SevenNetModel",
     "StructureError",
     "TeacherCalculator",
+    "UnphysicalStructureWarning",
     "build_neighbors",
     "cached_checkpoint",
     "candidates_valid",

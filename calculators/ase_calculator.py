@@ -13,7 +13,13 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from calculators.batch import AtomsBatch, validate_atoms
+from calculators.batch import (
+    MIN_DISTANCE_RATIO,
+    AtomsBatch,
+    UnphysicalStructureWarning,
+    unphysical_reason,
+    validate_atoms,
+)
 from calculators.loading import DEFAULT_STUDENT_NAME, DEFAULT_TEACHER, load_model
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel, NeighborCandidates
 from calculators.neighbors import build_neighbors, candidates_valid
@@ -179,6 +185,7 @@ class ModelCalculator(Calculator):
                 self._candidates = build_neighbors(batch, search_radius(self.model) + self.skin)
                 self.neighbor_builds += 1
             kwargs["neighbors"] = self._candidates
+        self._warn_if_unphysical(batch)
         out = self.model.predict(batch, forces=True, **kwargs)
         self.model_calls += 1
         energy = float(out[ENERGY].detach().cpu().double()[0])
@@ -191,6 +198,25 @@ class ModelCalculator(Calculator):
             self.results["energies"] = out[ATOM_ENERGIES].detach().cpu().double().numpy()
         if not np.isfinite(energy):
             raise FloatingPointError(f"model returned a non-finite energy for {self.atoms.get_chemical_formula()}")
+
+    def _warn_if_unphysical(self, batch: AtomsBatch) -> None:
+        """`UnphysicalStructureWarning` when atoms are closer than a fraction of their covalent radii (fast path:
+        the reused neighbour candidates already hold every close pair)."""
+        if self._candidates is not None and self._candidates.edge_index.numel():
+            from ase.data import covalent_radii
+
+            vec = self._candidates.edge_vectors(batch.positions.detach(), batch.cell, batch.batch)
+            radii = torch.as_tensor(covalent_radii, dtype=vec.dtype, device=vec.device)[batch.atomic_numbers]
+            i, j = self._candidates.edge_index
+            if not bool((torch.linalg.norm(vec, dim=-1) < MIN_DISTANCE_RATIO * (radii[i] + radii[j])).any()):
+                return
+        elif self._candidates is not None:
+            return
+        reason = unphysical_reason(self.atoms)
+        if reason is not None:
+            warnings.warn(
+                f"{reason}; the model's numbers for it mean nothing", UnphysicalStructureWarning, stacklevel=4
+            )
 
 
 def DistilledCalculator(  # noqa: N802 - reads like the class it builds (README: atoms.calc = DistilledCalculator())

@@ -14,9 +14,22 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 from ase.data import chemical_symbols
 
+# Å: positions beyond this are not a plausible atomistic structure (float32 resolves only ~1e-3 Å there, and
+# lattice-image searches overflow far beyond it); they are refused rather than wrapped into meaningless numbers
+MAX_COORDINATE = 1.0e4
+# interatomic distances below this fraction of the sum of covalent radii are flagged as unphysical (H2 at
+# 0.74 Å is 1.19 × (0.31 + 0.31); atoms placed on top of each other are far below)
+MIN_DISTANCE_RATIO = 0.5
+
 
 class StructureError(ValueError):
-    """A structure that no model can evaluate (empty, NaN, zero cell with PBC, unknown element, ...)."""
+    """A structure that no model can evaluate (empty, NaN, absurd coordinates, zero cell with PBC, unknown
+    element, ...)."""
+
+
+class UnphysicalStructureWarning(UserWarning):
+    """A structure a model can evaluate but whose numbers mean nothing (atoms closer than a fraction of their
+    covalent radii): see `unphysical_reason`."""
 
 
 def _label(atoms: Atoms, index: int) -> str:
@@ -33,17 +46,31 @@ def validate_atoms(atoms: Atoms, index: int = 0, max_atomic_number: int | None =
     if not np.all(np.isfinite(pos)):
         bad = np.where(~np.isfinite(pos).all(axis=1))[0]
         raise StructureError(f"{_label(atoms, index)}: non-finite positions at atoms {bad[:10].tolist()}")
+    far = np.flatnonzero(np.abs(pos).max(axis=1) > MAX_COORDINATE)
+    if far.size:
+        raise StructureError(
+            f"{_label(atoms, index)}: atoms {far[:10].tolist()} lie {np.abs(pos[far]).max():.3g} Å from the origin, "
+            f"beyond any plausible cell (|coordinate| ≤ {MAX_COORDINATE:g} Å)"
+        )
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if pbc.any():
         cell = np.asarray(atoms.cell[:], dtype=float)
         if not np.all(np.isfinite(cell)):
             raise StructureError(f"{_label(atoms, index)}: non-finite cell")
         lengths = np.linalg.norm(cell, axis=1)
-        if np.any(lengths[pbc] < 1e-6) or abs(np.linalg.det(cell)) < 1e-6:
+        # only the periodic vectors must span a lattice: zero vectors along non-periodic directions (2-D slabs,
+        # 1-D wires) are allowed
+        periodic = cell[pbc]
+        gram = periodic @ periodic.T
+        volume = np.sqrt(max(float(np.linalg.det(gram)), 0.0))
+        if np.any(lengths[pbc] < 1e-6) or volume < 1e-6 * max(1.0, float(np.prod(lengths[pbc]))):
             raise StructureError(
-                f"{_label(atoms, index)}: periodic along {pbc.tolist()} but the cell is zero or degenerate "
-                f"(lengths {np.round(lengths, 4).tolist()} Å); set a cell or pbc=False"
+                f"{_label(atoms, index)}: periodic along {pbc.tolist()} but the cell is zero or degenerate along "
+                f"the periodic directions (vectors zero or linearly dependent; lengths "
+                f"{np.round(lengths, 4).tolist()} Å); set a cell or pbc=False"
             )
+        if np.abs(cell).max() > MAX_COORDINATE:
+            raise StructureError(f"{_label(atoms, index)}: cell vectors longer than {MAX_COORDINATE:g} Å")
     numbers = atoms.numbers
     if numbers.min() < 1:
         raise StructureError(f"{_label(atoms, index)}: atomic number {int(numbers.min())} is not an element")
@@ -54,6 +81,44 @@ def validate_atoms(atoms: Atoms, index: int = 0, max_atomic_number: int | None =
             f"{_label(atoms, index)}: element(s) {names} (Z={bad}) are unknown to this model, "
             f"which embeds Z ≤ {max_atomic_number}"
         )
+
+
+def close_contacts(atoms: Atoms, ratio: float = MIN_DISTANCE_RATIO) -> list[tuple[int, int, float, float]]:
+    """Atom pairs (i < j, distance Å, limit Å) closer than `ratio` × the sum of their covalent radii, periodic
+    images included, closest first."""
+    from ase.data import covalent_radii
+    from ase.neighborlist import primitive_neighbor_list
+
+    radii = ratio * covalent_radii[np.asarray(atoms.numbers)]
+    if len(atoms) == 0:
+        return []
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    i, j, d = primitive_neighbor_list("ijd", pbc, cell, atoms.get_positions(), radii, self_interaction=False)
+    keep = i <= j
+    out = [
+        (int(a), int(b), float(x), float(radii[a] + radii[b]))
+        for a, b, x in zip(i[keep], j[keep], d[keep], strict=True)
+    ]
+    # an atom closer than the limit to its own periodic image (i == j) means a cell far too small for it
+    return sorted(set(out), key=lambda t: t[2])
+
+
+def unphysical_reason(atoms: Atoms, ratio: float = MIN_DISTANCE_RATIO) -> str | None:
+    """Why the numbers of a model on `atoms` would mean nothing (atoms closer than `ratio` × the sum of their
+    covalent radii, naming the closest pair), or None. Structures that cannot be evaluated at all raise
+    `StructureError` in `validate_atoms` instead."""
+    contacts = close_contacts(atoms, ratio)
+    if not contacts:
+        return None
+    i, j, d, limit = contacts[0]
+    sym = atoms.get_chemical_symbols()
+    what = f"atom {i} ({sym[i]}) and its periodic image" if i == j else f"atoms {i} ({sym[i]}) and {j} ({sym[j]})"
+    more = f" ({len(contacts)} such pairs)" if len(contacts) > 1 else ""
+    return (
+        f"unphysical structure {atoms.get_chemical_formula()}: {what} are {d:.3f} Å apart, below {ratio:g} × the sum "
+        f"of their covalent radii ({limit:.2f} Å){more}"
+    )
 
 
 def fixed_mask(atoms: Atoms) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from tqdm import tqdm
 
-from calculators.batch import AtomsBatch, validate_atoms
+from calculators.batch import AtomsBatch, UnphysicalStructureWarning, unphysical_reason, validate_atoms
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel
 from calculators.tags import tags_for
 
@@ -33,8 +34,14 @@ def default_batch_atoms(device: torch.device) -> int:
 
 
 def _validate(model: AtomisticModel, atoms_list: Sequence[Atoms]) -> None:
+    """`StructureError` for structures no model can evaluate (same checks as the ASE calculator), and an
+    `UnphysicalStructureWarning` naming each structure whose atoms overlap."""
     for i, atoms in enumerate(atoms_list):
         validate_atoms(atoms, i, int(model.max_atomic_number))
+    for i, atoms in enumerate(atoms_list):
+        reason = unphysical_reason(atoms)
+        if reason is not None:
+            warnings.warn(f"structure {i}: {reason}", UnphysicalStructureWarning, stacklevel=3)
 
 
 def atom_batches(sizes: Sequence[int], budget: int, *, largest_first: bool = True) -> list[list[int]]:

@@ -86,8 +86,9 @@ def evaluate_checkpoint(
 ) -> dict[str, float]:
     """`evaluate_records` of a model (anything `calculators.load_model` takes) on a label cache and, with
     `adsorption` > 0, its adsorption-energy Spearman against the teacher on that many held-out systems."""
+    records = LabelCache(cache).records()  # first: a missing or incomplete cache fails before any model loads
     model = load_model(checkpoint)
-    result = evaluate_records(model, LabelCache(cache).records())
+    result = evaluate_records(model, records)
     if adsorption:
         result["adsorption_spearman"] = heldout_spearman(model, teacher, adsorption)
     return result

@@ -4,10 +4,17 @@ Layout of a cache directory:
     manifest.json       teacher fingerprint (name, class, package versions, sha256 of its weights), label
                         settings, number of structures and a hash of the structures; a cache refuses to be
                         extended with another teacher, other settings or other structures (`CacheMismatchError`).
+                        "chunks": {"00000": {"sha256": ..., "structures": n}, ...} records each chunk's checksum
+                        once it is written (caches written before checksums existed have none: their chunks are
+                        verified by loading them).
     chunk_00000.pt ...  one file per `chunk_size` structures, written atomically (temporary file + os.replace):
                         {"indices": [int], "records": [{name: tensor}]}; loadable with torch.load(weights_only=True).
+    quarantine/         chunks that failed verification, moved aside (never deleted).
+    .lock               held by the `label_structures` call writing into the cache.
 
-A killed labelling run resumes where it stopped: chunks already on disk are skipped.
+A killed labelling run resumes where it stopped: verified chunks are skipped, a chunk that fails verification
+(checksum, truncation, wrong indices) is quarantined and labelled again. Reading (`LabelCache.records`) verifies
+every chunk and refuses an incomplete cache (`IncompleteCacheError`) or a corrupt chunk (`CorruptCacheError`).
 Record tensors (per structure, n atoms, s Hessian rows): numbers (n,), positions (n, 3) Å, cell (3, 3) Å,
 pbc (3,), tags (n,), fixed (n,), energy () eV, forces (n, 3) eV/Å, atom_energies (n,) eV,
 node_features (n, F), hessian_index (s,) flat rows 3*atom+xyz, hessian_rows (s, 3n) eV/Å² (= −∂F_r/∂x),
@@ -16,8 +23,10 @@ and optional dft_energy (), dft_forces (n, 3) when the input structures carry DF
 
 from __future__ import annotations
 
-import json
+import hashlib
+import io
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +37,14 @@ import torch
 from ase import Atoms
 
 from calculators.batch import AtomsBatch, fixed_mask
-from calculators.files import atomic_torch_save, atomic_write_json
+from calculators.files import (
+    CacheRecoveredWarning,
+    atomic_torch_save,
+    atomic_write_json,
+    exclusive_lock,
+    quarantine,
+    read_json,
+)
 from calculators.fingerprint import model_fingerprint as teacher_fingerprint
 from calculators.hashing import structures_sha256 as structures_hash
 from calculators.hessian import hessian_rows
@@ -56,6 +72,34 @@ CACHE_VERSION = 1
 
 class CacheMismatchError(RuntimeError):
     """The cache on disk was made by another teacher, with other settings or for other structures."""
+
+
+class IncompleteCacheError(ValueError):
+    """A label cache with chunks still missing (a labelling run was stopped): finish it with `distill label`."""
+
+
+class CorruptCacheError(ValueError):
+    """A label chunk that fails verification (checksum, truncated file, wrong content); the message names it."""
+
+
+class CacheRepairedWarning(CacheRecoveredWarning):
+    """A corrupt label chunk was moved to quarantine and is labelled again."""
+
+
+def same_teacher(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """True when two teacher fingerprints describe the same model (class, package versions, weights), whatever
+    name each was loaded under ("teacher.pt" and "/abs/teacher.pt" are one teacher)."""
+    if a is None or b is None:
+        return a is b
+    return {k: v for k, v in a.items() if k != "name"} == {k: v for k, v in b.items() if k != "name"}
+
+
+def describe_teacher(fp: dict[str, Any] | None) -> str:
+    """One line naming a teacher fingerprint (name and start of its weights' sha256)."""
+    if fp is None:
+        return "an unknown teacher"
+    sha = str(fp.get("weights_sha256", "?"))[:12]
+    return f"{fp.get('name', '?')} ({fp.get('class', '?')}, weights sha256 {sha}…)"
 
 
 @dataclass
@@ -94,17 +138,68 @@ def _dft_targets(atoms: Atoms) -> dict[str, torch.Tensor]:
 
 
 class LabelCache:
-    """Read access to a label cache directory (see module docstring)."""
+    """Read access to a label cache directory (see module docstring). `repaired` lists the chunks that the last
+    `label_structures` call quarantined and labelled again (chunk, reason, where the bad file went)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        self.repaired: list[tuple[int, str, Path]] = []
 
     @property
     def manifest(self) -> dict[str, Any]:
         p = self.path / MANIFEST
         if not p.is_file():
-            raise FileNotFoundError(f"{self.path} is not a label cache (no {MANIFEST})")
-        return json.loads(p.read_text())
+            what = "does not exist" if not self.path.exists() else f"is not a label cache (no {MANIFEST})"
+            raise FileNotFoundError(f"{self.path} {what}; make one with `distill label`")
+        manifest = read_json(p)
+        if not isinstance(manifest, dict) or not {"teacher", "settings", "num_structures"} <= set(manifest):
+            raise CorruptCacheError(f"{p} is not a label-cache manifest")
+        return manifest
+
+    @property
+    def num_chunks(self) -> int:
+        """Chunks of a complete cache."""
+        m = self.manifest
+        return -(-m["num_structures"] // m["settings"]["chunk_size"])
+
+    def chunk_range(self, k: int, manifest: dict[str, Any] | None = None) -> range:
+        """Structure indices of chunk k."""
+        m = manifest or self.manifest
+        size = m["settings"]["chunk_size"]
+        return range(k * size, min(m["num_structures"], (k + 1) * size))
+
+    def _load_chunk(self, k: int, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Chunk k verified: its checksum when the manifest records one, else that it loads; and that it holds
+        exactly the records of its structures. `CorruptCacheError` naming the file otherwise."""
+        path = self.chunk_path(k)
+        data = path.read_bytes()
+        recorded = manifest.get("chunks", {}).get(f"{k:05d}", {}).get("sha256")
+        if recorded is not None and hashlib.sha256(data).hexdigest() != recorded:
+            raise CorruptCacheError(
+                f"{path}: sha256 {hashlib.sha256(data).hexdigest()[:16]}… does not match the manifest's "
+                f"{recorded[:16]}… (truncated or changed, {len(data)} bytes)"
+            )
+        try:
+            chunk = torch.load(io.BytesIO(data), weights_only=True)
+        except Exception as err:  # truncated zip, not a torch file, pickled objects
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise CorruptCacheError(f"{path}: cannot be loaded ({type(err).__name__}: {first[:200]})") from None
+        expected = list(self.chunk_range(k, manifest))
+        if (
+            not isinstance(chunk, dict)
+            or list(chunk.get("indices", [])) != expected
+            or len(chunk.get("records", [])) != len(expected)
+        ):
+            raise CorruptCacheError(f"{path}: does not hold the records of structures {expected[0]}–{expected[-1]}")
+        return chunk
+
+    def check_chunk(self, k: int, manifest: dict[str, Any] | None = None) -> str | None:
+        """Why chunk k fails verification, or None when it is fine."""
+        try:
+            self._load_chunk(k, manifest or self.manifest)
+        except CorruptCacheError as err:
+            return str(err)
+        return None
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -117,24 +212,52 @@ class LabelCache:
         return self.path / f"chunk_{k:05d}.pt"
 
     def done_chunks(self) -> list[int]:
+        """Chunks present on disk (not yet verified)."""
         return sorted(int(p.stem.split("_")[1]) for p in self.path.glob("chunk_*.pt"))
+
+    def missing_chunks(self) -> list[int]:
+        """Chunks a complete cache has but this one lacks."""
+        present = set(self.done_chunks())
+        return [k for k in range(self.num_chunks) if k not in present]
 
     @property
     def complete(self) -> bool:
+        """Every chunk present and verified."""
         m = self.manifest
-        n_chunks = -(-m["num_structures"] // m["settings"]["chunk_size"])
-        return len(self.done_chunks()) == n_chunks
+        return not self.missing_chunks() and all(self.check_chunk(k, m) is None for k in range(self.num_chunks))
 
-    def records(self) -> list[dict[str, torch.Tensor]]:
-        """All cached records in structure order (only complete chunks)."""
+    def records(self, *, allow_incomplete: bool = False) -> list[dict[str, torch.Tensor]]:
+        """All cached records in structure order, every chunk verified (`CorruptCacheError` naming a bad one).
+        A cache with missing chunks raises `IncompleteCacheError` (training on part of a labelling run would be
+        silent) unless `allow_incomplete`, which returns the records of the chunks present."""
+        m = self.manifest
+        missing = self.missing_chunks()
+        if missing and not allow_incomplete:
+            raise IncompleteCacheError(
+                f"{self.path} is incomplete: {self.num_chunks - len(missing)} of {self.num_chunks} chunks are "
+                f"labelled (missing: {_ranges(missing)}); finish it by running the same `distill label` command again"
+            )
         out: list[tuple[int, dict]] = []
         for k in self.done_chunks():
-            chunk = torch.load(self.chunk_path(k), weights_only=True)
+            if k >= self.num_chunks:
+                continue
+            chunk = self._load_chunk(k, m)
             out.extend(zip(chunk["indices"], chunk["records"], strict=True))
         return [r for _, r in sorted(out, key=lambda t: t[0])]
 
     def __len__(self) -> int:
-        return len(self.records())
+        return len(self.records(allow_incomplete=True))
+
+
+def _ranges(indices: Sequence[int]) -> str:
+    """[0, 1, 2, 5] → "0-2, 5"."""
+    out: list[str] = []
+    for k in indices:
+        if out and out[-1].split("-")[-1] == str(k - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{k}"
+        else:
+            out.append(str(k))
+    return ", ".join(out)
 
 
 def label_structures(
@@ -147,14 +270,26 @@ def label_structures(
     progress: bool = False,
     on_chunk: Callable[[int], None] | None = None,
 ) -> LabelCache:
-    """Label `structures` with `teacher` (an `AtomisticModel`) into `cache_dir`, resuming from complete chunks.
+    """Label `structures` with `teacher` (an `AtomisticModel`) into `cache_dir`, resuming from verified chunks;
+    chunks that fail verification are quarantined and labelled again (`cache.repaired`, a
+    `CacheRepairedWarning` each). Each chunk's sha256 goes into the manifest as it is written.
 
-    Raises `CacheMismatchError` if the directory holds labels from another teacher, settings or structure set.
+    Raises `CacheMismatchError` if the directory holds labels from another teacher, settings or structure set,
+    and `calculators.files.LockedError` while another process labels into it.
     `on_chunk(k)` is called after chunk k is written (progress hooks, tests).
     """
     settings = settings or LabelSettings()
+    if settings.chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {settings.chunk_size}")
+    if settings.hessian_method not in ("auto", "autograd", "fd"):
+        raise ValueError(f"hessian_method must be auto, autograd or fd, got {settings.hessian_method!r}")
     cache = LabelCache(cache_dir)
     cache.path.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(cache.path / ".lock", "another `distill label`"):
+        return _label(structures, teacher, cache, settings, teacher_name, progress, on_chunk)
+
+
+def _label(structures, teacher, cache: LabelCache, settings: LabelSettings, teacher_name, progress, on_chunk):
     manifest = {
         "version": CACHE_VERSION,
         "teacher": teacher_fingerprint(teacher, teacher_name),
@@ -164,18 +299,34 @@ def label_structures(
     }
     mpath = cache.path / MANIFEST
     if mpath.is_file():
-        old = json.loads(mpath.read_text())
+        old = read_json(mpath)
         for key in ("version", "teacher", "settings", "num_structures", "structures_sha256"):
             if old.get(key) != manifest[key]:
                 raise CacheMismatchError(
                     f"{cache.path} holds labels made with a different {key}: {old.get(key)!r} != {manifest[key]!r}; "
                     "use another cache directory (or delete this one) instead of mixing labels"
                 )
+        manifest = old
     else:
         atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
     dtype = getattr(torch, settings.dtype)
-    done = set(cache.done_chunks())
     n_chunks = -(-len(structures) // settings.chunk_size)
+    sums = manifest.setdefault("chunks", {})
+    done = set()
+    for k in cache.done_chunks():
+        if k >= n_chunks:
+            continue
+        reason = cache.check_chunk(k, manifest)
+        if reason is None:
+            done.add(k)
+            if f"{k:05d}" not in sums:  # a chunk from before checksums, or written just before a kill
+                sums[f"{k:05d}"] = _chunk_entry(cache.chunk_path(k), len(cache.chunk_range(k, manifest)))
+            continue
+        moved = quarantine(cache.chunk_path(k))
+        sums.pop(f"{k:05d}", None)
+        cache.repaired.append((k, reason, moved))
+        warnings.warn(f"{reason}; moved to {moved} and labelled again", CacheRepairedWarning, stacklevel=3)
+    atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
     todo = [k for k in range(n_chunks) if k not in done]
     bar = None
     if progress:
@@ -217,6 +368,8 @@ def label_structures(
             rec.update(_dft_targets(atoms))
             records.append(rec)
         atomic_torch_save({"indices": list(range(lo, hi)), "records": records}, cache.chunk_path(k))
+        sums[f"{k:05d}"] = _chunk_entry(cache.chunk_path(k), hi - lo)
+        atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
         if bar is not None:
             bar.update(1)
         if on_chunk is not None:
@@ -224,6 +377,11 @@ def label_structures(
     if bar is not None:
         bar.close()
     return cache
+
+
+def _chunk_entry(path: Path, structures: int) -> dict[str, Any]:
+    """The manifest's record of one chunk file: its sha256 and number of structures."""
+    return {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "structures": structures}
 
 
 def collate(records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = torch.float32, device="cpu"):

@@ -15,12 +15,13 @@ Seeds: training streams use `seed`, held-out benchmark sets use seeds >= 9000 (s
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
+from calculators.files import atomic_path
 
 # Metals of AlonsoStrain2023, SainiElectronic2022 and LiScreening2021 (the student issue's list).
 _METALS = "Ag Al Au Ca Cd Ce Co Cu Dy Fe Ga Hf In Ir Li Mg Mn Mo Nb Nd Ni Os Pd Pr Pt Re Rh Ru Sc Si Sm Sn Ta Tb Tc"
@@ -187,14 +188,8 @@ def bulk_structures(seed: int, *, n_strains: int = 4, n_alloys: int = 160) -> li
 def _write_atomic(path: Path, structures: Sequence[Atoms]) -> None:
     from ase.io import write
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.extxyz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.extxyz") as tmp:  # the umask's mode, not mkstemp's 0600
         write(tmp, list(structures), format="extxyz")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read(path: Path) -> list[Atoms]:

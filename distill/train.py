@@ -29,7 +29,7 @@ from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES
 from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
-from distill.labels import collate
+from distill.labels import collate, describe_teacher, same_teacher
 from distill.losses import DistillationLoss, LossConfig
 from distill.references import references_from_records
 from distill.scale_fit import fit_scale_factors
@@ -328,6 +328,7 @@ def train(
         saved = torch.load(state_path, weights_only=True)
         if saved["config"] != c.to_dict():
             raise ValueError(f"{state_path} was written by another recipe; use another out_dir or resume=False")
+        _check_same_teacher(out, saved, (metadata or {}).get("teacher"))
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])
         loss_soft.load_state_dict(saved["heads"])
@@ -390,6 +391,7 @@ def train(
                     "config": c.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
                     "heads": loss_soft.state_dict(), "optimizer": optimizer.state_dict(), "progress": state,
                     "element_references": model.config.element_references, "fitted_scales": fitted_scales,
+                    "teacher": (metadata or {}).get("teacher"),
                 },
                 state_path,
             )  # fmt: skip
@@ -416,6 +418,19 @@ def train(
         "student": str(student_path),
         "seconds": time.time() - t0,
     }
+
+
+def _check_same_teacher(out: Path, saved: dict[str, Any], teacher: dict[str, Any] | None) -> None:
+    """`ValueError` when the run being resumed learnt from another teacher than the labels given now (the saved
+    state's fingerprint, or for states from before it was saved, that of `best.pt`)."""
+    before = saved.get("teacher")
+    if before is None and (out / "best.pt").is_file():
+        before = torch.load(out / "best.pt", weights_only=True).get("metadata", {}).get("teacher")
+    if before is not None and teacher is not None and not same_teacher(before, teacher):
+        raise ValueError(
+            f"{out} holds a run trained on labels of {describe_teacher(before)}; these labels come from "
+            f"{describe_teacher(teacher)}. Resuming would mix teachers: use another output folder or --no-resume"
+        )
 
 
 def _meta(c: TrainConfig, metadata: dict | None, val: dict, step: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from screening.evaluators import Evaluator
 from screening.reactions import ScreenSet
 from screening.report import write_report
-from screening.results import FUNNEL_FILE, write_run_file
+from screening.results import FUNNEL_FILE, run_lock, write_run_file
 from screening.runner import (
     EnergyStore,
     RunConfig,
@@ -98,6 +98,23 @@ def grouped_recall(
     return (hits / den if den else math.nan), per
 
 
+def _deltas(reactions, energies: Mapping[str, float], gas: Mapping[str, float] | None, excluded: dict[str, str],
+            who: str) -> dict[str, float]:  # fmt: skip
+    """ΔE by reaction id where every energy is there and the result is finite; the others go to `excluded`."""
+    out = {}
+    for r in reactions:
+        try:
+            value = r.delta_e(energies, gas)
+        except KeyError:
+            excluded.setdefault(r.id, f"{who} could not evaluate a structure of this reaction")
+            continue
+        if math.isfinite(value):
+            out[r.id] = value
+        else:
+            excluded.setdefault(r.id, f"{who} ΔE is {value}")
+    return out
+
+
 def run_funnel(
     screen_set: ScreenSet,
     teacher: Evaluator,
@@ -113,9 +130,18 @@ def run_funnel(
 ) -> dict[str, Any]:
     """Funnel over `screen_set` (energies cached in `run_dir` like `run_screening`). With `verify`, the teacher
     also evaluates every candidate (not counted as funnel cost) to give recall of its own top-k.
-    Writes and returns ``funnel.json``'s content."""
-    cfg = config or RunConfig()
+    Writes and returns ``funnel.json``'s content. Candidates with an unphysical structure, or whose energies
+    failed or are not finite, are left out of every ranking and listed in ``excluded`` with the reason."""
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_funnel(screen_set, teacher, student, run_dir, fraction, target, window, top_k, verify, config)
+
+
+def _run_funnel(screen_set, teacher, student, run_dir, fraction, target, window, top_k, verify, config):
+    cfg = config or RunConfig()
+    screen_set = screen_set.without_unphysical()
+    excluded: dict[str, str] = {}
     gas = screen_set.gas_keys
     kw = dict(mode=cfg.mode, batch_atoms=cfg.batch_atoms, gas_keys=gas, fmax=cfg.fmax, max_steps=cfg.max_steps)
     t_store = EnergyStore(run_dir, "teacher", teacher, cfg.mode)
@@ -127,13 +153,13 @@ def run_funnel(
         e_gas_s = evaluate_systems(student, screen_set.atoms, sorted(gas), s_store, **kw)
     surf = [k for k in screen_set.atoms if k not in gas]
     e_s = evaluate_systems(student, screen_set.atoms, surf, s_store, **kw)
-    student_de = {r.id: r.delta_e(e_s, e_gas_s) for r in screen_set.reactions}
+    student_de = _deltas(screen_set.reactions, e_s, e_gas_s, excluded, "student")
     groups = {r.id: r.adsorbate for r in screen_set.reactions}
     chosen = select(student_de, fraction=fraction, target=target, window=window, groups=groups)
     by_id = {r.id: r for r in screen_set.reactions}
     chosen_keys = sorted({k for i in chosen for k in by_id[i].systems.values() if k not in gas})
     e_t = evaluate_systems(teacher, screen_set.atoms, chosen_keys, t_store, **kw)
-    teacher_de = {i: by_id[i].delta_e(e_t, e_gas) for i in chosen}
+    teacher_de = _deltas([by_id[i] for i in chosen], e_t, e_gas, excluded, "teacher")
     final = grouped_ranking(teacher_de, target, groups)
     n_surf_all = len(surf)
     out: dict[str, Any] = {
@@ -157,12 +183,13 @@ def run_funnel(
             for n, i in enumerate(ids)
         ],
         "student_scores": student_de,
+        "skipped": [{"id": i, "reason": why} for i, why in screen_set.skipped],
     }
     st = timing_summary(s_store)
     if verify:
         e_all = evaluate_systems(teacher, screen_set.atoms, surf, t_store, **kw)
-        teacher_all = {r.id: r.delta_e(e_all, e_gas) for r in screen_set.reactions}
-        truth = grouped_ranking(teacher_all, target, groups)
+        teacher_all = _deltas(screen_set.reactions, e_all, e_gas, excluded, "teacher")
+        truth = grouped_ranking({i: v for i, v in teacher_all.items() if i not in excluded}, target, groups)
         out["teacher_top_k"] = {g: ids[:top_k] for g, ids in sorted(truth.items())}
         out["recall_at_k"], out["recall_at_k_by_adsorbate"] = grouped_recall(final, truth, top_k)
         out["student_only_recall_at_k"], _ = grouped_recall(grouped_ranking(student_de, target, groups), truth, top_k)
@@ -180,6 +207,7 @@ def run_funnel(
         "student": student.description | {"label": student.label},
     }
     out["dataset"] = {"name": screen_set.name, "source": screen_set.source}
+    out["excluded"] = [{"id": i, "reason": why} for i, why in excluded.items()]
     write_run_file(run_dir / FUNNEL_FILE, out)
     return out
 
@@ -198,12 +226,15 @@ def funnel_and_report(
     config: RunConfig | None = None,
 ) -> dict[str, Any]:
     """`run_funnel` (window mode when `window` is given, else the best `fraction`), then, with `verify`, the full
-    teacher/student comparison from the cached energies (no model call), then the report."""
-    result = run_funnel(
-        screen_set, teacher, student, run_dir, fraction=None if window is not None else fraction, target=target,
-        window=window, top_k=top_k, verify=verify, config=config,
-    )  # fmt: skip
-    if verify:  # every energy is cached now: the full comparison costs no model call
-        run_screening(screen_set, teacher, student, run_dir, config=config)
-    write_report(run_dir)
+    teacher/student comparison from the cached energies (no model call), then the report; all under the run
+    directory's lock."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        result = run_funnel(
+            screen_set, teacher, student, run_dir, fraction=None if window is not None else fraction, target=target,
+            window=window, top_k=top_k, verify=verify, config=config,
+        )  # fmt: skip
+        if verify:  # every energy is cached now: the full comparison costs no model call
+            run_screening(screen_set, teacher, student, run_dir, config=config)
+        write_report(run_dir)
     return result

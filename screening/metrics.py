@@ -30,9 +30,17 @@ def summarize(
     ref: Sequence[float | None], teacher: Sequence[float | None], student: Sequence[float | None] | None
 ) -> dict[str, Any]:
     """Metrics of one group: n, MAE of teacher and student vs the reference, ΔMAE (student − teacher),
-    Spearman vs the reference and student vs teacher, closer share. Student entries are None without one."""
+    Spearman vs the reference and student vs teacher, closer share. Student entries are None without one.
+
+    Every metric uses the same reactions, those where the reference, the teacher and (with one) the student are
+    all finite, and `n` counts exactly those: a NaN never leaves one model's MAE while `n` still counts it
+    (`screening.runner` lists such reactions as skipped, with the reason)."""
+    columns = [ref, teacher] if student is None else [ref, teacher, student]
+    common = finite_pairs(*columns)
+    ref, teacher = common[0], common[1]
+    student = common[2] if student is not None else None
     out: dict[str, Any] = {
-        "n": int(finite_pairs(ref, teacher)[0].size),
+        "n": int(ref.size),
         "mae_teacher": mae(teacher, ref),
         "spearman_teacher": spearman(teacher, ref),
         "mae_student": None,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ase import Atoms
 
+from calculators.batch import StructureError, unphysical_reason, validate_atoms
 from calculators.hashing import structure_key
 from screening.cathub import OfflineError, load_dataset
 from screening.structures import (
@@ -97,6 +98,48 @@ class ScreenSet:
     def atoms_for(self, role: str) -> dict[str, Atoms]:
         """Structures by key as model `role` ("teacher", "student") evaluates them."""
         return self.role_atoms.get(role, self.atoms)
+
+    def without_unphysical(self) -> ScreenSet:
+        """This set without the reactions that use an unphysical structure (atoms closer than half the sum of
+        their covalent radii, absurd coordinates, a degenerate periodic cell), each skipped with the reason, so
+        no model's number for them reaches a metric. Per-role structures (`role_atoms`) are checked too (the
+        reason then names the role). Returns `self` when every structure is fine."""
+        bad: dict[str, str] = {}
+        sources = [("", self.atoms)] + [(f"{role} structure: ", at) for role, at in self.role_atoms.items()]
+        for prefix, by_key in sources:
+            for key, atoms in by_key.items():
+                if key in bad or (prefix and self.atoms.get(key) is atoms):
+                    continue
+                try:
+                    validate_atoms(atoms)
+                except StructureError as err:
+                    bad[key] = f"{prefix}{atoms.get_chemical_formula()}: {str(err).split(': ', 1)[-1]}"
+                    continue
+                reason = unphysical_reason(atoms)
+                if reason is not None:
+                    bad[key] = prefix + reason
+        if not bad:
+            return self
+        reactions, skipped = [], list(self.skipped)
+        for r in self.reactions:
+            found = [f"{name}: {bad[k]}" for name, k in r.systems.items() if k in bad]
+            if found:
+                skipped.append((r.id, "; ".join(found)))
+            else:
+                reactions.append(r)
+        keys = {k for r in reactions for k in r.systems.values()}
+        return ScreenSet(
+            self.name,
+            self.source,
+            self.reference_kind,
+            reactions,
+            {k: a for k, a in self.atoms.items() if k in keys},
+            skipped,
+            dict(self.counts),
+            {role: {k: a for k, a in at.items() if k in keys} for role, at in self.role_atoms.items()},
+            self.structures,
+            dict(self.structures_info),
+        )
 
     def limit(self, n: int | None) -> ScreenSet:
         """The first `n` reactions (None: all) with only the structures they need."""

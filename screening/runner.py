@@ -3,14 +3,22 @@ assemble reaction energies, compute metrics and anomalies, and write `results.js
 
 Resumability: per-model energies live in ``<run>/energies/<role>-<mode>-<fingerprint id>.json`` (written
 atomically after every batch); a re-run with the same models and structures reads them instead of calling the model.
+An energy cache that cannot be read (truncated, edited) is named, moved to ``energies/quarantine/`` and recomputed.
+
+Robustness: structures with overlapping atoms or absurd coordinates are skipped before screening
+(`ScreenSet.without_unphysical`); a structure a model cannot evaluate (an element it lacks, a crash) is retried
+alone and, if it fails again, its reactions are skipped with the reason while the others are screened; a
+non-finite energy (NaN, inf) keeps its reaction out of the metrics, listed with the reason in the skipped table and
+counted as an anomaly. One run at a time per run directory (``<run>/.lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
-import json
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +28,12 @@ import numpy as np
 from ase import Atoms
 
 from calculators.batched import atom_batches
+from calculators.files import CacheRecoveredWarning, CorruptFileError, quarantine, read_json
 from screening.evaluators import Evaluator
 from screening.metrics import grouped
 from screening.reactions import ScreenReaction, ScreenSet
 from screening.report import write_report
-from screening.results import ENERGIES_DIR, RESULTS_FILE, write_run_file
+from screening.results import ENERGIES_DIR, RESULTS_FILE, run_lock, write_run_file
 
 SLAB_MOVE_TOL = 0.5  # Å: a slab atom moving more than this during relaxation is an anomaly
 MIGRATION_TOL = 1.0  # Å: lateral move of the adsorbate's binding atom counted as migration
@@ -47,12 +56,27 @@ def _finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def _valid_entry(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("energy"), int | float)
+        and not isinstance(entry.get("energy"), bool)
+        and isinstance(entry.get("natoms"), int)
+    )
+
+
 class EnergyStore:
-    """Per-model cache of system results in a run directory: {key: {energy, natoms, ...}} plus batch timings."""
+    """Per-model cache of system results in a run directory: {key: {energy, natoms, ...}} plus batch timings.
+
+    A cache file that is not valid JSON or not an energy cache is moved to ``energies/quarantine/`` (a
+    `CacheRecoveredWarning` names it) and its energies are recomputed; single malformed entries are recomputed.
+    `errors` holds, for this run only, why structures could not be evaluated (key → reason)."""
 
     def __init__(self, run_dir: Path, role: str, evaluator: Evaluator, mode: str) -> None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in evaluator.fingerprint)[:48]
         self.path = Path(run_dir) / ENERGIES_DIR / f"{role}-{mode}-{safe}.json"
+        self.errors: dict[str, str] = {}
+        self.recovered: list[str] = []
         self.data: dict[str, Any] = {
             "fingerprint": evaluator.fingerprint,
             "label": evaluator.label,
@@ -61,8 +85,28 @@ class EnergyStore:
             "batches": [],
         }
         if self.path.is_file():
-            old = json.loads(self.path.read_text())
+            try:
+                old = read_json(self.path)
+                if not (
+                    isinstance(old, dict)
+                    and isinstance(old.get("entries"), dict)
+                    and isinstance(old.get("batches"), list)
+                ):
+                    raise CorruptFileError(self.path, "not a screening energy cache (no entries/batches)")
+            except CorruptFileError as err:
+                moved = quarantine(self.path)
+                note = f"energy cache {err}; moved to {moved}, its energies are recomputed"
+                self.recovered.append(note)
+                warnings.warn(note, CacheRecoveredWarning, stacklevel=2)
+                return
             if old.get("fingerprint") == evaluator.fingerprint and old.get("mode") == mode:
+                bad = [k for k, e in old["entries"].items() if not _valid_entry(e)]
+                for k in bad:
+                    del old["entries"][k]
+                if bad:
+                    note = f"energy cache {self.path}: {len(bad)} malformed entries ({bad[:3]}) are recomputed"
+                    self.recovered.append(note)
+                    warnings.warn(note, CacheRecoveredWarning, stacklevel=2)
                 self.data = old
 
     @property
@@ -113,43 +157,60 @@ def evaluate_systems(
 ) -> dict[str, float]:
     """Energies (eV) of `keys` with `evaluator`, cached in `store`: only missing keys are computed, in batches
     of ≤ `batch_atoms` atoms; each batch is timed (wall clock) and saved at once. Gas systems and the others
-    go in separate batches so that timings per structure can be reported for surfaces alone."""
+    go in separate batches so that timings per structure can be reported for surfaces alone.
+
+    A batch that raises is retried one structure at a time; a structure that still fails is left out of the
+    result, its reason in `store.errors` (the other structures are evaluated). Non-finite energies are returned
+    (and cached) as they are: the caller decides what they mean."""
     todo = [k for k in dict.fromkeys(keys) if k not in store.entries]
     if todo and warmup and not store.data.get("warmed_up_once"):
         smallest = min(todo, key=lambda k: len(atoms_by_key[k]))
-        evaluator.energies([atoms_by_key[smallest]])  # first call pays one-off costs: not timed
-    for group_keys in ([k for k in todo if k in gas_keys], [k for k in todo if k not in gas_keys]):
-        structs = [atoms_by_key[k] for k in group_keys]
-        for idx in atom_batches([len(a) for a in structs], batch_atoms, largest_first=False):
-            sub = [structs[i] for i in idx]
-            t0 = time.perf_counter()
+        # first call pays one-off costs: not timed; a bad structure is reported by the evaluation below
+        with contextlib.suppress(Exception):
+            evaluator.energies([atoms_by_key[smallest]])
+
+    def run_batch(batch_keys: list[str]) -> None:
+        sub = [atoms_by_key[k] for k in batch_keys]
+        t0 = time.perf_counter()
+        try:
             if mode == "relax":
                 outcomes = evaluator.relax(sub, fmax, max_steps)
             else:
                 energies = evaluator.energies(sub)
-            dt = time.perf_counter() - t0
-            for j, i in enumerate(idx):
-                k = group_keys[i]
-                entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys}
-                if mode == "relax":
-                    o = outcomes[j]
-                    entry.update(energy=o.energy, converged=o.converged, steps=o.steps)
-                    entry.update(_relax_diagnostics(sub[j], np.asarray(o.positions), k in gas_keys))
-                else:
-                    entry["energy"] = energies[j]
-                store.entries[k] = entry
-            store.data["batches"].append(
-                {
-                    "structures": len(sub),
-                    "atoms": sum(len(a) for a in sub),
-                    "seconds": dt,
-                    "gas": group_keys[idx[0]] in gas_keys,
-                    # force evaluations: FIRE steps (relax) or one per structure (single point)
-                    "force_calls": sum(o.steps for o in outcomes) if mode == "relax" else len(sub),
-                }
-            )
-            store.save()
-    return {k: float(store.entries[k]["energy"]) for k in keys}
+        except Exception as err:  # noqa: BLE001 - one bad structure must not cost the others
+            if len(batch_keys) > 1:
+                for k in batch_keys:
+                    run_batch([k])
+            else:
+                store.errors[batch_keys[0]] = f"{type(err).__name__}: {err}"
+            return
+        dt = time.perf_counter() - t0
+        for j, k in enumerate(batch_keys):
+            entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys}
+            if mode == "relax":
+                o = outcomes[j]
+                entry.update(energy=o.energy, converged=o.converged, steps=o.steps)
+                entry.update(_relax_diagnostics(sub[j], np.asarray(o.positions), k in gas_keys))
+            else:
+                entry["energy"] = energies[j]
+            store.entries[k] = entry
+        store.data["batches"].append(
+            {
+                "structures": len(sub),
+                "atoms": sum(len(a) for a in sub),
+                "seconds": dt,
+                "gas": batch_keys[0] in gas_keys,
+                # force evaluations: FIRE steps (relax) or one per structure (single point)
+                "force_calls": sum(o.steps for o in outcomes) if mode == "relax" else len(sub),
+            }
+        )
+        store.save()
+
+    for group_keys in ([k for k in todo if k in gas_keys], [k for k in todo if k not in gas_keys]):
+        structs = [atoms_by_key[k] for k in group_keys]
+        for idx in atom_batches([len(a) for a in structs], batch_atoms, largest_first=False):
+            run_batch([group_keys[i] for i in idx])
+    return {k: float(store.entries[k]["energy"]) for k in keys if k in store.entries}
 
 
 def timing_summary(store: EnergyStore) -> dict[str, Any]:
@@ -226,10 +287,52 @@ def run_screening(
     student_absent_reason: str | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate, assemble ΔE, compute metrics/timing/anomalies; writes and returns ``results.json``'s content."""
-    cfg = config or RunConfig()
+    """Evaluate, assemble ΔE, compute metrics/timing/anomalies; writes and returns ``results.json``'s content.
+
+    Reactions with an unphysical structure are skipped before any model runs; those whose energies failed or are
+    not finite are kept in ``reactions`` with an ``excluded`` reason (values None), left out of every metric and
+    listed in ``dataset.skipped``. `LockedError` when another run holds the run directory."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_screening(
+            screen_set, teacher, student, run_dir, config or RunConfig(), student_absent_reason, command
+        )
+
+
+def _energy_problems(
+    r: ScreenReaction,
+    energies: Mapping[str, float],
+    errors: Mapping[str, str],
+    role: str,
+    gas: tuple[Mapping[str, float], Mapping[str, str]] | None = None,
+) -> list[tuple[str, str]]:
+    """(anomaly class, reason) for each species of `r` whose energy failed or is not finite; gas species take
+    theirs from `gas` (the teacher's energies and errors) when given."""
+    out = []
+    for name in dict.fromkeys([*r.reactants, *r.products]):
+        key = r.systems[name]
+        src, errs, who = (
+            (gas[0], gas[1], "teacher") if gas is not None and r.gas.get(name) else (energies, errors, role)
+        )
+        if key not in src:
+            why = errs.get(key, "no energy")
+            out.append(("evaluation failed", f"{who} could not evaluate {name}: {why}"))
+        elif not math.isfinite(src[key]):
+            out.append(("non-finite energy", f"{who} energy of {name} is {src[key]}"))
+    return out
+
+
+def _run_screening(
+    screen_set: ScreenSet,
+    teacher: Evaluator,
+    student: Evaluator | None,
+    run_dir: Path,
+    cfg: RunConfig,
+    student_absent_reason: str | None,
+    command: str | None,
+) -> dict[str, Any]:
+    screen_set = screen_set.without_unphysical()
     gas_keys = screen_set.gas_keys
     all_keys = list(screen_set.atoms)
     t_store = EnergyStore(run_dir, "teacher", teacher, cfg.mode)
@@ -247,10 +350,18 @@ def run_screening(
             gas_keys=gas_keys, fmax=cfg.fmax, max_steps=cfg.max_steps,
         )  # fmt: skip
     gas_ref = e_teacher if cfg.gas_energies == "teacher" else None
+    gas_src = (e_teacher, t_store.errors) if gas_ref is not None else None
     rows = []
+    problem_counts: dict[str, dict[str, int]] = {"teacher": {}, "student": {}}
     for r in screen_set.reactions:
-        t = r.delta_e(e_teacher)
-        s = r.delta_e(e_student, gas_ref) if e_student is not None else None
+        t_problems = _energy_problems(r, e_teacher, t_store.errors, "teacher")
+        s_problems = (
+            _energy_problems(r, e_student, s_store.errors, "student", gas_src)
+            if e_student is not None and s_store is not None
+            else []
+        )
+        t = None if t_problems else r.delta_e(e_teacher)
+        s = None if s_problems or e_student is None else r.delta_e(e_student, gas_ref)
         ref = r.reference if screen_set.reference_kind == "dft" else t
         row: dict[str, Any] = {
             "id": r.id,
@@ -263,19 +374,31 @@ def run_screening(
             "reference": ref,
             "teacher": t,
             "student": s,
-            "teacher_error": t - ref,
-            "student_error": None if s is None else s - ref,
+            "teacher_error": None if t is None or ref is None else t - ref,
+            "student_error": None if s is None or ref is None else s - ref,
         }
+        problems = t_problems + s_problems
+        if problems:
+            row["excluded"] = "; ".join(dict.fromkeys(why for _, why in problems))
+        for role, found in (("teacher", t_problems), ("student", s_problems)):
+            for cls in dict.fromkeys(c for c, _ in found):
+                problem_counts[role][cls] = problem_counts[role].get(cls, 0) + 1
         if teacher.mptrj_energies:
             symbols = {sym for k in r.systems.values() for sym in screen_set.atoms[k].get_chemical_symbols()}
             row["caveat"] = mp_u_caveat(symbols)
         if cfg.mode == "relax":
-            row["teacher_anomalies"] = _reaction_anomalies(r, t_store.entries, t, ref)
+            row["teacher_anomalies"] = _reaction_anomalies(r, t_store.entries, t, ref) + list(
+                dict.fromkeys(c for c, _ in t_problems)
+            )
             if s_store is not None:
-                row["student_anomalies"] = _reaction_anomalies(r, s_store.entries, s, ref)
+                row["student_anomalies"] = _reaction_anomalies(r, s_store.entries, s, ref) + list(
+                    dict.fromkeys(c for c, _ in s_problems)
+                )
         rows.append(row)
     has_student = student is not None
-    metrics = grouped(rows, "adsorbate", has_student)
+    included = [row for row in rows if "excluded" not in row]
+    excluded = [(row["id"], f"excluded from the metrics: {row['excluded']}") for row in rows if "excluded" in row]
+    metrics = grouped(included, "adsorbate", has_student)
     timing: dict[str, Any] = {"teacher": timing_summary(t_store)}
     if s_store is not None:
         timing["student"] = timing_summary(s_store)
@@ -299,6 +422,8 @@ def run_screening(
                     counts[a] = counts.get(a, 0) + 1
             counts["reactions without anomaly"] = sum(1 for row in rows if not row.get(f"{role}_anomalies"))
             anomalies[role] = counts
+    else:  # single points: failed or non-finite energies are the only anomalies
+        anomalies = {role: counts for role, counts in problem_counts.items() if counts}
     results = {
         "version": 1,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -310,9 +435,10 @@ def run_screening(
             "reference_kind": screen_set.reference_kind,
             "counts": screen_set.counts,
             "reactions_screened": len(rows),
+            "reactions_excluded": len(excluded),
             "distinct_systems": len(screen_set.atoms),
             "gas_systems": len(gas_keys),
-            "skipped": [{"id": i, "reason": why} for i, why in screen_set.skipped],
+            "skipped": [{"id": i, "reason": why} for i, why in [*screen_set.skipped, *excluded]],
             "structures": screen_set.structures,
             "structures_info": screen_set.structures_info,
         },
@@ -335,6 +461,7 @@ def run_screening(
         },
         "timing": timing,
         "anomalies": anomalies,
+        "recovered_caches": t_store.recovered + (s_store.recovered if s_store is not None else []),
     }
     if student is not None:
         results["models"]["student"] = student.description | {"label": student.label}
@@ -353,10 +480,13 @@ def run_and_report(
     command: str | None = None,
     formats: Sequence[str] = ("png",),
 ) -> dict[str, Any]:
-    """`run_screening`, then the report of the run directory (`screening.report.write_report`)."""
-    results = run_screening(
-        screen_set, teacher, student, run_dir, config=config, student_absent_reason=student_absent_reason,
-        command=command,
-    )  # fmt: skip
-    write_report(run_dir, formats=formats)
+    """`run_screening`, then the report of the run directory (`screening.report.write_report`), under the run
+    directory's lock."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        results = run_screening(
+            screen_set, teacher, student, run_dir, config=config, student_absent_reason=student_absent_reason,
+            command=command,
+        )  # fmt: skip
+        write_report(run_dir, formats=formats)
     return results

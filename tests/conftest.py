@@ -16,3 +16,15 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (a user's clone has none): test needs the shared recordings")
     return SHARED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny models: a second thread only waits, and on a busy machine it is much
+    slower); the previous setting is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

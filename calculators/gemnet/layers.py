@@ -194,4 +194,4 @@ class EfficientInteractionBilinear(nn.Module):
             if sph_m.shape[1] != rad_w1.shape[-1]:  # no edges into any atom: nothing to aggregate
                 sph_m = sph_m.new_zeros((agg2_out_size, rad_w1.shape[-1], sph_m.shape[-1]))
         out = rad_w1 @ sph_m
-        return self.bilinear(out.reshape(out.shape[0], -1))
+        return self.bilinear(out.reshape(out.shape[0], out.shape[1] * out.shape[2]))  # explicit: 0 edges work

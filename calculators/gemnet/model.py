@@ -392,6 +392,9 @@ class GemNetOC(nn.Module):
                 ms.append(m)
             node_feat = self.out_mlp_E(torch.cat(xs_e, dim=-1))
             atom_e = self.out_energy(node_feat).squeeze(-1)
+            # an atom with no neighbour in any graph (a lone atom in a box, H2 pulled 10 Å apart) is in its
+            # reference state: it contributes its element reference energy (0 without references), force 0
+            atom_e = torch.where(self._isolated(g, batch.num_atoms), torch.zeros_like(atom_e), atom_e)
             if self.element_references is not None:
                 atom_e = atom_e + self.element_references.to(atom_e.dtype)[batch.atomic_numbers - 1]
             energy = segment_sum(atom_e, batch.batch, batch.num_structures)
@@ -424,6 +427,15 @@ class GemNetOC(nn.Module):
                 }
             )
         return out
+
+    def _isolated(self, g: GraphSet, num_atoms: int) -> torch.Tensor:
+        """(N,) bool: atoms that no edge of the widest graph reaches (the main graph, or the atom-atom graph)."""
+        widest = g.a2a if g.a2a is not None else g.main
+        degree = torch.zeros(num_atoms, dtype=torch.long, device=widest.edge_index.device)
+        degree.index_add_(0, widest.edge_index[1], torch.ones_like(widest.edge_index[1]))
+        if g.a2a is not None:
+            degree.index_add_(0, g.main.edge_index[1], torch.ones_like(g.main.edge_index[1]))
+        return degree == 0
 
     def _couple(self, f_st: torch.Tensor, g: GraphSet) -> torch.Tensor:
         """Average each edge's force magnitude with its reverse edge's (F_st = F_ts)."""

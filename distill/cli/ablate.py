@@ -8,14 +8,19 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import output_dir
 from distill.cli.options import AdsorptionOpt, RecipeOpt, TeacherOpt, fail
 
 
 def ablate_cmd(
     cache: Annotated[Path, typer.Argument(help="Training label cache.")],
     test_cache: Annotated[Path, typer.Option("--test-cache", help="Held-out label cache.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")] = Path("reports/ablation"),
-    work: Annotated[Path, typer.Option("--work", help="Directory of the training runs.")] = Path("runs/ablation"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.", callback=output_dir)] = Path(
+        "reports/ablation"
+    ),
+    work: Annotated[Path, typer.Option("--work", help="Directory of the training runs.", callback=output_dir)] = Path(
+        "runs/ablation"
+    ),
     config: RecipeOpt = None,
     variants: Annotated[str, typer.Option("--variants", help="Comma-separated variants (default: all).")] = "",
     adsorption: AdsorptionOpt = 40,

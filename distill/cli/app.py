@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import typer
 
+from calculators.cli.common import CommandGroup, DebugOpt, set_debug
 from distill.cli.ablate import ablate_cmd
 from distill.cli.evaluate import evaluate_cmd
 from distill.cli.generate import generate
@@ -21,12 +22,16 @@ app = typer.Typer(
     help="Distil a large GemNet-OC teacher into a compact, fast student.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 
 @app.callback()
-def _main() -> None:
-    """Distil a large GemNet-OC teacher into a compact, fast student."""
+def _main(ctx: typer.Context, debug: bool = DebugOpt) -> None:
+    """Distil a large GemNet-OC teacher into a compact, fast student.
+
+    Errors print one line; --debug shows full tracebacks."""
+    set_debug(ctx, debug)
 
 
 app.command("presets")(presets)

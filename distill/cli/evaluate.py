@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from distill.cli.options import AdsorptionOpt, LabelCacheOpt, TeacherOpt, fail
+from distill.cli.options import AdsorptionOpt, ReadCacheOpt, TeacherOpt, fail
 
 
 def evaluate_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="Student checkpoint.")],
-    cache: LabelCacheOpt,
+    cache: ReadCacheOpt,
     adsorption: AdsorptionOpt = 0,
     teacher: TeacherOpt = "sevennet-0",
 ) -> None:

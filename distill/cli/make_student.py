@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import output_dir
 from distill.cli.options import TeacherOpt
 
 
 def make_student_cmd(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Working/output folder (rerun to resume).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Working/output folder (rerun to resume).", callback=output_dir)
+    ],
     teacher: TeacherOpt = "sevennet-0",
     recipe: Annotated[
         Path | None, typer.Option(help="Training recipe (default: distill/recipes/screening.yaml).")

@@ -7,16 +7,22 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from calculators.cli.common import device, existing_file, output_dir
+
 TeacherOpt = Annotated[
     str, typer.Option("--teacher", help="Teacher: registry name (sevennet-0) or GemNet-OC checkpoint.")
 ]
-LabelCacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Label cache directory.")]
-RecipeOpt = Annotated[Path | None, typer.Option("--config", help="Training recipe (JSON or YAML TrainConfig).")]
+LabelCacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Label cache directory.", callback=output_dir)]
+ReadCacheOpt = Annotated[Path, typer.Option("--cache", "-c", help="Label cache directory (`distill label`).")]
+RecipeOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Training recipe (JSON or YAML TrainConfig).", callback=existing_file),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed (structure k depends only on seed and k).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu | cuda")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: torch default).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu | cuda", callback=device)]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch default).")]
 AdsorptionOpt = Annotated[
-    int, typer.Option("--adsorption", help="Held-out adsorption systems for the Spearman check (0: skip).")
+    int, typer.Option("--adsorption", min=0, help="Held-out adsorption systems for the Spearman check (0: skip).")
 ]
 
 

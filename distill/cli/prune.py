@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import output_file
 from distill.cli.options import fail
 
 
 def prune_cmd(
     checkpoint: Annotated[str, typer.Argument(help="GemNet-OC checkpoint (project or fairchem) or teacher name.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output project checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output project checkpoint.", callback=output_file)],
     blocks: Annotated[
         str, typer.Option("--blocks", help="Blocks to keep: a count b' (first b') or a list like 0,2.")
     ] = "2",

@@ -8,35 +8,47 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import device as check_device
+from calculators.cli.common import output_dir
 from distill.cli.options import RecipeOpt, fail
 
 
 def train_cmd(
     cache: Annotated[list[Path], typer.Argument(help="Label cache directories (`distill label`), one teacher.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (resumes from its state.pt).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (resumes from its state.pt).", callback=output_dir)
+    ],
     config: RecipeOpt = None,
     val_cache: Annotated[
         Path | None, typer.Option("--val-cache", help="Separate validation cache (else a split).")
     ] = None,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Override max_steps.")] = None,
-    device: Annotated[str | None, typer.Option("--device", help="Override device (cpu | cuda).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="Override max_steps.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Override device (cpu | cuda).", callback=check_device)
+    ] = None,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Start over even if out/state.pt exists.")] = False,
 ) -> None:
     """Train a student on cached teacher labels; the recipe is recorded in the output checkpoint.
 
     Data-parallel on several processes or GPUs: `torchrun --nproc_per_node N -m distill.cli train ...`."""
     from calculators.parsing import read_config_file
-    from distill.labels import LabelCache
+    from distill.labels import LabelCache, describe_teacher, same_teacher
     from distill.train import TrainConfig, train
 
     overrides = {k: v for k, v in (("max_steps", max_steps), ("device", device)) if v is not None}
     try:
         cfg = TrainConfig.from_dict(read_config_file(config) | overrides)
-        caches = [LabelCache(c) for c in cache]
+        caches = [LabelCache(c) for c in cache] + ([LabelCache(val_cache)] if val_cache else [])
         provenance = [c.provenance for c in caches]
-        if any(p["teacher"] != provenance[0]["teacher"] for p in provenance):
-            fail(f"the label caches {[str(c) for c in cache]} were made by different teachers")
-        records = [r for c in caches for r in c.records()]
+        for c, p in zip(caches[1:], provenance[1:], strict=True):
+            if not same_teacher(p["teacher"], provenance[0]["teacher"]):
+                fail(
+                    f"{c.path} was labelled by {describe_teacher(p['teacher'])}, {caches[0].path} by "
+                    f"{describe_teacher(provenance[0]['teacher'])}: a student learns from one teacher"
+                )
+        if val_cache:
+            caches = caches[:-1]
+        records = [r for c in caches for r in c.records()]  # every chunk verified; incomplete caches refused
         val = LabelCache(val_cache).records() if val_cache else None
         meta = {
             **provenance[0],

@@ -8,24 +8,47 @@ Layout (default root ``data/cache/cathub``, or env ``CATHUB_CACHE_DIR``)::
     <root>/<pubId>/systems/<aseId>.json   one structure: {aseId, uniqueId, energy, constraints, InputFile}
 
 Every file is written atomically (temp file in the same folder, fsync, ``os.replace``), so a kill leaves
-either the old file or the new one. Phase 1 pages the metadata (200 reactions a request, ``order: "id"``);
-phase 2
+either the old file or the new one. A file that still cannot be read (truncated by a full disk, edited) is named in
+a warning and moved to ``quarantine/`` beside it: a broken structure is fetched again, a broken metadata page is
+fetched again with every page after it, a broken ``state.json`` is rebuilt.
+Phase 1 pages the metadata (200 reactions a request, ``order: "id"``); phase 2
 fetches each distinct aseId once. Rerunning resumes: cached pages and systems are never fetched again.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from calculators.files import atomic_write_json
+from calculators.files import CacheRecoveredWarning, CorruptFileError, atomic_write_json, quarantine, read_json
 from screening.cathub.client import CatHubClient, NotFoundError
 
 DEFAULT_CACHE_ROOT = Path("data/cache/cathub")
+# a pubId names a folder of the cache: letters, digits, '_', '-', '.', starting with a letter or digit (so never
+# '..' or a path), at most 128 characters (CatalysisHub's look like AlonsoStrain2023)
+PUB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _recovered(note: str) -> None:
+    warnings.warn(
+        f"CatalysisHub cache file {note}; it is fetched again by `screen fetch`", CacheRecoveredWarning, stacklevel=3
+    )
+
+
+def check_pub_id(pub_id: str) -> str:
+    """`pub_id` when it is a valid name (`PUB_ID_RE`), else `ValueError` saying what a pubId looks like; a pubId
+    is never used as a path."""
+    if not isinstance(pub_id, str) or not PUB_ID_RE.fullmatch(pub_id):
+        raise ValueError(
+            f"invalid dataset name or pubId {pub_id!r}: expected a short name (alonso, saini, li) or a CatalysisHub "
+            "pubId such as AlonsoStrain2023 (letters, digits, '_', '-', '.', starting with a letter or digit)"
+        )
+    return pub_id
 
 
 def default_cache_root() -> Path:
@@ -64,9 +87,34 @@ class DatasetCache:
     """The cache folder of one pubId."""
 
     def __init__(self, pub_id: str, root: str | Path | None = None) -> None:
-        self.pub_id = pub_id
+        self.pub_id = check_pub_id(pub_id)
         self.root = Path(root) if root is not None else default_cache_root()
         self.path = self.root / _safe_name(pub_id)
+
+    def _read(self, path: Path) -> Any | None:
+        """JSON of a cache file, or None after moving a broken one to quarantine (logged, naming both files)."""
+        try:
+            return read_json(path)
+        except CorruptFileError as err:
+            _recovered(f"{err}; moved to {quarantine(path)}")
+            return None
+
+    def _check_pages(self) -> None:
+        """Quarantine the first unreadable page and every page after it (their cursors chain), and mark the
+        metadata incomplete so that `fetch_metadata` fetches them again."""
+        files = sorted((self.path / "pages").glob("page_*.json"))
+        for n, p in enumerate(files):
+            page = self._read(p)
+            if page is not None and isinstance(page, dict) and isinstance(page.get("edges"), list):
+                continue
+            if page is not None:  # valid JSON, not a page
+                _recovered(f"{p} is not a metadata page; moved to {quarantine(p)}")
+            for later in files[n + 1 :]:
+                _recovered(f"{later} follows a broken page (its cursor chains on it); moved to {quarantine(later)}")
+            state = self._raw_state()
+            state.update(complete=False, pages=n)
+            atomic_write_json(self.path / "state.json", state, fsync=True)
+            return
 
     @property
     def budget_file(self) -> Path:
@@ -74,17 +122,25 @@ class DatasetCache:
         return self.root / "requests.json"
 
     def _state(self) -> dict[str, Any]:
+        self._check_pages()
+        return self._raw_state()
+
+    def _raw_state(self) -> dict[str, Any]:
         p = self.path / "state.json"
-        return json.loads(p.read_text()) if p.exists() else {"pubId": self.pub_id, "complete": False, "pages": 0}
+        state = self._read(p) if p.exists() else None
+        if not isinstance(state, dict):
+            return {"pubId": self.pub_id, "complete": False, "pages": 0}
+        return state
 
     def page_files(self) -> list[Path]:
-        """Cached metadata pages in order."""
+        """Cached metadata pages in order (broken ones, and all after them, moved to quarantine first)."""
+        self._check_pages()
         return sorted((self.path / "pages").glob("page_*.json"))
 
     def pages(self) -> Iterator[dict[str, Any]]:
         """Cached metadata pages in order."""
         for p in self.page_files():
-            yield json.loads(p.read_text())
+            yield read_json(p)
 
     def nodes(self) -> list[dict[str, Any]]:
         """Distinct reaction nodes of the cached pages (first occurrence of each id kept)."""
@@ -112,10 +168,15 @@ class DatasetCache:
         return self.system_path(ase_id).exists()
 
     def systems(self) -> dict[str, dict[str, Any]]:
-        """All cached structures by aseId."""
+        """All cached structures by aseId; a broken file is moved to quarantine (and fetched again next time)."""
         out = {}
         for p in sorted((self.path / "systems").glob("*.json")):
-            node = json.loads(p.read_text())
+            node = self._read(p)
+            if node is None:
+                continue
+            if not isinstance(node, dict):
+                _recovered(f"{p} is not a structure; moved to {quarantine(p)}")
+                continue
             out[node.get("aseId") or node.get("uniqueId") or p.stem] = node
         return out
 
@@ -159,7 +220,7 @@ class DatasetCache:
         seen = {n["id"] for n in self.nodes()}
         after: str | None = None
         if files:
-            last = json.loads(files[-1].read_text())
+            last = read_json(files[-1])
             after = last["pageInfo"]["endCursor"]
         total = state.get("totalCount")
         index = len(files)
@@ -206,6 +267,7 @@ class DatasetCache:
 
         ``on_system(aseId)`` is called after each system is written; ``limit`` caps the systems fetched now.
         """
+        self.systems()  # moves broken structure files aside, so that they are fetched again
         todo = [i for i in self.ase_ids(self.nodes()) if not self.has_system(i)]
         if limit is not None:
             todo = todo[:limit]

@@ -11,7 +11,9 @@ import contextlib
 import datetime as _dt
 import json
 import logging
+import math
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api-catalysis-hub.slac.stanford.edu"
 PAGE_SIZE = 200  # the API caps `first` at 200
 DEFAULT_DAILY_BUDGET = 450  # requests/UTC day: a margin below the ~500/day that gets accounts suspended
+MAX_REQUESTS_PER_MINUTE = 10.0  # the API's documented limit; faster clients get their account suspended
+MAX_DAILY_BUDGET = 500  # requests/UTC day the API allows before suspending the account
+_KEY_RE = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what an HTTP header value can carry unchanged
 OFFLINE_HINT = "offline: use --data-file or the cache"
 KEY_HINT = "set CATHUB_API_KEY (get a key at <base>/auth/login)"
 
@@ -54,6 +59,38 @@ class RateLimited(CatHubError):
     """429 after all retries."""
 
 
+def check_api_key(key: str) -> None:
+    """`AuthError` unless `key` is one token of visible ASCII characters (what an HTTP header carries). The
+    message says what is wrong (a newline, a space, a non-ASCII character) but never shows the key."""
+    if _KEY_RE.fullmatch(key):
+        return
+    bad = next(c for c in key if not _KEY_RE.fullmatch(c))
+    what = {"\n": "a newline", "\r": "a carriage return", " ": "a space", "\t": "a tab"}.get(
+        bad, f"the character U+{ord(bad):04X}" + (" (not ASCII)" if ord(bad) > 0x7E else " (a control character)")
+    )
+    raise AuthError(
+        f"CATHUB_API_KEY contains {what} at position {key.index(bad) + 1} of {len(key)}: an API key is one token "
+        "of visible ASCII characters. Check how it was set (a pasted line break, quotes, a copied non-ASCII "
+        "character); the key itself is not shown"
+    )
+
+
+def check_rate(requests_per_minute: float, daily_budget: int | None = None) -> None:
+    """`ValueError` unless 0 < requests_per_minute ≤ MAX_REQUESTS_PER_MINUTE and, when given, 0 < daily_budget ≤
+    MAX_DAILY_BUDGET: CatalysisHub suspends accounts above its limits (~10 requests/minute, ~500/day)."""
+    rpm = float(requests_per_minute)
+    if not (math.isfinite(rpm) and 0 < rpm <= MAX_REQUESTS_PER_MINUTE):
+        raise ValueError(
+            f"request rate must be above 0 and at most {MAX_REQUESTS_PER_MINUTE:g} per minute (CatalysisHub's "
+            f"documented limit; it suspends accounts above it), got {requests_per_minute}"
+        )
+    if daily_budget is not None and not 0 < daily_budget <= MAX_DAILY_BUDGET:
+        raise ValueError(
+            f"daily budget must be between 1 and {MAX_DAILY_BUDGET} requests (CatalysisHub suspends accounts above "
+            f"~500 a day), got {daily_budget}"
+        )
+
+
 def redact(text: str, secret: str | None) -> str:
     """``text`` with every occurrence of ``secret`` replaced by ``***``."""
     if secret:
@@ -73,7 +110,9 @@ def _utc_day() -> str:
 class CatHubClient:
     """POSTs GraphQL queries to ``<base_url>/graphql``.
 
-    Rate limit: at most ``requests_per_minute`` (60/rpm s between requests). Budgets: ``max_requests`` for
+    Rate limit: at most ``requests_per_minute`` (60/rpm s between requests; above 0 and at most the API's
+    documented 10/minute, else `ValueError`). The key must be visible ASCII (`check_api_key`, `AuthError`
+    otherwise, never showing it). Budgets: ``max_requests`` for
     this client's lifetime and ``daily_budget`` per UTC day (counted in ``budget_file`` when given, a file
     holding only a date and a count). ``clock``/``sleep``/``today`` are injectable for fast tests. Retries:
     429, 5xx and timeouts are retried up to ``max_retries`` times with exponential back-off
@@ -100,7 +139,10 @@ class CatHubClient:
         self.base_url = (base_url or os.environ.get("CATHUB_API_URL") or DEFAULT_BASE_URL).rstrip("/")
         key = api_key if api_key is not None else os.environ.get("CATHUB_API_KEY", "")
         self._key = key.strip() or None
-        self.min_interval_s = 60.0 / requests_per_minute if requests_per_minute > 0 else 0.0
+        if self._key is not None:
+            check_api_key(self._key)
+        check_rate(requests_per_minute, daily_budget)
+        self.min_interval_s = 60.0 / requests_per_minute
         self.daily_budget = daily_budget
         self.max_requests = max_requests
         self.max_retries = max_retries
@@ -184,6 +226,10 @@ class CatHubClient:
             self._count_request()
             try:
                 status, headers, raw = self._post_once(query)
+            except (ValueError, UnicodeError) as exc:  # never echo the exception: it may quote the key header
+                if isinstance(exc, UnicodeError) or "header" in str(exc).lower():
+                    raise AuthError("the API key could not be sent in an HTTP header (invalid characters)") from None
+                raise CatHubError(redact(f"invalid request to {self.base_url}: {exc}", self._key)) from None
             except TimeoutError as exc:
                 status, headers, raw = -1, {}, str(exc).encode()
             except (urllib.error.URLError, OSError) as exc:

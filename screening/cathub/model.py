@@ -50,7 +50,7 @@ def parse_json_field(value: Any, default: Any) -> Any:
 
 def parse_stoichiometry(value: Any) -> dict[str, float]:
     """``"{\\"star\\": 1, \\"H2gas\\": -0.5}"`` → ``{"star": 1.0, "H2gas": -0.5}`` (signs kept as given)."""
-    return {str(k): float(v) for k, v in parse_json_field(value, {}).items()}
+    return {str(k): number(v, f"coefficient of {k}") for k, v in parse_json_field(value, {}).items()}
 
 
 def species_name_from_equation(term: str) -> str:
@@ -223,6 +223,7 @@ class Reaction:
     dft_code: str | None = None
     dft_functional: str | None = None
     systems: dict[str, System] = field(default_factory=dict)
+    problem: str | None = None  # why the record could not be read (then it is listed as invalid, never screened)
 
     @property
     def species(self) -> list[tuple[str, float, str]]:
@@ -275,6 +276,11 @@ class Reaction:
         )
 
 
+def unreadable_reaction(rid: Any, problem: str) -> Reaction:
+    """A placeholder for a record that could not be read: `build_dataset` lists it as invalid with `problem`."""
+    return Reaction(id=str(rid), equation="", reactants={}, products={}, reaction_energy=None, problem=problem)
+
+
 def finalize_structures(reaction: Reaction) -> None:
     """Classify gas systems and set tags on every loaded structure of a reaction (in place)."""
     for s in reaction.systems.values():
@@ -291,6 +297,17 @@ def finalize_structures(reaction: Reaction) -> None:
             assign_tags(s.atoms, gas=False)
 
 
+def number(value: Any, what: str) -> float:
+    """`float(value)`; `ValueError` saying which field holds what when it is not a finite number."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not a number") from None
+    if not np.isfinite(out):
+        raise ValueError(f"{what} {value!r} is not a finite number")
+    return out
+
+
 def reaction_from_node(
     node: dict[str, Any],
     structures: dict[str, dict[str, Any]] | None = None,
@@ -301,9 +318,28 @@ def reaction_from_node(
     ``structures`` maps aseId → a system node ``{energy, constraints, InputFile}`` fetched separately
     (the two-phase download); systems embedded in the node (``reactionSystems[].systems``) take precedence.
     ``parsed`` (aseId → Atoms) memoises parsing of shared systems; each reaction gets its own copy.
+    A malformed field raises `ValueError` naming the reaction id and the field.
     """
-    reactants = parse_stoichiometry(node.get("reactants"))
-    products = parse_stoichiometry(node.get("products"))
+    rid = node.get("id") if isinstance(node, dict) else None
+    if rid is None:
+        raise ValueError(f"reaction record without an id: {str(node)[:120]}")
+    try:
+        return _reaction_from_node(node, structures, parsed)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        detail = f"missing field {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
+        raise ValueError(f"reaction {str(rid)!r}: {detail}") from None
+
+
+def _reaction_from_node(
+    node: dict[str, Any],
+    structures: dict[str, dict[str, Any]] | None,
+    parsed: dict[str, Atoms] | None,
+) -> Reaction:
+    try:
+        reactants = parse_stoichiometry(node.get("reactants"))
+        products = parse_stoichiometry(node.get("products"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"reactants/products are not valid JSON ({err.msg})") from None
     facet, strain = parse_facet(node.get("facet"))
     energy = node.get("reactionEnergy")
     rxn = Reaction(
@@ -311,7 +347,7 @@ def reaction_from_node(
         equation=node.get("Equation") or "",
         reactants=reactants,
         products=products,
-        reaction_energy=None if energy is None else float(energy),
+        reaction_energy=None if energy is None else number(energy, "reactionEnergy"),
         pub_id=node.get("pubId"),
         sites=parse_json_field(node.get("sites"), {}),
         facet=facet,
@@ -331,10 +367,11 @@ def reaction_from_node(
             sysnode = sysnode[0] if sysnode else None
         if not sysnode and structures is not None and ase_id in structures:
             sysnode = structures[ase_id]
-        system = System(name=name, ase_id=ase_id, energy_correction=float(rs.get("energyCorrection") or 0.0))
+        correction = number(rs.get("energyCorrection") or 0.0, f"energyCorrection of {name}")
+        system = System(name=name, ase_id=ase_id, energy_correction=correction)
         if sysnode:
             if sysnode.get("energy") is not None:
-                system.energy = float(sysnode["energy"])
+                system.energy = number(sysnode["energy"], f"energy of system {name} ({ase_id})")
             if sysnode.get("InputFile"):
                 if parsed is not None and ase_id and ase_id in parsed:
                     system.atoms = parsed[ase_id].copy()

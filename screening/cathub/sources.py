@@ -43,9 +43,11 @@ from .model import (
     adsorbate_label,
     atoms_from_input_file,
     finalize_structures,
+    number,
     parse_json_field,
     parse_stoichiometry,
     reaction_from_node,
+    unreadable_reaction,
 )
 from .registry import resolve_dataset
 
@@ -103,6 +105,7 @@ class Dataset:
         ]
         if self.invalid:
             lines.append("invalid: " + ", ".join(i.id for i in self.invalid))
+            lines += [f"  {i.id}: {i.reason}" for i in self.invalid[:5]]
         return "\n".join(lines)
 
 
@@ -124,6 +127,9 @@ def build_dataset(
             dups += 1
             continue
         seen.add(r.id)
+        if r.problem is not None:
+            invalid.append(InvalidReaction(r.id, r.problem, r))
+            continue
         if r.reaction_energy is None:
             invalid.append(InvalidReaction(r.id, "no reactionEnergy", r))
             continue
@@ -149,10 +155,29 @@ def build_dataset(
 
 # ----------------------------------------------------------------------------- file sources
 def _read_json(path: Path) -> Any:
-    if path.suffix == ".gz":
-        with gzip.open(path, "rt") as f:
-            return json.load(f)
-    return json.loads(path.read_text())
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rt") as f:
+                return json.load(f)
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as err:
+        raise ValueError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+
+
+def parse_nodes(nodes: list[dict[str, Any]], structures: dict[str, dict[str, Any]] | None = None) -> list[Reaction]:
+    """`reaction_from_node` for every node; a record that cannot be read becomes a placeholder that
+    `build_dataset` lists as invalid with the reason (naming the reaction and the field), and the rest load."""
+    parsed: dict[str, Any] = {}
+    out = []
+    for k, node in enumerate(nodes):
+        try:
+            out.append(reaction_from_node(node, structures, parsed))
+        except ValueError as err:
+            rid = node.get("id") if isinstance(node, dict) and node.get("id") is not None else f"record {k}"
+            out.append(unreadable_reaction(rid, f"unreadable record: {err}"))
+    return out
 
 
 def nodes_from_raw(obj: Any) -> list[dict[str, Any]]:
@@ -184,32 +209,42 @@ def reactions_from_catbench(obj: dict[str, Any]) -> list[Reaction]:
     for tag, entry in obj.items():
         if tag.startswith("_"):
             continue
-        reactants: dict[str, float] = {}
-        products: dict[str, float] = {}
-        systems: dict[str, System] = {}
-        for name, sv in entry["raw"].items():
-            stoi = float(sv["stoi"])
-            if stoi < 0:
-                reactants[name] = -stoi
-            else:
-                products[name] = stoi
-            text = sv.get("atoms_json") or structures.get(sv.get("ref"))
-            atoms = atoms_from_input_file(text) if text else None
-            energy = sv.get("energy_ref")
-            systems[name] = System(name=name, energy=None if energy is None else float(energy), atoms=atoms)
-        equation = tag.split("_", 1)[1] if "_" in tag else ""
-        r = Reaction(
-            id=tag,
-            equation=equation,
-            reactants=reactants,
-            products=products,
-            reaction_energy=float(entry["ref_ads_eng"]),
-            adsorbate=adsorbate_label(products, reactants),
-            systems=systems,
-        )
-        finalize_structures(r)
-        out.append(r)
+        try:
+            out.append(_catbench_reaction(tag, entry, structures))
+        except (ValueError, TypeError, KeyError) as err:
+            detail = f"missing field {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
+            out.append(unreadable_reaction(tag, f"unreadable record: reaction {tag!r}: {detail}"))
     return out
+
+
+def _catbench_reaction(tag: str, entry: dict[str, Any], structures: dict[str, Any]) -> Reaction:
+    """One CatBench processed entry as a Reaction (shape: module docstring)."""
+    reactants: dict[str, float] = {}
+    products: dict[str, float] = {}
+    systems: dict[str, System] = {}
+    for name, sv in entry["raw"].items():
+        stoi = number(sv["stoi"], f"stoi of {name}")
+        if stoi < 0:
+            reactants[name] = -stoi
+        else:
+            products[name] = stoi
+        text = sv.get("atoms_json") or structures.get(sv.get("ref"))
+        atoms = atoms_from_input_file(text) if text else None
+        energy = sv.get("energy_ref")
+        energy = None if energy is None else number(energy, f"energy_ref of {name}")
+        systems[name] = System(name=name, energy=energy, atoms=atoms)
+    equation = tag.split("_", 1)[1] if "_" in tag else ""
+    r = Reaction(
+        id=tag,
+        equation=equation,
+        reactants=reactants,
+        products=products,
+        reaction_energy=number(entry["ref_ads_eng"], "ref_ads_eng"),
+        adsorbate=adsorbate_label(products, reactants),
+        systems=systems,
+    )
+    finalize_structures(r)
+    return r
 
 
 _STRUCT_SUFFIXES = (".extxyz", ".xyz", ".db")
@@ -243,28 +278,38 @@ def reactions_from_csv(csv_path: Path, structures_path: Path | None) -> list[Rea
     structures = _read_structures(structures_path) if structures_path else {}
     out = []
     with open(csv_path, newline="") as f:
-        for row in csv.DictReader(f):
-            node = {
-                "id": row["id"],
-                "Equation": row.get("equation", ""),
-                "reactants": row["reactants"],
-                "products": row["products"],
-                "reactionEnergy": float(row["reaction_energy"]) if row.get("reaction_energy") else None,
-                "pubId": row.get("pub_id") or None,
-                "facet": row.get("facet") or None,
-                "sites": row.get("sites") or None,
-                "surfaceComposition": row.get("surface_composition") or None,
-                "chemicalComposition": row.get("chemical_composition") or None,
-            }
-            r = reaction_from_node(node)
-            for name, sid in parse_json_field(row.get("systems"), {}).items():
-                atoms, energy = structures.get(str(sid), (None, None))
-                r.systems[name] = System(
-                    name=name, ase_id=str(sid), energy=energy, atoms=None if atoms is None else atoms.copy()
-                )
-            finalize_structures(r)
-            out.append(r)
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                out.append(_csv_reaction(row, structures))
+            except (ValueError, TypeError, KeyError) as err:
+                detail = f"missing column {err.args[0]!r}" if isinstance(err, KeyError) else str(err)
+                rid = row.get("id") or f"line {line}"
+                out.append(unreadable_reaction(rid, f"unreadable record ({csv_path}, line {line}): {detail}"))
     return out
+
+
+def _csv_reaction(row: dict[str, Any], structures: dict[str, tuple[Any, float | None]]) -> Reaction:
+    """One CSV row (shape: module docstring) as a Reaction with its structures."""
+    node = {
+        "id": row["id"],
+        "Equation": row.get("equation", ""),
+        "reactants": row["reactants"],
+        "products": row["products"],
+        "reactionEnergy": row["reaction_energy"] if row.get("reaction_energy") else None,
+        "pubId": row.get("pub_id") or None,
+        "facet": row.get("facet") or None,
+        "sites": row.get("sites") or None,
+        "surfaceComposition": row.get("surface_composition") or None,
+        "chemicalComposition": row.get("chemical_composition") or None,
+    }
+    r = reaction_from_node(node)
+    for name, sid in parse_json_field(row.get("systems"), {}).items():
+        atoms, energy = structures.get(str(sid), (None, None))
+        r.systems[name] = System(
+            name=name, ase_id=str(sid), energy=energy, atoms=None if atoms is None else atoms.copy()
+        )
+    finalize_structures(r)
+    return r
 
 
 def write_csv_source(reactions: list[Reaction], csv_path: str | Path, structures_path: str | Path) -> None:
@@ -321,10 +366,22 @@ def _companion(path: Path, suffixes: tuple[str, ...]) -> Path | None:
 
 
 def load_file(path: str | Path) -> tuple[list[Reaction], str]:
-    """Reactions from a local file in any accepted shape, with a description of the source."""
+    """Reactions from a local file in any accepted shape, with a description of the source. A file that cannot
+    be read raises `ValueError` naming it; a record that cannot be read is listed as invalid (naming the
+    reaction and the field) while the others load."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
+    try:
+        return _load_file(path)
+    except (ValueError, KeyError, TypeError, IndexError, OSError, EOFError) as err:
+        if str(path) in str(err) or isinstance(err, FileNotFoundError):
+            raise
+        detail = f"missing field {err.args[0]!r}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise ValueError(f"{path}: cannot be read as a dataset ({detail})") from None
+
+
+def _load_file(path: Path) -> tuple[list[Reaction], str]:
     if path.suffix == ".csv":
         return reactions_from_csv(path, _companion(path, _STRUCT_SUFFIXES)), f"CSV {path}"
     if path.suffix in _STRUCT_SUFFIXES:
@@ -341,8 +398,7 @@ def load_file(path: str | Path) -> tuple[list[Reaction], str]:
         raise ValueError(
             f"{path}: not a recognised CatalysisHub file (raw API nodes, CatBench processed JSON, or CSV)"
         ) from None
-    parsed: dict[str, Any] = {}
-    return [reaction_from_node(n, None, parsed) for n in nodes], f"raw API JSON {path}"
+    return parse_nodes(nodes), f"raw API JSON {path}"
 
 
 # ----------------------------------------------------------------------------- the loader
@@ -454,8 +510,7 @@ def load_dataset(
         )
     status = cache.status()
     structures = {} if metadata_only else cache.systems()
-    parsed: dict[str, Any] = {}
-    reactions = [reaction_from_node(n, structures, parsed) for n in cache.nodes()]
+    reactions = parse_nodes(cache.nodes(), structures)
     return build_dataset(
         reactions,
         name=info.name,
@@ -474,6 +529,7 @@ __all__ = [
     "load_dataset",
     "load_file",
     "nodes_from_raw",
+    "parse_nodes",
     "parse_stoichiometry",
     "reactions_from_catbench",
     "reactions_from_csv",

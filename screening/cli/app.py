@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from calculators.cli.common import CommandGroup, DebugOpt, set_debug
 from screening.cli.build import build
 from screening.cli.fetch import fetch
 from screening.cli.funnel import funnel
@@ -16,12 +17,16 @@ app = typer.Typer(
     help="Screen catalysts with distilled GemNet-OC students and their teachers.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CommandGroup,
 )
 
 
 @app.callback()
-def _main() -> None:
-    """Screen catalysts with distilled GemNet-OC students and their teachers."""
+def _main(ctx: typer.Context, debug: bool = DebugOpt) -> None:
+    """Screen catalysts with distilled GemNet-OC students and their teachers.
+
+    Errors print one line; --debug shows full tracebacks."""
+    set_debug(ctx, debug)
 
 
 app.command("fetch")(fetch)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import finite, output_file
 from screening.cli.options import SeedOpt, fail
 
 
@@ -26,19 +27,28 @@ def build(
         str | None, typer.Option("--facets", help="Comma-separated facets kept where valid, e.g. 111,0001.")
     ] = None,
     strains: Annotated[str, typer.Option("--strains", help="Comma-separated biaxial strains in %.")] = "-2,-1,0,1,2",
-    n: Annotated[int, typer.Option("-n", "--n", help="Number of structures.")] = 50,
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Number of structures.")] = 50,
     seed: SeedOpt = 0,
-    layers: Annotated[int, typer.Option("--layers", help="Atomic layers per slab.")] = 3,
-    vacuum: Annotated[float, typer.Option("--vacuum", help="Vacuum on each side of the slab, Å.")] = 6.0,
-    rattle: Annotated[float, typer.Option("--rattle", help="Gaussian rattle of free atoms, Å.")] = 0.0,
-    perturb_strain: Annotated[
-        float, typer.Option("--perturb-strain", help="Random in-plane strain perturbation, ± %.")
+    layers: Annotated[int, typer.Option("--layers", min=1, help="Atomic layers per slab.")] = 3,
+    vacuum: Annotated[
+        float, typer.Option("--vacuum", help="Vacuum on each side of the slab, Å.", callback=finite(low=0))
+    ] = 6.0,
+    rattle: Annotated[
+        float, typer.Option("--rattle", help="Gaussian rattle of free atoms, Å.", callback=finite(low=0))
     ] = 0.0,
-    clean_fraction: Annotated[float, typer.Option("--clean-fraction", help="Share of clean slabs.")] = 0.0,
+    perturb_strain: Annotated[
+        float,
+        typer.Option("--perturb-strain", help="Random in-plane strain perturbation, ± %.", callback=finite(low=0)),
+    ] = 0.0,
+    clean_fraction: Annotated[
+        float, typer.Option("--clean-fraction", help="Share of clean slabs.", callback=finite(low=0, high=1))
+    ] = 0.0,
     gas: Annotated[
         bool, typer.Option("--gas/--no-gas", help="Also write the gas references (H2, H2O, ...) the adsorbates need.")
     ] = False,
-    out: Annotated[Path, typer.Option("--out", help="Output file: .extxyz or .db.")] = Path("structures.extxyz"),
+    out: Annotated[Path, typer.Option("--out", help="Output file: .extxyz or .db.", callback=output_file)] = Path(
+        "structures.extxyz"
+    ),
 ) -> None:
     """Write N reproducible random slabs/adslabs (composition, prototype, facet, strain, site, adsorbate)."""
     from calculators.parsing import split_list

@@ -6,21 +6,32 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import finite, non_empty
 from screening.cli.options import CacheDirOpt, DataFileOpt, fail
 
 
 def fetch(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Short name (alonso, saini, li) or a pubId.")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", "-d", help="Short name (alonso, saini, li) or a pubId.", callback=non_empty)
+    ],
     data_file: DataFileOpt = None,
     cache_dir: CacheDirOpt = None,
     metadata_only: Annotated[bool, typer.Option("--metadata-only", help="Fetch metadata pages only.")] = False,
     max_requests: Annotated[
-        int | None, typer.Option("--max-requests", help="Stop after this many requests (this run).")
+        int | None, typer.Option("--max-requests", min=0, help="Stop after this many requests (this run).")
     ] = None,
     daily_budget: Annotated[
-        int, typer.Option("--daily-budget", help="Requests allowed per UTC day (API suspends above ~500).")
+        int,
+        typer.Option("--daily-budget", min=1, max=500, help="Requests allowed per UTC day (API suspends above ~500)."),
     ] = 450,
-    rate: Annotated[float, typer.Option("--rate", help="Requests per minute.")] = 10.0,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate",
+            help="Requests per minute (at most 10, the API's limit).",
+            callback=finite(low=0, high=10, low_open=True),
+        ),
+    ] = 10.0,
     offline: Annotated[bool, typer.Option("--offline", help="Never contact the API; report the cache.")] = False,
 ) -> None:
     """Fetch a CatalysisHub dataset into the on-disk cache (resumable), or load a local file; summarise it."""

@@ -4,6 +4,7 @@ ranked by raw ΔE within each adsorbate, and the teacher re-ranks the student's 
 
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -11,13 +12,16 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import existing_file, finite
 from screening.cli.options import (
     BatchAtomsOpt,
     CacheDirOpt,
     DataFileOpt,
     DatasetOpt,
+    FmaxOpt,
     GasOpt,
     LimitOpt,
+    MaxStepsOpt,
     ModeOpt,
     OutOpt,
     SeedOpt,
@@ -50,12 +54,16 @@ def funnel(
         ),
     ] = None,
     reaction_table: Annotated[
-        Path | None, typer.Option("--reaction-table", help="JSON/YAML table merged over the shipped reactions.json.")
+        Path | None,
+        typer.Option(
+            "--reaction-table", help="JSON/YAML table merged over the shipped reactions.json.", callback=existing_file
+        ),
     ] = None,
     generate: Annotated[
         int | None,
         typer.Option(
             "--generate",
+            min=1,
             help="Screen N generated candidates (ChemicalSpace) instead; with --reaction, N distinct surfaces.",
         ),
     ] = None,
@@ -65,7 +73,10 @@ def funnel(
         str, typer.Option("--strains", help="With --reaction --generate: biaxial strains (%) to draw from.")
     ] = "-2,0,2",
     sites: Annotated[
-        int, typer.Option("--sites", help="With --reaction --generate: sites per adsorbate (each model uses its best).")
+        int,
+        typer.Option(
+            "--sites", min=1, help="With --reaction --generate: sites per adsorbate (each model uses its best)."
+        ),
     ] = 2,
     adsorbates: Annotated[
         str | None,
@@ -82,16 +93,29 @@ def funnel(
     teacher: TeacherOpt = "sevennet-0",
     student: StudentOpt = "auto",
     mode: ModeOpt = "single-point",
-    fmax: Annotated[float, typer.Option("--fmax", help="Relax mode: force threshold, eV/Å.")] = 0.05,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Relax mode: max force calls.")] = 300,
+    fmax: FmaxOpt = 0.05,
+    max_steps: MaxStepsOpt = 300,
     fraction: Annotated[
-        float, typer.Option("--fraction", help="Raw ΔE: share of each adsorbate re-evaluated by the teacher.")
+        float,
+        typer.Option(
+            "--fraction",
+            help="Raw ΔE: share of each adsorbate re-evaluated by the teacher.",
+            callback=finite(low=0, high=1, low_open=True),
+        ),
     ] = 0.2,
-    target: Annotated[float | None, typer.Option("--target", help="Raw ΔE: target, eV (score |ΔE − target|).")] = None,
-    window: Annotated[
-        float | None, typer.Option("--window", help="Raw ΔE: re-evaluate |ΔE_student − target| ≤ window eV.")
+    target: Annotated[
+        float | None,
+        typer.Option("--target", help="Raw ΔE: target, eV (score |ΔE − target|).", callback=finite(optional=True)),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", help="k for the recall of the teacher's top-k.")] = 5,
+    window: Annotated[
+        float | None,
+        typer.Option(
+            "--window",
+            help="Raw ΔE: re-evaluate |ΔE_student − target| ≤ window eV.",
+            callback=finite(low=0, optional=True),
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="k for the recall of the teacher's top-k.")] = 5,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Teacher on all candidates for recall.")] = True,
     limit: LimitOpt = None,
     out: OutOpt = None,
@@ -108,11 +132,15 @@ def funnel(
     ranked within each adsorbate (never across adsorbates); the teacher re-ranks the best --fraction (or --window)."""
     import torch
 
+    from calculators.files import LockedError
     from calculators.parsing import split_list
     from screening.evaluators import resolve_models
     from screening.reactions import ScreenSetError, generated_set, load_screen_set
+    from screening.results import run_lock
     from screening.runner import RunConfig
 
+    if window is not None and target is None:
+        fail("--window needs --target")
     torch.set_num_threads(threads)
     formats = ("png", "svg") if svg else ("png",)
     cmd = "screen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("screen") else None
@@ -124,31 +152,35 @@ def funnel(
             from screening.descriptors.surfaces import candidates_from_set, generate_candidates
             from screening.reaction_funnel import reaction_funnel_and_report
 
+            strain_list = [float(x) for x in split_list(strains)]
+            if not all(math.isfinite(x) for x in strain_list):
+                fail(f"--strains: {strains!r} holds a value that is not a finite number")
             table = load_table(reaction_table)
             rx = table.reaction(reaction)
             stage_list = parse_stages(stages or rx.stages)
             if generate is not None:
                 cset = generate_candidates(
                     rx, table, split_list(elements), generate, seed=seed, sites=sites,
-                    adsorbates=split_list(adsorbates) or None, prototypes=split_list(prototypes),
-                    strains=[float(x) for x in split_list(strains)],
+                    adsorbates=split_list(adsorbates) or None, prototypes=split_list(prototypes), strains=strain_list,
                 )  # fmt: skip
             else:
                 sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
                 cset = candidates_from_set(sset, rx, table, sites=sites)
             if not cset.surfaces:
                 fail(f"no surfaces with {', '.join(rx.adsorbates)} adsorption energies to screen for {rx.name}")
-            t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
             out = out or Path("reports") / f"funnel-{rx.name}-{cset.name}"
-            typer.echo(
-                f"{rx.name}: {len(cset.surfaces)} surfaces ({sum(len(x.candidates) for x in cset.surfaces)} "
-                f"adsorbate–site candidates), stages {', '.join(f'{x.role}:{x.threshold:g}' for x in stage_list)}, "
-                f"mode {mode}"
-            )
-            res = reaction_funnel_and_report(
-                cset, rx, table, t, s, out, stages=stage_list, verify=verify, top_k=top_k,
-                force_scaling=force_scaling, config=cfg, command=cmd, formats=formats,
-            )  # fmt: skip
+            out.mkdir(parents=True, exist_ok=True)
+            with run_lock(out):  # a second run into this folder stops here, before loading models
+                t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
+                typer.echo(
+                    f"{rx.name}: {len(cset.surfaces)} surfaces ({sum(len(x.candidates) for x in cset.surfaces)} "
+                    f"adsorbate–site candidates), stages {', '.join(f'{x.role}:{x.threshold:g}' for x in stage_list)}"
+                    f", mode {mode}"
+                )
+                res = reaction_funnel_and_report(
+                    cset, rx, table, t, s, out, stages=stage_list, verify=verify, top_k=top_k,
+                    force_scaling=force_scaling, config=cfg, command=cmd, formats=formats,
+                )  # fmt: skip
             for st in res["stages"]:
                 typer.echo(f"  {st['stage']} ({st['rule']}): {st['entered']} in, {st['passed']} pass")
             cmp = res.get("comparison", {})
@@ -158,6 +190,11 @@ def funnel(
                 )
             if res["compute"].get("compute_saved_share") is not None:
                 typer.echo(f"compute saved: {res['compute']['compute_saved_share']:.0%}")
+            if res.get("excluded"):
+                typer.echo(
+                    f"{len(res['excluded'])} candidate(s) excluded (failed or non-finite energies, see "
+                    "reaction_skipped.csv)"
+                )
             typer.echo(f"shortlist: {len(res['shortlist'])} surfaces")
             typer.echo(f"report: {out / 'index.html'}")
             return
@@ -169,11 +206,13 @@ def funnel(
             sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
         if not sset.reactions:
             fail("no candidates")
-        t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
         out = out or Path("reports") / f"funnel-{sset.name}"
-        res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window, top_k=top_k,
-                                verify=verify, config=cfg)  # fmt: skip
-    except (FileNotFoundError, KeyError, ValueError, ScreenSetError) as err:
+        out.mkdir(parents=True, exist_ok=True)
+        with run_lock(out):  # a second run into this folder stops here, before loading models
+            t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
+            res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window, top_k=top_k,
+                                    verify=verify, config=cfg)  # fmt: skip
+    except (FileNotFoundError, KeyError, ValueError, ScreenSetError, LockedError, OSError) as err:
         fail(str(err).strip("'\""))
     typer.echo(
         f"{res['candidates']} candidates, teacher re-evaluated {res['re_evaluated']} "
@@ -181,6 +220,8 @@ def funnel(
     )
     if "recall_at_k" in res:
         typer.echo(f"recall of teacher top-{top_k} (per adsorbate, pooled): {res['recall_at_k']:.2f}")
+    if res.get("excluded"):
+        typer.echo(f"{len(res['excluded'])} candidate(s) excluded (failed or non-finite energies, see funnel.csv)")
     if res.get("compute_saved_share") is not None:
         typer.echo(f"compute saved: {res['compute_saved_share']:.0%}")
     typer.echo(f"report: {out / 'index.html'}")

@@ -7,10 +7,15 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from calculators.cli.common import finite, non_empty, output_dir
+
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
-        "--dataset", "-d", help="alonso | saini | li | <pubId>. Omitted: the built-in offline set (teacher reference)."
+        "--dataset",
+        "-d",
+        help="alonso | saini | li | <pubId>. Omitted: the built-in offline set (teacher reference).",
+        callback=non_empty,
     ),
 ]
 DataFileOpt = Annotated[
@@ -30,11 +35,19 @@ StudentOpt = Annotated[
     ),
 ]
 ModeOpt = Annotated[str, typer.Option("--mode", help="single-point | relax")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="Screen only the first N reactions.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Run/report directory (default reports/<name>).")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", min=1, help="Screen only the first N reactions.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", help="Run/report directory (default reports/<name>).", callback=output_dir),
+]
 GasOpt = Annotated[str, typer.Option("--gas-energies", help="teacher (both models use the teacher's) | self")]
-BatchAtomsOpt = Annotated[int, typer.Option("--batch-atoms", help="Atoms per batch.")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch threads (timings are per this setting).")]
+BatchAtomsOpt = Annotated[int, typer.Option("--batch-atoms", min=1, help="Atoms per batch.")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, help="torch threads (timings are per this setting).")]
+FmaxOpt = Annotated[
+    float,
+    typer.Option("--fmax", help="Relax mode: force threshold, eV/Å.", callback=finite(low=0, low_open=True)),
+]
+MaxStepsOpt = Annotated[int, typer.Option("--max-steps", min=1, help="Relax mode: max force calls.")]
 SvgOpt = Annotated[bool, typer.Option("--svg", help="Also write SVG figures.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (structure k depends only on seed and k).")]
 

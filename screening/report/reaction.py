@@ -265,6 +265,19 @@ def anomaly_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+REACTION_TABLES = (
+    "reaction_stages",
+    "reaction_comparison",
+    "reaction_shortlist",
+    "reaction_confusion",
+    "reaction_adsorbates",
+    "reaction_constants",
+    "reaction_surfaces",
+    "reaction_anomalies",
+    "reaction_skipped",
+)  # file stems of `reaction_tables`
+
+
 def reaction_tables(rf: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]], str]]:
     """(title, rows, file stem) of every table, in report order."""
     name = rf["reaction"]["name"].upper()
@@ -279,7 +292,9 @@ def reaction_tables(rf: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]],
         ("All surfaces", surface_rows(rf), "reaction_surfaces"),
     ]  # fmt: skip
     if rf.get("anomalies"):
-        out.insert(5, ("Relaxation anomalies", anomaly_rows(rf), "reaction_anomalies"))
+        relax = rf["config"].get("mode") == "relax"
+        heading = "Relaxation anomalies" if relax else "Anomalies (failed or non-finite energies)"
+        out.insert(5, (heading, anomaly_rows(rf), "reaction_anomalies"))
     skipped = rf["dataset"].get("skipped", [])
     if skipped:
         out.append(("Skipped", skipped, "reaction_skipped"))
@@ -342,5 +357,12 @@ def reaction_summary_lines(rf: dict[str, Any], model_line: Any) -> list[str]:
     cav = sum(1 for s in rf["surfaces"] if s.get("caveat"))
     if cav:
         lines.append(f"Caveat on {cav} surface(s) (column 'caveat'): MPtrj PBE+U mixing for the teacher's energies")
+    if ds.get("candidates_excluded"):
+        lines.append(
+            f"Excluded: {ds['candidates_excluded']} adsorbate–site candidate(s) with failed or non-finite energies "
+            "take part in no site choice or metric (reasons in the Skipped table)"
+        )
+    for note in rf.get("recovered_caches", []):
+        lines.append(f"Recovered cache: {note}")
     lines.append(f"Created {rf['created']}" + (f" by `{rf['command']}`" if rf.get("command") else ""))
     return lines

@@ -49,6 +49,8 @@ def reaction_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             row["caveat"] = r["caveat"]
         if notes.get(r["id"]):
             row["rebuild_note"] = notes[r["id"]]
+        if r.get("excluded"):
+            row["excluded"] = r["excluded"]
         if "teacher_anomalies" in r:
             row["teacher_anomalies"] = r["teacher_anomalies"]
             if has_s:
@@ -205,6 +207,14 @@ def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
         (f"recall of teacher top-{funnel['top_k']}, {a}*", v)
         for a, v in sorted((funnel.get("recall_at_k_by_adsorbate") or {}).items())
     ]
+    if funnel.get("excluded"):
+        rows.append(
+            ("excluded (failed or non-finite ΔE)", "; ".join(f"{e['id']}: {e['reason']}" for e in funnel["excluded"]))
+        )
+    if funnel.get("skipped"):
+        rows.append(
+            ("skipped (unphysical structures)", "; ".join(f"{e['id']}: {e['reason']}" for e in funnel["skipped"]))
+        )
     return [{"metric": k, "value": v} for k, v in rows]
 
 

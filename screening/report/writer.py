@@ -9,7 +9,7 @@ from typing import Any
 
 from screening.report.html import index_html
 from screening.report.plots import funnel_figure, make_figures
-from screening.report.reaction import reaction_figures, reaction_summary_lines, reaction_tables
+from screening.report.reaction import REACTION_TABLES, reaction_figures, reaction_summary_lines, reaction_tables
 from screening.report.tables import (
     adsorbate_rows,
     agreement_rows,
@@ -25,6 +25,22 @@ from screening.report.tables import (
     write_table,
 )
 from screening.results import read_run
+
+# tables written only by some runs (relax mode, a student, a funnel, rebuilt structures, a reaction funnel): those
+# a report does not write are removed, so a folder never mixes two runs' tables
+OPTIONAL_TABLES = (
+    "anomalies",
+    "anomaly_classes",
+    "agreement",
+    "funnel",
+    "funnel_ranking",
+    "rebuild_slab_relaxation",
+    "rebuild_cells",
+    "rebuild_lattices",
+    "rebuild_sites",
+    "rebuild_skip_reasons",
+    *REACTION_TABLES,
+)
 
 
 def _model_line(role: str, d: dict[str, Any]) -> str:
@@ -69,8 +85,14 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     lines += [
         f"Dataset: {ds['name']} — {ds['source']}; counts: "
         + ", ".join(f"{k} {v}" for k, v in ds.get("counts", {}).items() if v not in (None, {}, 0) or k == "invalid"),
-        f"Reactions screened: {ds['reactions_screened']}; distinct systems evaluated: {ds['distinct_systems']} "
-        f"({ds['gas_systems']} gas); skipped/invalid: {len(ds['skipped'])}",
+        f"Reactions screened: {ds['reactions_screened']}"
+        + (
+            f" ({ds['reactions_excluded']} excluded from the metrics: failed or non-finite energies, see Skipped)"
+            if ds.get("reactions_excluded")
+            else ""
+        )
+        + f"; distinct systems evaluated: {ds['distinct_systems']} ({ds['gas_systems']} gas); skipped/invalid: "
+        f"{len(ds['skipped'])}",
         f"Mode: {results['config']['mode']}; gas-phase energies: {results['gas_energies']} "
         + (
             "(the teacher's gas energies are used for both models, FORK protocol)"
@@ -91,13 +113,17 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"Caveat on {results['caveat_reactions']} reaction(s) (column 'caveat'): " + "; ".join(results["caveats"])
         )
+    for note in results.get("recovered_caches", []):
+        lines.append(f"Recovered cache: {note}")
     lines.append("Timing: " + results["timing"]["note"])
     lines.append(f"Created {results['created']}" + (f" by `{results['command']}`" if results.get("command") else ""))
     return lines
 
 
 def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi: int = 100) -> list[str]:
-    """(Re)write the report of a run directory from its run files (`screening.results`); returns file names."""
+    """(Re)write the report of a run directory from its run files (`screening.results`); returns file names.
+    Tables an earlier run left but this one does not have (a relax run's anomalies, a funnel's tables) are
+    removed, so the folder never mixes two runs."""
     run_dir = Path(run_dir)
     run = read_run(run_dir)
     results, funnel, reaction = run.results, run.funnel, run.reaction
@@ -118,11 +144,14 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         for title, rows, name in tables:
             sections.append((title, rows, write_table(rows, run_dir, name)))
     if results is not None and results.get("anomalies"):
+        relax = results["config"].get("mode") == "relax"
         rows = anomaly_rows(results)
-        sections.insert(2, ("Relaxation anomalies", rows, write_table(rows, run_dir, "anomalies")))
-        rows = catbench_rows(results)
-        heading = "CatBench anomaly classes (one relaxation per model: reproduction failure not assessed)"
-        sections.insert(3, (heading, rows, write_table(rows, run_dir, "anomaly_classes")))
+        heading = "Relaxation anomalies" if relax else "Anomalies (failed or non-finite energies)"
+        sections.insert(2, (heading, rows, write_table(rows, run_dir, "anomalies")))
+        if relax:  # single points: no relaxation to classify
+            rows = catbench_rows(results)
+            heading = "CatBench anomaly classes (one relaxation per model: reproduction failure not assessed)"
+            sections.insert(3, (heading, rows, write_table(rows, run_dir, "anomaly_classes")))
     lines = summary_lines(results) if results is not None else []
     if funnel is not None:
         rows = funnel_rows(funnel)
@@ -158,6 +187,12 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         sections = [
             (t, rows, write_table(rows, run_dir, stem)) for t, rows, stem in reaction_tables(reaction)
         ] + sections
+    written = {f for _t, _r, fs in sections for f in fs}
+    for name in OPTIONAL_TABLES:
+        for ext in ("csv", "md"):
+            stale = run_dir / f"{name}.{ext}"
+            if stale.name not in written and stale.is_file():
+                stale.unlink()
     md = [f"# {title}", ""] + [f"- {line}" for line in lines] + [""]
     for sec_title, rows, _files in sections:
         md += [f"## {sec_title}", "", markdown(rows)]
