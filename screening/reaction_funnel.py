@@ -12,15 +12,21 @@ the slab it is referenced to.
 
 Per-structure wall time and relaxed positions go to ``<run>/per_structure/<role>-<mode>-<id>.json`` (the runner's
 batch timings split over the structures of a batch by atoms × force calls).
+
+Robustness (as in `screening.runner`): candidates with an unphysical structure are skipped before any model runs
+(`CandidateSet.without_unphysical`); a structure a model cannot evaluate is retried alone and, if it fails again,
+only its candidates are lost; a candidate whose energy failed or is not finite gets no ΔE (it never takes part in
+a site choice or a metric), is flagged as an anomaly and listed with the reason in ``excluded`` and in the skipped
+table. A broken cache file is quarantined and recomputed. One run at a time per run directory (``<run>/.lock``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from calculators.files import CacheRecoveredWarning, CorruptFileError, quarantine, read_json
 from calculators.hashing import structure_key
 from calculators.stats import spearman
 from screening.descriptors.classify import Stage, confusion, recall_of
@@ -43,7 +50,7 @@ from screening.descriptors.surfaces import (
 from screening.descriptors.table import ReactionSpec, ReactionTable
 from screening.evaluators import Evaluator
 from screening.report import write_report
-from screening.results import REACTION_FUNNEL_FILE, write_run_file
+from screening.results import REACTION_FUNNEL_FILE, run_lock, write_run_file
 from screening.runner import MIGRATION_TOL, EnergyStore, RunConfig, evaluate_systems, mp_u_caveat
 
 PER_STRUCTURE_DIR = "per_structure"
@@ -61,8 +68,18 @@ class StructureLog:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in evaluator.fingerprint)[:48]
         self.path = Path(run_dir) / PER_STRUCTURE_DIR / f"{role}-{mode}-{safe}.json"
         self.data: dict[str, Any] = {"fingerprint": evaluator.fingerprint, "mode": mode, "entries": {}}
+        self.recovered: list[str] = []
         if self.path.is_file():
-            old = json.loads(self.path.read_text())
+            try:
+                old = read_json(self.path)
+                if not (isinstance(old, dict) and isinstance(old.get("entries"), dict)):
+                    raise CorruptFileError(self.path, "not a per-structure log (no entries)")
+            except CorruptFileError as err:
+                moved = quarantine(self.path)
+                note = f"per-structure log {err}; moved to {moved}, its structures are recomputed"
+                self.recovered.append(note)
+                warnings.warn(note, CacheRecoveredWarning, stacklevel=2)
+                return
             if old.get("fingerprint") == evaluator.fingerprint and old.get("mode") == mode:
                 self.data = old
 
@@ -113,6 +130,9 @@ class ModelRun:
     adslab_keys: dict[str, str] = dataclasses.field(default_factory=dict)
     flags: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     computed: set[str] = dataclasses.field(default_factory=set)  # surface ids
+    excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # candidate id -> why it has no ΔE
+    gas_from: str = ""  # whose gas energies these are ("teacher" for both models unless gas_energies == "self")
+    gas_errors: dict[str, str] = dataclasses.field(default_factory=dict)  # gas key -> why it has no energy
 
     def keys_of(self, surfaces: Iterable[Surface]) -> list[str]:
         """System keys this model evaluated for `surfaces` (slabs and its own adslab keys)."""
@@ -152,9 +172,10 @@ def compute_surfaces(run: ModelRun, cset: CandidateSet, surfaces: Sequence[Surfa
         evaluate_systems(run.evaluator, atoms, slab_keys, run.store, **kw)
         for s in todo:
             for c in s.candidates:
-                start = adslab_on_relaxed_slab(
-                    cset.atoms[c.adslab_key], cset.atoms[c.slab_key], run.log.entries[c.slab_key]["positions"]
-                )
+                relaxed = run.log.entries.get(c.slab_key, {}).get("positions")
+                if relaxed is None or c.slab_key not in run.store.entries:  # the slab failed: reported below
+                    continue
+                start = adslab_on_relaxed_slab(cset.atoms[c.adslab_key], cset.atoms[c.slab_key], relaxed)
                 if start is not None:
                     k = structure_key(start)
                     atoms.setdefault(k, start)
@@ -166,6 +187,13 @@ def compute_surfaces(run: ModelRun, cset: CandidateSet, surfaces: Sequence[Surfa
     for s in todo:
         for c in s.candidates:
             key = run.adslab_keys.get(c.id, c.adslab_key)
+            problem = _energy_problem(run, c, key, energies, cset, table)
+            if problem is not None:
+                cls, why = problem
+                run.delta_e.pop(c.id, None)
+                run.excluded[c.id] = why
+                run.flags[c.id] = [cls]
+                continue
             run.delta_e[c.id] = adsorption_energy(c, energies, run.gas_energies, cset.gas, table, key)
             entry, flags = run.store.entries[key], []
             if not entry.get("converged", True):
@@ -178,6 +206,24 @@ def compute_surfaces(run: ModelRun, cset: CandidateSet, surfaces: Sequence[Surfa
                 flags.append("slab not converged")
             run.flags[c.id] = flags
         run.computed.add(s.id)
+
+
+def _energy_problem(
+    run: ModelRun, c: Any, adslab_key: str, energies: Mapping[str, float], cset: CandidateSet, table: ReactionTable
+) -> tuple[str, str] | None:
+    """(anomaly class, reason) when one energy of candidate `c` failed or is not finite (the model's slab or adslab,
+    or a gas reference), else None."""
+    own = (run.role, energies, run.store.errors)
+    gas = (run.gas_from or run.role, run.gas_energies, run.gas_errors)
+    species = [("slab", c.slab_key, own), ("adslab", adslab_key, own)]
+    species += [(f"gas {g}", cset.gas.get(g), gas) for g in table.adsorbate(c.adsorbate).reference]
+    for what, key, (who, src, errors) in species:
+        if key is None or key not in src:
+            why = errors.get(key or "", "no energy")
+            return "evaluation failed", f"{who} could not evaluate the {what} of {c.id}: {why}"
+        if not math.isfinite(src[key]):
+            return "non-finite energy", f"{who} energy of the {what} of {c.id} is {src[key]}"
+    return None
 
 
 def _descriptor_target(
@@ -226,7 +272,7 @@ def _model_block(res: SurfaceResult | None, cands: Mapping[str, Any], flags: Map
 
 
 def _mae(a: Sequence[float], b: Sequence[float]) -> float | None:
-    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None and math.isfinite(x - y)]
     return float(np.mean([abs(x - y) for x, y in pairs])) if pairs else None
 
 
@@ -245,10 +291,34 @@ def run_reaction_funnel(
     config: RunConfig | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Run the stages over `cset` (see the module docstring); writes and returns ``reaction_funnel.json``."""
-    cfg = config or RunConfig()
+    """Run the stages over `cset` (see the module docstring); writes and returns ``reaction_funnel.json``.
+    `LockedError` when another run holds the run directory."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_reaction_funnel(
+            cset, reaction, table, teacher, student, run_dir, stages=stages, verify=verify, top_k=top_k,
+            force_scaling=force_scaling, config=config or RunConfig(), command=command,
+        )  # fmt: skip
+
+
+def _run_reaction_funnel(
+    cset: CandidateSet,
+    reaction: ReactionSpec,
+    table: ReactionTable,
+    teacher: Evaluator,
+    student: Evaluator,
+    run_dir: Path,
+    *,
+    stages: Sequence[Stage],
+    verify: bool,
+    top_k: int,
+    force_scaling: bool,
+    config: RunConfig,
+    command: str | None,
+) -> dict[str, Any]:
+    cfg = config
+    cset = cset.without_unphysical(table)
     roles = [s.role for s in stages]
     if "dft" in roles and not cset.has_dft:
         raise ValueError(f"a dft stage needs DFT energies: {cset.name} has none for {reaction.name} in the table's "
@@ -263,9 +333,11 @@ def run_reaction_funnel(
               max_steps=cfg.max_steps)  # fmt: skip
     t_run, s_run = runs["teacher"], runs["student"]
     t_run.gas_energies = evaluate_systems(t_run.evaluator, cset.atoms, gas_keys, t_run.store, **kw)
-    s_run.gas_energies = t_run.gas_energies
+    t_run.gas_from, t_run.gas_errors = "teacher", t_run.store.errors
+    s_run.gas_energies, s_run.gas_from, s_run.gas_errors = t_run.gas_energies, "teacher", t_run.store.errors
     if cfg.gas_energies == "self":
         s_run.gas_energies = evaluate_systems(s_run.evaluator, cset.atoms, gas_keys, s_run.store, **kw)
+        s_run.gas_from, s_run.gas_errors = "student", s_run.store.errors
     by_id = {s.id: s for s in cset.surfaces}
     cands = cset.candidates
     ref = cset.reference_surface
@@ -285,8 +357,12 @@ def run_reaction_funnel(
         excluded = [cid for cid, f in run.flags.items() if "desorbed" in f]
         target = _descriptor_target(reaction, table, ref, run.delta_e, excluded)
         for i in ids:
-            results[role][i] = assess(by_id[i], run.delta_e, reaction, table, target=target, excluded=excluded,
-                                      force_scaling=force_scaling)  # fmt: skip
+            res = assess(by_id[i], run.delta_e, reaction, table, target=target, excluded=excluded,
+                         force_scaling=force_scaling)  # fmt: skip
+            lost = [run.excluded[c.id] for c in by_id[i].candidates if c.id in run.excluded]
+            if res.activity is None and lost:
+                res.reason = f"{res.reason}; excluded: {'; '.join(lost)}"
+            results[role][i] = res
 
     survivors = [s.id for s in cset.surfaces]
     stage_rows: list[dict[str, Any]] = []
@@ -329,6 +405,10 @@ def run_reaction_funnel(
             evaluate("dft", [i for i in all_ids if i not in results["dft"]])
 
     thr = {s.role: s.threshold for s in stages}
+    excluded_all: dict[str, str] = {}
+    for run in runs.values():
+        for cid, why in run.excluded.items():
+            excluded_all[cid] = f"{excluded_all[cid]}; {why}" if cid in excluded_all else why
     out_surfaces = []
     for s in cset.surfaces:
         row = s.labels()
@@ -392,7 +472,9 @@ def run_reaction_funnel(
             "surfaces": len(cset.surfaces),
             "candidates": sum(len(s.candidates) for s in cset.surfaces),
             "has_dft": cset.has_dft,
-            "skipped": [{"id": i, "reason": why} for i, why in cset.skipped],
+            "skipped": [{"id": i, "reason": why} for i, why in cset.skipped]
+            + [{"id": cid, "reason": f"excluded: {why}"} for cid, why in excluded_all.items()],
+            "candidates_excluded": len(excluded_all),
         },  # fmt: skip
         "config": {**cfg.__dict__, "verify": verify, "top_k": top_k},
         "models": {
@@ -419,19 +501,27 @@ def run_reaction_funnel(
     else:  # the teacher saw only the student's survivors: a confusion matrix over them would be biased
         out["comparison"] = {"note": "--no-verify: the teacher evaluated only the surfaces that passed the student"}
     out["compute"] = _compute(cset, runs, stage_rows, results, verify)
-    out["anomalies"] = {
-        role: _count_flags(run.flags) for role, run in runs.items() if cfg.mode == "relax" and run.flags
-    }
+    if cfg.mode == "relax":
+        out["anomalies"] = {role: _count_flags(run.flags) for role, run in runs.items() if run.flags}
+    else:  # single points: failed or non-finite energies are the only anomalies
+        out["anomalies"] = {
+            role: _count_flags({c: run.flags[c] for c in run.excluded}, with_clean=False)
+            for role, run in runs.items()
+            if run.excluded
+        }
+    out["excluded"] = [{"id": cid, "reason": why} for cid, why in excluded_all.items()]
+    out["recovered_caches"] = [note for run in runs.values() for note in run.store.recovered + run.log.recovered]
     write_run_file(run_dir / REACTION_FUNNEL_FILE, out)
     return out
 
 
-def _count_flags(flags: Mapping[str, list[str]]) -> dict[str, int]:
+def _count_flags(flags: Mapping[str, list[str]], with_clean: bool = True) -> dict[str, int]:
     counts: dict[str, int] = {}
     for f in flags.values():
         for x in f:
             counts[x] = counts.get(x, 0) + 1
-    counts["candidates without anomaly"] = sum(1 for f in flags.values() if not f)
+    if with_clean:
+        counts["candidates without anomaly"] = sum(1 for f in flags.values() if not f)
     return counts
 
 
@@ -576,7 +666,9 @@ def reaction_funnel_and_report(
     formats: Sequence[str] = ("png",),
     **kw: Any,
 ) -> dict[str, Any]:
-    """`run_reaction_funnel`, then the report of the run directory."""
-    out = run_reaction_funnel(cset, reaction, table, teacher, student, run_dir, **kw)
-    write_report(run_dir, formats=formats)
+    """`run_reaction_funnel`, then the report of the run directory, under the run directory's lock."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        out = run_reaction_funnel(cset, reaction, table, teacher, student, run_dir, **kw)
+        write_report(run_dir, formats=formats)
     return out

@@ -31,6 +31,8 @@ def parse_stages(text: str) -> list[Stage]:
             value = float(thr)
         except ValueError:
             raise ValueError(f"bad stage {part!r}: threshold {thr!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"bad stage {part!r}: threshold {thr!r} is not a finite number")
         if any(s.role == role for s in stages):
             raise ValueError(f"stage {role!r} given twice in {text!r}")
         stages.append(Stage(role, value))

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
+from calculators.batch import StructureError, unphysical_reason, validate_atoms
 from calculators.hashing import structure_key
 from screening.descriptors.che import Activity, MissingAdsorbate, activity
 from screening.descriptors.table import ReactionSpec, ReactionTable
@@ -99,6 +100,58 @@ class CandidateSet:
     def has_dft(self) -> bool:
         """Does any candidate carry a DFT energy?"""
         return any(c.dft is not None for s in self.surfaces for c in s.candidates)
+
+    def without_unphysical(self, table: ReactionTable | None = None) -> CandidateSet:
+        """This set without the candidates whose clean slab or adslab is unphysical (atoms closer than half the sum
+        of their covalent radii, absurd coordinates, a degenerate cell) or, with `table`, whose reference gases
+        are; each skipped with the reason (like `ScreenSet.without_unphysical`). Surfaces left without candidates
+        are dropped. Returns `self` when every structure is fine."""
+        bad: dict[str, str] = {}
+        for key, atoms in self.atoms.items():
+            try:
+                validate_atoms(atoms)
+            except StructureError as err:
+                bad[key] = f"{atoms.get_chemical_formula()}: {str(err).split(': ', 1)[-1]}"
+                continue
+            reason = unphysical_reason(atoms)
+            if reason is not None:
+                bad[key] = reason
+        if not bad:
+            return self
+        skipped = list(self.skipped)
+
+        def problems(c: SiteCandidate) -> list[str]:
+            found = [f"{what}: {bad[k]}" for what, k in (("slab", c.slab_key), ("adslab", c.adslab_key)) if k in bad]
+            if table is not None:
+                for g in table.adsorbate(c.adsorbate).reference:
+                    k = self.gas.get(g)
+                    if k in bad:
+                        found.append(f"gas {g}: {bad[k]}")
+            return found
+
+        def keep(surface: Surface | None) -> Surface | None:
+            if surface is None:
+                return None
+            kept = []
+            for c in surface.candidates:
+                found = problems(c)
+                if found:
+                    skipped.append((c.reaction_id or c.id, "; ".join(found)))
+                else:
+                    kept.append(c)
+            return replace(surface, candidates=kept) if kept else None
+
+        surfaces = [x for x in (keep(s) for s in self.surfaces) if x is not None]
+        ref = keep(self.reference_surface)
+        if self.reference_surface is not None and ref is None:
+            ref = replace(self.reference_surface, candidates=[])
+        keys = set(self.gas.values()) - set(bad)
+        for s in [*surfaces, *([ref] if ref is not None else [])]:
+            for c in s.candidates:
+                keys |= {c.slab_key, c.adslab_key}
+        atoms = {k: a for k, a in self.atoms.items() if k in keys}
+        gas = {g: k for g, k in self.gas.items() if k not in bad}
+        return replace(self, surfaces=surfaces, atoms=atoms, gas=gas, skipped=skipped, reference_surface=ref)
 
 
 def order_sites(sites: Sequence[Any], adsorbate: str) -> list[Any]:

@@ -259,11 +259,17 @@ def _read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"reaction table {path} not found")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ReactionTableError(f"{path}: not a text file (a reaction table is JSON or YAML)") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ReactionTableError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     else:
         try:
             data = json.loads(text)

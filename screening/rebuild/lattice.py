@@ -20,8 +20,8 @@ refitted on every run.
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 from ase import Atoms
 
 from calculators.batch import StructureError
-from calculators.files import atomic_write_json
+from calculators.files import CacheRecoveredWarning, CorruptFileError, atomic_write_json, quarantine, read_json
 from screening.structures import make_bulk
 from screening.structures.bulk import PROTOTYPES
 
@@ -205,7 +205,14 @@ class LatticeCache:
         self.data: dict[str, Any] = {"fingerprint": fingerprint, "label": label, "method": LATTICE_METHOD}
         self.data["entries"] = {}
         if self.path.is_file():
-            old = json.loads(self.path.read_text())
+            try:
+                old = read_json(self.path)
+                if not (isinstance(old, dict) and isinstance(old.get("entries"), dict)):
+                    raise CorruptFileError(self.path, "not a lattice-constant cache (no entries)")
+            except CorruptFileError as err:
+                warnings.warn(f"lattice cache {err}; moved to {quarantine(self.path)}, its lattice constants are "
+                              "fitted again", CacheRecoveredWarning, stacklevel=2)  # fmt: skip
+                return
             if old.get("fingerprint") == fingerprint and old.get("method") == LATTICE_METHOD:
                 self.data = old
 
@@ -226,7 +233,8 @@ def model_lattice(
     prototype: str,
 ) -> dict[str, Any]:
     """The model's lattice entry for (composition, prototype), from `cache` or fitted (and cached): a dict with
-    a, c, energy_per_atom, structures, source ('cache' or 'fit'); or with 'error' (reason) when it failed."""
+    a, c, energy_per_atom, structures, source ('cache' or 'fit'); or with 'error' (reason) when it failed (an
+    unexpected model error is not cached: the next run tries again)."""
     key = f"{composition}|{prototype}"
     entry = cache.get(key) if cache is not None else None
     if entry is not None:
@@ -238,6 +246,9 @@ def model_lattice(
         entry = {"error": f"model lacks an element: {err}"}
     except LatticeError as err:
         entry = {"error": f"lattice relaxation failed: {err}"}
+    except Exception as err:  # noqa: BLE001 - a model crash on one bulk must not stop the run; not cached
+        reason = f"lattice relaxation failed: {type(err).__name__}: {err}"
+        return {"error": reason, "default_a": float(bulk.info["a"]), "source": "fit"}
     entry["default_a"] = float(bulk.info["a"])
     if cache is not None:
         cache.put(key, entry)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 from ase import Atoms
 
 from calculators.batched import atom_batches
-from calculators.files import atomic_write_json
+from calculators.files import CacheRecoveredWarning, CorruptFileError, atomic_write_json, quarantine, read_json
 from screening.evaluators import Evaluator
 from screening.reactions import ScreenSet
 from screening.structures import add_adsorbate, find_sites
@@ -73,7 +74,14 @@ def prerelax_slabs(
         path = _cache_path(Path(run_dir), role, ev)
         cache: dict[str, Any] = {"fingerprint": ev.fingerprint, "fmax": fmax, "max_steps": max_steps, "slabs": {}}
         if path.is_file():
-            old = json.loads(path.read_text())
+            try:
+                old = read_json(path)
+                if not (isinstance(old, dict) and isinstance(old.get("slabs"), dict)):
+                    raise CorruptFileError(path, "not a slab pre-relaxation cache (no slabs)")
+            except CorruptFileError as err:
+                old = {}
+                warnings.warn(f"slab pre-relaxation cache {err}; moved to {quarantine(path)}, its slabs are "
+                              "relaxed again", CacheRecoveredWarning, stacklevel=2)  # fmt: skip
             if (old.get("fingerprint"), old.get("fmax"), old.get("max_steps")) == (ev.fingerprint, fmax, max_steps):
                 cache = old
         todo = [k for k in slab_keys if k in atoms and k not in cache["slabs"]]

@@ -19,7 +19,7 @@ from screening.reactions import ScreenSet
 from screening.rebuild.prerelax import prerelax_slabs
 from screening.rebuild.robust import robust_evaluator
 from screening.report import write_report
-from screening.results import RESULTS_FILE, write_run_file
+from screening.results import RESULTS_FILE, run_lock, write_run_file
 from screening.runner import RunConfig, run_screening
 
 SLAB_LATERAL_TOL = 0.5  # Å (CatBench's displacement threshold)
@@ -71,9 +71,25 @@ def run_rebuilt_and_report(
     command: str | None = None,
     formats: Sequence[str] = ("png",),
 ) -> dict[str, Any]:
-    """Screen a rebuilt `sset` (module docstring) into `run_dir`; returns the results (also in results.json)."""
-    cfg = config or RunConfig()
+    """Screen a rebuilt `sset` (module docstring) into `run_dir`; returns the results (also in results.json). All
+    under the run directory's lock (`screening.results.run_lock`)."""
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        return _run_rebuilt(sset, teacher, student, run_dir, config or RunConfig(), student_absent_reason, command,
+                            formats)  # fmt: skip
+
+
+def _run_rebuilt(
+    sset: ScreenSet,
+    teacher: Evaluator,
+    student: Evaluator | None,
+    run_dir: Path,
+    cfg: RunConfig,
+    student_absent_reason: str | None,
+    command: str | None,
+    formats: Sequence[str],
+) -> dict[str, Any]:
     if cfg.mode == "relax":
         teacher = robust_evaluator(teacher)
         student = robust_evaluator(student) if student is not None else None
