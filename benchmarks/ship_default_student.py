@@ -6,7 +6,8 @@
 The checkpoint keeps the training metadata (recipe, teacher fingerprint, label caches, fitted scale factors,
 validation) and gains: "name", "data" (what the label caches hold and how they were made), "benchmark" (every
 judged number of `benchmarks/student_benchmark.py` with its target and PASS/MISS, and the key metrics),
-"presets" (the speed/accuracy table, when given) and "remake" (the commands that rebuild it).
+"presets" (the speed/accuracy table, when given), "rounds" (recipe, validation and data of every training round,
+with --rounds) and "remake" (the commands that rebuild it).
 """
 
 from __future__ import annotations
@@ -57,14 +58,26 @@ def main() -> None:
     p.add_argument("--student", required=True)
     p.add_argument("--benchmark", required=True, help="metrics.json of benchmarks/student_benchmark.py")
     p.add_argument("--presets", help="table.json of benchmarks/student_presets.py")
+    p.add_argument(
+        "--rounds", nargs="*", default=[], help="checkpoints of the earlier training rounds, first to last (recipes)"
+    )
     p.add_argument("--out", default=str(ROOT / "calculators" / "weights" / "default_student.pt"))
     args = p.parse_args()
     model, meta = load_project_checkpoint(args.student)
     bench = json.loads(Path(args.benchmark).read_text())
+    history = [load_project_checkpoint(path)[1] for path in args.rounds] + [meta]
+    rounds = [
+        {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records")} for m in history
+    ]
+    preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
+    scales = next((m["fitted_scale_factors"] for m in history if m.get("fitted_scale_factors")), {})
     keep = ("single_point", "relax", "gas", "heldout_labels", "speed", "targets", "conditions")
     meta = {
         **meta,
-        "name": f"catdistill default student (SevenNet-0 distilled into {meta['recipe']['student']})",
+        "name": f"catdistill default student (SevenNet-0 distilled into {preset})",
+        "preset": preset,
+        "rounds": rounds,
+        "fitted_scale_factors": scales,
         "data": data_description(meta),
         "benchmark": {k: bench[k] for k in keep if k in bench},
         "remake": REMAKE,

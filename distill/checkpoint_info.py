@@ -16,8 +16,8 @@ TEACHER = "teacher"  # metadata key of the teacher's fingerprint (calculators.fi
 
 
 def _is_metrics(key: str, value: Any) -> bool:
-    """Metadata entries holding evaluation results: `validation` and the held-out ones."""
-    return isinstance(value, dict) and (key == "validation" or "heldout" in key)
+    """Metadata entries holding evaluation results: `validation`, the held-out ones and the benchmark."""
+    return isinstance(value, dict) and (key in ("validation", "benchmark") or "heldout" in key)
 
 
 @dataclass
@@ -69,6 +69,14 @@ class CheckpointInfo:
         if self.metrics:
             lines.append("metrics")
             for name, values in self.metrics.items():
+                if isinstance(values.get("targets"), list):  # a benchmark: one line per judged number
+                    lines.append(f"  {name}:")
+                    lines += [
+                        f"    {t['status']:7s} {t['name']}: {_fmt(t['value'])} {t['unit']} (target {t['op']} "
+                        f"{_fmt(t['target'])})"
+                        for t in values["targets"]
+                    ]
+                    continue
                 shown = ", ".join(f"{k} {_fmt(v)}" for k, v in values.items())
                 lines.append(f"  {name}: {shown}")
         if self.other_metadata:
