@@ -82,6 +82,10 @@ class CorruptCacheError(ValueError):
     """A label chunk that fails verification (checksum, truncated file, wrong content); the message names it."""
 
 
+class LabellingError(RuntimeError):
+    """Chunks whose labelling task failed on the Dask cluster (the others are cached)."""
+
+
 class CacheRepairedWarning(CacheRecoveredWarning):
     """A corrupt label chunk was moved to quarantine and is labelled again."""
 
@@ -269,6 +273,8 @@ def label_structures(
     teacher_name: str | None = None,
     progress: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    executor: Any = None,
+    device: str = "cpu",
 ) -> LabelCache:
     """Label `structures` with `teacher` (an `AtomisticModel`) into `cache_dir`, resuming from verified chunks;
     chunks that fail verification are quarantined and labelled again (`cache.repaired`, a
@@ -277,6 +283,12 @@ def label_structures(
     Raises `CacheMismatchError` if the directory holds labels from another teacher, settings or structure set,
     and `calculators.files.LockedError` while another process labels into it.
     `on_chunk(k)` is called after chunk k is written (progress hooks, tests).
+
+    `executor`: a `calculators.distributed.DaskExecutor` (default: the one of an enclosing `dask_executor`
+    context): one task per chunk, the teacher loaded on each worker from `teacher_name` (a registry name or
+    checkpoint path) on `device`; records come back to this process, which alone writes the cache. A chunk whose
+    task fails is not retried: the others are written, then `LabellingError` names it. Without a loadable
+    `teacher_name` the chunks are labelled here (a warning says so).
     """
     settings = settings or LabelSettings()
     if settings.chunk_size < 1:
@@ -286,10 +298,28 @@ def label_structures(
     cache = LabelCache(cache_dir)
     cache.path.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(cache.path / ".lock", "another `distill label`"):
-        return _label(structures, teacher, cache, settings, teacher_name, progress, on_chunk)
+        return _label(structures, teacher, cache, settings, teacher_name, progress, on_chunk, executor, device)
 
 
-def _label(structures, teacher, cache: LabelCache, settings: LabelSettings, teacher_name, progress, on_chunk):
+def _label(
+    structures, teacher, cache: LabelCache, settings: LabelSettings, teacher_name, progress, on_chunk, executor, device
+):
+    from calculators.distributed import current
+
+    executor = executor if executor is not None else current()
+    teacher_spec = None
+    if executor is not None:
+        from calculators.loading import resolve_source
+
+        try:
+            src = resolve_source(teacher_name) if teacher_name else None
+        except (FileNotFoundError, KeyError, ValueError):
+            src = None
+        if src is None:
+            warnings.warn(f"teacher {teacher_name!r} cannot be loaded on Dask workers; labelled here", stacklevel=3)
+            executor = None
+        else:
+            teacher_spec = str(src.path.resolve()) if src.entry is None else str(teacher_name)
     manifest = {
         "version": CACHE_VERSION,
         "teacher": teacher_fingerprint(teacher, teacher_name),
@@ -309,7 +339,6 @@ def _label(structures, teacher, cache: LabelCache, settings: LabelSettings, teac
         manifest = old
     else:
         atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
-    dtype = getattr(torch, settings.dtype)
     n_chunks = -(-len(structures) // settings.chunk_size)
     sums = manifest.setdefault("chunks", {})
     done = set()
@@ -333,40 +362,9 @@ def _label(structures, teacher, cache: LabelCache, settings: LabelSettings, teac
         from tqdm import tqdm
 
         bar = tqdm(total=n_chunks, initial=n_chunks - len(todo), desc="labelling chunks", unit="chunk")
-    for k in todo:
+
+    def write(k: int, records: list[dict[str, torch.Tensor]]) -> None:
         lo, hi = k * settings.chunk_size, min(len(structures), (k + 1) * settings.chunk_size)
-        sub = list(structures[lo:hi])
-        tags = [tags_for(a) for a in sub]
-        batch = AtomsBatch.from_atoms(sub, dtype=dtype, tags=tags)
-        out = teacher.predict(batch, forces=True, features=settings.features)
-        rows = None
-        if settings.hessian_rows > 0:
-            idx = [sample_hessian_rows(a, settings.hessian_rows, settings.seed, lo + i) for i, a in enumerate(sub)]
-            s = min(len(r) for r in idx)
-            rows = torch.as_tensor(np.stack([r[:s] for r in idx]))
-            hrows = hessian_rows(teacher, batch, rows, method=settings.hessian_method)
-        records = []
-        for i, atoms in enumerate(sub):
-            sl = slice(int(batch.natoms[:i].sum()), int(batch.natoms[: i + 1].sum()))
-            n = len(atoms)
-            rec = {
-                NUMBERS: torch.as_tensor(atoms.numbers, dtype=torch.long),
-                POSITIONS: torch.as_tensor(atoms.positions, dtype=torch.float64),
-                CELL: torch.as_tensor(np.asarray(atoms.cell[:]), dtype=torch.float64),
-                PBC: torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)),
-                TAGS: torch.as_tensor(tags[i], dtype=torch.long),
-                FIXED: torch.as_tensor(fixed_mask(atoms)),
-                ENERGY: out[ENERGY][i].detach().cpu(),
-                FORCES: out[FORCES][sl].detach().cpu(),
-                ATOM_ENERGIES: out[ATOM_ENERGIES][sl].detach().cpu(),
-            }
-            if settings.features:
-                rec[NODE_FEATURES] = out[NODE_FEATURES][sl].detach().cpu()
-            if rows is not None:
-                rec[HESSIAN_INDEX] = rows[i].clone()
-                rec[HESSIAN_ROWS] = hrows[i, :, : 3 * n].detach().cpu().clone()
-            rec.update(_dft_targets(atoms))
-            records.append(rec)
         atomic_torch_save({"indices": list(range(lo, hi)), "records": records}, cache.chunk_path(k))
         sums[f"{k:05d}"] = _chunk_entry(cache.chunk_path(k), hi - lo)
         atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
@@ -374,9 +372,90 @@ def _label(structures, teacher, cache: LabelCache, settings: LabelSettings, teac
             bar.update(1)
         if on_chunk is not None:
             on_chunk(k)
+
+    def bounds(k: int) -> tuple[int, int]:
+        return k * settings.chunk_size, min(len(structures), (k + 1) * settings.chunk_size)
+
+    if executor is None:
+        for k in todo:
+            lo, hi = bounds(k)
+            write(k, label_chunk(teacher, structures[lo:hi], lo, settings))
+    else:  # one task per chunk; records come back here and only this process writes the cache
+        remote = {"spec": teacher_spec, "name": teacher_name, "device": device, "fingerprint": manifest["teacher"]}
+        args = [(remote, list(structures[bounds(k)[0] : bounds(k)[1]]), bounds(k)[0], settings) for k in todo]
+        failed: list[str] = []
+        for i, records, err in executor.run(_remote_chunk, args, progress=False):
+            if err is not None:  # not retried: reported after the other chunks are written
+                failed.append(f"chunk {todo[i]}: {type(err).__name__}: {err}")
+                continue
+            write(todo[i], records)
+        if failed:
+            if bar is not None:
+                bar.close()
+            raise LabellingError(
+                f"{len(failed)} chunk(s) could not be labelled ({'; '.join(failed[:3])}); the other chunks are "
+                "cached, the same command labels the missing ones again"
+            )
     if bar is not None:
         bar.close()
     return cache
+
+
+def label_chunk(teacher: Any, sub: Sequence[Atoms], lo: int, settings: LabelSettings) -> list[dict[str, torch.Tensor]]:
+    """The records of structures `sub` (indices lo, lo + 1, ...) labelled by `teacher`. Pure: writes nothing
+    (the in-process path and Dask workers share it)."""
+    dtype = getattr(torch, settings.dtype)
+    sub = list(sub)
+    tags = [tags_for(a) for a in sub]
+    batch = AtomsBatch.from_atoms(sub, dtype=dtype, tags=tags)
+    out = teacher.predict(batch, forces=True, features=settings.features)
+    rows = None
+    if settings.hessian_rows > 0:
+        idx = [sample_hessian_rows(a, settings.hessian_rows, settings.seed, lo + i) for i, a in enumerate(sub)]
+        s = min(len(r) for r in idx)
+        rows = torch.as_tensor(np.stack([r[:s] for r in idx]))
+        hrows = hessian_rows(teacher, batch, rows, method=settings.hessian_method)
+    records = []
+    for i, atoms in enumerate(sub):
+        sl = slice(int(batch.natoms[:i].sum()), int(batch.natoms[: i + 1].sum()))
+        n = len(atoms)
+        rec = {
+            NUMBERS: torch.as_tensor(atoms.numbers, dtype=torch.long),
+            POSITIONS: torch.as_tensor(atoms.positions, dtype=torch.float64),
+            CELL: torch.as_tensor(np.asarray(atoms.cell[:]), dtype=torch.float64),
+            PBC: torch.as_tensor(np.asarray(atoms.pbc, dtype=bool)),
+            TAGS: torch.as_tensor(tags[i], dtype=torch.long),
+            FIXED: torch.as_tensor(fixed_mask(atoms)),
+            ENERGY: out[ENERGY][i].detach().cpu(),
+            FORCES: out[FORCES][sl].detach().cpu(),
+            ATOM_ENERGIES: out[ATOM_ENERGIES][sl].detach().cpu(),
+        }
+        if settings.features:
+            rec[NODE_FEATURES] = out[NODE_FEATURES][sl].detach().cpu()
+        if rows is not None:
+            rec[HESSIAN_INDEX] = rows[i].clone()
+            rec[HESSIAN_ROWS] = hrows[i, :, : 3 * n].detach().cpu().clone()
+        rec.update(_dft_targets(atoms))
+        records.append(rec)
+    return records
+
+
+def _remote_chunk(
+    remote: dict[str, Any], sub: list[Atoms], lo: int, settings: LabelSettings
+) -> list[dict[str, torch.Tensor]]:
+    """A Dask task: the records of one chunk, the teacher loaded once per worker and checked to be the one the
+    cache's manifest names."""
+    from calculators.distributed import worker_cached
+    from calculators.loading import load_model
+
+    key = ("label-teacher", remote["spec"], remote["device"])
+    teacher = worker_cached(key, lambda: load_model(remote["spec"], device=remote["device"]))
+    if not same_teacher(teacher_fingerprint(teacher, remote["name"]), remote["fingerprint"]):
+        raise CacheMismatchError(
+            f"the worker's {remote['spec']} is not {describe_teacher(remote['fingerprint'])}: workers must see the "
+            "same teacher files"
+        )
+    return label_chunk(teacher, sub, lo, settings)
 
 
 def _chunk_entry(path: Path, structures: int) -> dict[str, Any]:

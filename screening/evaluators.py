@@ -50,6 +50,9 @@ class Evaluator:
     relax_fn: Callable[[Sequence[Atoms], float, int], list[RelaxOutcome]] | None = None
     calls: int = field(default=0)
     mptrj_energies: bool = False
+    # how a Dask worker rebuilds this evaluator: {"spec": name or path, "role": ..., "device": ..., "seed": ...}
+    # (None: the evaluator lives in this process only and is evaluated here)
+    remote: dict[str, Any] | None = None
 
     def energies(self, atoms_list: Sequence[Atoms]) -> list[float]:
         """Single-point energies (eV), input order."""
@@ -130,7 +133,21 @@ def _evaluator(spec: str | Path, role: str, device: str) -> Evaluator:
         label = "SevenNet-0" if source.name == "sevennet-0" else source.name
         label = label if role == "teacher" else f"{role} ({label})"
     name = source.name if source.entry else Path(source.name).stem
-    return model_evaluator(model, label, _description(source, model), name=name)
+    ev = model_evaluator(model, label, _description(source, model), name=name)
+    ev.remote = {"spec": str(Path(spec).resolve()) if source.entry is None else str(spec), "role": role,
+                 "device": device}  # fmt: skip
+    return ev
+
+
+def remote_evaluator(remote: Mapping[str, Any]) -> Evaluator:
+    """The evaluator described by `Evaluator.remote`, built once per process (on a Dask worker: once per
+    worker, whatever the number of tasks)."""
+    from calculators.distributed import worker_cached
+
+    key = ("screening-evaluator", tuple(sorted((k, str(v)) for k, v in remote.items())))
+    if remote.get("spec") == "random":
+        return worker_cached(key, lambda: resolve_student("random", device=remote["device"], seed=remote["seed"])[0])
+    return worker_cached(key, lambda: _evaluator(remote["spec"], remote["role"], remote["device"]))
 
 
 def resolve_teacher(spec: str | Path = "sevennet-0", *, device: str = "cpu") -> Evaluator:
@@ -164,7 +181,9 @@ def resolve_student(
             "seed": seed,
             "parameters": int(model.num_parameters()),
         }
-        return model_evaluator(model, "student (random weights)", desc, name=f"random-student-{seed}"), None
+        ev = model_evaluator(model, "student (random weights)", desc, name=f"random-student-{seed}")
+        ev.remote = {"spec": "random", "role": "student", "device": device, "seed": seed}
+        return ev, None
     return _evaluator(spec, "student", device), None
 
 

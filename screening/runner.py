@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import math
+import os
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -142,6 +143,82 @@ def _relax_diagnostics(before: Atoms, after_pos: np.ndarray, gas: bool) -> dict[
     return out
 
 
+def compute_batch(
+    evaluator: Evaluator,
+    sub: Sequence[Atoms],
+    batch_keys: Sequence[str],
+    *,
+    mode: str,
+    gas_keys: set[str] | frozenset[str],
+    fmax: float,
+    max_steps: int,
+) -> tuple[list[tuple[dict[str, dict[str, Any]], dict[str, Any]]], dict[str, str]]:
+    """One batch with `evaluator`: ([(entries by key, batch timing record)], errors by key). A batch that raises
+    is retried one structure at a time; a structure that still fails is in `errors` with its reason. Pure: writes
+    nothing (the in-process path and Dask workers share it; only the caller writes the cache)."""
+    t0 = time.perf_counter()
+    try:
+        if mode == "relax":
+            outcomes = evaluator.relax(sub, fmax, max_steps)
+        else:
+            energies = evaluator.energies(sub)
+    except Exception as err:  # noqa: BLE001 - one bad structure must not cost the others
+        if len(batch_keys) == 1:
+            return [], {batch_keys[0]: f"{type(err).__name__}: {err}"}
+        done: list[tuple[dict[str, dict[str, Any]], dict[str, Any]]] = []
+        errors: dict[str, str] = {}
+        for a, k in zip(sub, batch_keys, strict=True):
+            d, e = compute_batch(
+                evaluator, [a], [k], mode=mode, gas_keys=gas_keys, fmax=fmax, max_steps=max_steps
+            )  # fmt: skip
+            done += d
+            errors.update(e)
+        return done, errors
+    dt = time.perf_counter() - t0
+    entries: dict[str, dict[str, Any]] = {}
+    for j, k in enumerate(batch_keys):
+        entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys}
+        if mode == "relax":
+            o = outcomes[j]
+            entry.update(energy=o.energy, converged=o.converged, steps=o.steps)
+            entry.update(_relax_diagnostics(sub[j], np.asarray(o.positions), k in gas_keys))
+        else:
+            entry["energy"] = energies[j]
+        entries[k] = entry
+    record = {
+        "structures": len(sub),
+        "atoms": sum(len(a) for a in sub),
+        "seconds": dt,
+        "gas": batch_keys[0] in gas_keys,
+        # force evaluations: FIRE steps (relax) or one per structure (single point)
+        "force_calls": sum(o.steps for o in outcomes) if mode == "relax" else len(sub),
+    }
+    return [(entries, record)], {}
+
+
+def _remote_batch(
+    remote: dict[str, Any], fingerprint: str, sub: list[Atoms], batch_keys: list[str], options: dict[str, Any]
+) -> dict[str, Any]:
+    """A Dask task: one batch with the evaluator `remote` describes, loaded once per worker (and warmed up once,
+    untimed). Returns the results; writes nothing."""
+    from screening.evaluators import remote_evaluator
+
+    ev = remote_evaluator(remote)
+    if ev.fingerprint != fingerprint:
+        raise RuntimeError(
+            f"the worker's {remote['spec']} is another model (fingerprint {ev.fingerprint} != the client's "
+            f"{fingerprint}): workers must see the same checkpoint files"
+        )
+    calls0 = ev.calls
+    if not getattr(ev, "_warmed_up", False):
+        smallest = min(sub, key=len)
+        with contextlib.suppress(Exception):  # first call pays one-off costs: not timed
+            ev.energies([smallest])
+        ev._warmed_up = True  # type: ignore[attr-defined]
+    done, errors = compute_batch(ev, sub, batch_keys, **options)
+    return {"done": done, "errors": errors, "calls": ev.calls - calls0, "pid": os.getpid()}
+
+
 def evaluate_systems(
     evaluator: Evaluator,
     atoms_by_key: Mapping[str, Atoms],
@@ -154,6 +231,8 @@ def evaluate_systems(
     fmax: float = 0.05,
     max_steps: int = 300,
     warmup: bool = True,
+    executor: Any = None,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Energies (eV) of `keys` with `evaluator`, cached in `store`: only missing keys are computed, in batches
     of ≤ `batch_atoms` atoms; each batch is timed (wall clock) and saved at once. Gas systems and the others
@@ -161,55 +240,66 @@ def evaluate_systems(
 
     A batch that raises is retried one structure at a time; a structure that still fails is left out of the
     result, its reason in `store.errors` (the other structures are evaluated). Non-finite energies are returned
-    (and cached) as they are: the caller decides what they mean."""
+    (and cached) as they are: the caller decides what they mean.
+
+    `executor`: a `calculators.distributed.DaskExecutor` (default: the one of an enclosing `dask_executor`
+    context, if any): each batch is one task on the cluster; results come back here and are written by this
+    process only, after each task. Without one (or for an evaluator workers cannot rebuild), batches run here.
+    The wall clock of the whole evaluation, the structures it computed and the number of workers go into
+    ``store.data["runs"]`` (throughput in `timing_summary`)."""
+    from calculators.distributed import current
+
+    executor = executor if executor is not None else current()
+    if executor is not None and evaluator.remote is None:
+        warnings.warn(f"{evaluator.label} cannot be rebuilt on Dask workers; evaluated in this process", stacklevel=2)
+        executor = None
     todo = [k for k in dict.fromkeys(keys) if k not in store.entries]
-    if todo and warmup and not store.data.get("warmed_up_once"):
-        smallest = min(todo, key=lambda k: len(atoms_by_key[k]))
-        # first call pays one-off costs: not timed; a bad structure is reported by the evaluation below
-        with contextlib.suppress(Exception):
-            evaluator.energies([atoms_by_key[smallest]])
-
-    def run_batch(batch_keys: list[str]) -> None:
-        sub = [atoms_by_key[k] for k in batch_keys]
-        t0 = time.perf_counter()
-        try:
-            if mode == "relax":
-                outcomes = evaluator.relax(sub, fmax, max_steps)
-            else:
-                energies = evaluator.energies(sub)
-        except Exception as err:  # noqa: BLE001 - one bad structure must not cost the others
-            if len(batch_keys) > 1:
-                for k in batch_keys:
-                    run_batch([k])
-            else:
-                store.errors[batch_keys[0]] = f"{type(err).__name__}: {err}"
-            return
-        dt = time.perf_counter() - t0
-        for j, k in enumerate(batch_keys):
-            entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys}
-            if mode == "relax":
-                o = outcomes[j]
-                entry.update(energy=o.energy, converged=o.converged, steps=o.steps)
-                entry.update(_relax_diagnostics(sub[j], np.asarray(o.positions), k in gas_keys))
-            else:
-                entry["energy"] = energies[j]
-            store.entries[k] = entry
-        store.data["batches"].append(
-            {
-                "structures": len(sub),
-                "atoms": sum(len(a) for a in sub),
-                "seconds": dt,
-                "gas": batch_keys[0] in gas_keys,
-                # force evaluations: FIRE steps (relax) or one per structure (single point)
-                "force_calls": sum(o.steps for o in outcomes) if mode == "relax" else len(sub),
-            }
-        )
-        store.save()
-
+    options = dict(mode=mode, gas_keys=frozenset(gas_keys), fmax=fmax, max_steps=max_steps)
+    batches: list[list[str]] = []
     for group_keys in ([k for k in todo if k in gas_keys], [k for k in todo if k not in gas_keys]):
         structs = [atoms_by_key[k] for k in group_keys]
         for idx in atom_batches([len(a) for a in structs], batch_atoms, largest_first=False):
-            run_batch([group_keys[i] for i in idx])
+            batches.append([group_keys[i] for i in idx])
+
+    def apply(done: list, errors: dict[str, str]) -> None:
+        for entries, record in done:
+            store.entries.update(entries)
+            store.data["batches"].append(record)
+        store.errors.update(errors)
+        if done:
+            store.save()
+
+    t_start = time.perf_counter()
+    n_done = 0
+    if executor is None:
+        if todo and warmup and not store.data.get("warmed_up_once"):
+            smallest = min(todo, key=lambda k: len(atoms_by_key[k]))
+            # first call pays one-off costs: not timed; a bad structure is reported by the evaluation below
+            with contextlib.suppress(Exception):
+                evaluator.energies([atoms_by_key[smallest]])
+        for batch_keys in batches:
+            done, errors = compute_batch(evaluator, [atoms_by_key[k] for k in batch_keys], batch_keys, **options)
+            apply(done, errors)
+            n_done += sum(r["structures"] for _, r in done)
+        workers, kind = 1, "in-process"
+    else:
+        workers, kind = executor.workers, "dask"
+        args = [(evaluator.remote, evaluator.fingerprint, [atoms_by_key[k] for k in b], b, options) for b in batches]
+        show = bool(batches) if progress is None else progress
+        for i, res, err in executor.run(_remote_batch, args, desc=f"{evaluator.label} batches", progress=show):
+            if err is not None:  # the task itself failed (a worker lost too often, a wrong model): reported
+                why = f"{type(err).__name__}: {err}"
+                apply([], {k: why for k in batches[i]})
+                continue
+            apply(res["done"], res["errors"])
+            evaluator.calls += res["calls"]
+            n_done += sum(r["structures"] for _, r in res["done"])
+        workers = max(workers, executor.workers)
+    if batches:
+        store.data.setdefault("runs", []).append(
+            {"executor": kind, "workers": workers, "structures": n_done, "seconds": time.perf_counter() - t_start}
+        )
+        store.save()
     return {k: float(store.entries[k]["energy"]) for k in keys if k in store.entries}
 
 
@@ -231,6 +321,21 @@ def timing_summary(store: EnergyStore) -> dict[str, Any]:
         "ms_per_structure": 1000 * secs / n,
         "ms_per_atom": 1000 * secs / atoms,
         "ms_per_batch": 1000 * secs / len(batches),
+        **throughput(store),
+    }
+
+
+def throughput(store: EnergyStore) -> dict[str, Any]:
+    """Workers and structures per second (wall clock of the evaluations that computed structures, gas included)
+    over the runs recorded in `store` (``{}`` for caches from before runs were recorded)."""
+    runs = [r for r in store.data.get("runs", []) if r.get("structures")]
+    if not runs:
+        return {}
+    secs = sum(r["seconds"] for r in runs)
+    return {
+        "executor": runs[-1]["executor"],
+        "workers": runs[-1]["workers"],
+        "structures_per_s": sum(r["structures"] for r in runs) / secs if secs > 0 else None,
     }
 
 

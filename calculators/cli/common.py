@@ -9,7 +9,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -166,3 +166,29 @@ def existing_file(value: Path | None) -> Path | None:
     if value is not None and not value.is_file():
         raise typer.BadParameter(f"{value} does not exist" if not value.exists() else f"{value} is not a file")
     return value
+
+
+# Dask executor options shared by `distill label`, `screen run` and `screen funnel` (calculators.distributed)
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Evaluate on a local Dask cluster of N worker processes (one torch thread each). Omitted: in-process.",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Evaluate on an existing Dask cluster at ADDRESS (tcp://host:8786, e.g. made by dask-jobqueue on "
+        "SLURM; workers must see the same checkpoint files). Omitted: in-process.",
+        callback=non_empty,
+    ),
+]
+
+
+def executor_flags(workers: int | None, scheduler: str | None) -> None:
+    """`typer.BadParameter` when both --workers and --scheduler are given."""
+    if workers is not None and scheduler is not None:
+        raise typer.BadParameter("give --workers or --scheduler, not both")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from calculators.cli.common import choice, existing_file
+from calculators.cli.common import SchedulerOpt, WorkersOpt, choice, executor_flags, existing_file
 from distill.cli.options import DeviceOpt, LabelCacheOpt, TeacherOpt, ThreadsOpt, fail
 
 
@@ -26,15 +26,19 @@ def label(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the Hessian row sampling.")] = 0,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = 0,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Label structures with the teacher into a resumable on-disk cache (energies, forces, embeddings, Hessian rows)."""
     import torch
 
+    from calculators.distributed import dask_executor
     from calculators.files import LockedError
     from calculators.loading import load_model
-    from distill.labels import CacheMismatchError, LabelSettings, label_structures
+    from distill.labels import CacheMismatchError, LabellingError, LabelSettings, label_structures
     from screening.structures import read_structures
 
+    executor_flags(workers, scheduler)
     if threads:
         torch.set_num_threads(threads)
     settings = LabelSettings(hessian_rows=hessian_rows, hessian_method=hessian_method, chunk_size=chunk_size, seed=seed)
@@ -45,10 +49,14 @@ def label(
     if not atoms:
         fail(f"{structures} holds no structures")
     try:
-        result = label_structures(
-            atoms, load_model(teacher, device=device), cache, settings, teacher_name=teacher, progress=True
-        )
-    except (CacheMismatchError, FileNotFoundError, KeyError, ValueError, LockedError) as err:
+        model = load_model(teacher, device=device)
+        with dask_executor(workers, scheduler) as ex:
+            if ex is not None:
+                typer.echo(f"executor: {ex.kind}, {ex.workers} worker(s)")
+            result = label_structures(
+                atoms, model, cache, settings, teacher_name=teacher, progress=True, device=device
+            )  # fmt: skip
+    except (CacheMismatchError, FileNotFoundError, KeyError, ValueError, LockedError, LabellingError, OSError) as err:
         fail(str(err).strip("'\""))
     except KeyboardInterrupt:
         fail("interrupted: finished chunks are cached; rerun the same command to resume", 130)

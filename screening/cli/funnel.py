@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from calculators.cli.common import existing_file, finite
+from calculators.cli.common import SchedulerOpt, WorkersOpt, executor_flags, existing_file, finite
 from screening.cli.options import (
     BatchAtomsOpt,
     CacheDirOpt,
@@ -123,6 +123,8 @@ def funnel(
     batch_atoms: BatchAtomsOpt = 256,
     threads: ThreadsOpt = 1,
     svg: SvgOpt = False,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Hierarchical screening: the student screens every candidate, the teacher the ones that pass.
 
@@ -132,6 +134,7 @@ def funnel(
     ranked within each adsorbate (never across adsorbates); the teacher re-ranks the best --fraction (or --window)."""
     import torch
 
+    from calculators.distributed import dask_executor
     from calculators.files import LockedError
     from calculators.parsing import split_list
     from screening.evaluators import resolve_models
@@ -141,6 +144,7 @@ def funnel(
 
     if window is not None and target is None:
         fail("--window needs --target")
+    executor_flags(workers, scheduler)
     torch.set_num_threads(threads)
     formats = ("png", "svg") if svg else ("png",)
     cmd = "screen " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("screen") else None
@@ -177,10 +181,11 @@ def funnel(
                     f"adsorbate–site candidates), stages {', '.join(f'{x.role}:{x.threshold:g}' for x in stage_list)}"
                     f", mode {mode}"
                 )
-                res = reaction_funnel_and_report(
-                    cset, rx, table, t, s, out, stages=stage_list, verify=verify, top_k=top_k,
-                    force_scaling=force_scaling, config=cfg, command=cmd, formats=formats,
-                )  # fmt: skip
+                with dask_executor(workers, scheduler):
+                    res = reaction_funnel_and_report(
+                        cset, rx, table, t, s, out, stages=stage_list, verify=verify, top_k=top_k,
+                        force_scaling=force_scaling, config=cfg, command=cmd, formats=formats,
+                    )  # fmt: skip
             for st in res["stages"]:
                 typer.echo(f"  {st['stage']} ({st['rule']}): {st['entered']} in, {st['passed']} pass")
             cmp = res.get("comparison", {})
@@ -210,8 +215,9 @@ def funnel(
         out.mkdir(parents=True, exist_ok=True)
         with run_lock(out):  # a second run into this folder stops here, before loading models
             t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
-            res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window, top_k=top_k,
-                                    verify=verify, config=cfg)  # fmt: skip
+            with dask_executor(workers, scheduler):
+                res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window,
+                                        top_k=top_k, verify=verify, config=cfg)  # fmt: skip
     except (FileNotFoundError, KeyError, ValueError, ScreenSetError, LockedError, OSError) as err:
         fail(str(err).strip("'\""))
     typer.echo(

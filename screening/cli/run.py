@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from calculators.cli.common import choice, output_dir
+from calculators.cli.common import SchedulerOpt, WorkersOpt, choice, executor_flags, output_dir
 from screening.cli.options import (
     BatchAtomsOpt,
     CacheDirOpt,
@@ -70,11 +70,14 @@ def run(
             callback=output_dir,
         ),
     ] = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     """Screen reactions with teacher and student; write results.json and a report (figures, tables, index.html).
     Re-running into the same --out resumes from the cached per-system energies."""
     import torch
 
+    from calculators.distributed import dask_executor
     from calculators.files import LockedError
     from screening.evaluators import resolve_models
     from screening.reactions import ScreenSetError, from_dataset, load_reaction_dataset, load_screen_set
@@ -83,6 +86,7 @@ def run(
     from screening.results import run_lock
     from screening.runner import RunConfig, run_and_report
 
+    executor_flags(workers, scheduler)
     torch.set_num_threads(threads)
     used = None
     with contextlib.ExitStack() as held:
@@ -132,9 +136,12 @@ def run(
             typer.echo("relax mode: each clean slab is relaxed once per model and its adsorbates are placed on it")
         runner = run_rebuilt_and_report if used == "rebuild" else run_and_report
         try:
+            ex = held.enter_context(dask_executor(workers, scheduler))
+            if ex is not None:
+                typer.echo(f"executor: {ex.kind}, {ex.workers} worker(s)")
             res = runner(sset, t, s, out, config=cfg, student_absent_reason=reason, command=cmd,
                          formats=("png", "svg") if svg else ("png",))  # fmt: skip
-        except OSError as err:
+        except OSError as err:  # ConnectionError (scheduler unreachable) included
             fail(str(err))
     m = res["metrics"]["all"]
     typer.echo(f"reference: {res['reference']}")

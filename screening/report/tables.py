@@ -104,6 +104,9 @@ def speed_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "speedup_vs_teacher": 1.0 if role == "teacher" else timing.get("speedup"),
             }
         )
+        if t.get("workers") is not None:  # executor used and throughput over the whole evaluation (wall clock)
+            out[-1]["workers"] = f"{t['workers']} ({t.get('executor', '?')})"
+            out[-1]["structures_per_s"] = t.get("structures_per_s")
         if "speedup_per_model_call" in timing:
             out[-1]["model_calls_per_structure"] = t.get("model_calls_per_structure")
             out[-1]["speedup_per_model_call"] = 1.0 if role == "teacher" else timing["speedup_per_model_call"]
