@@ -24,20 +24,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.student_benchmark import pt111_o_slab  # noqa: E402
 from calculators.batch import AtomsBatch  # noqa: E402
 from calculators.gemnet import GemNetOC, preset  # noqa: E402
 from calculators.parsing import read_config_file  # noqa: E402
-from calculators.tags import tags_for  # noqa: E402
 from distill.labels import LabelCache  # noqa: E402
 from distill.train import TrainConfig, filter_records, split_records, train  # noqa: E402
 
 
 def slab_batch() -> AtomsBatch:
-    from ase.build import add_adsorbate, fcc111
-
-    atoms = fcc111("Pt", (3, 3, 4), vacuum=10.0)
-    add_adsorbate(atoms, "O", 1.2, "fcc")
-    atoms.set_tags(tags_for(atoms))
+    """The student benchmark's 37-atom Pt(111)+O slab as a batch of one."""
+    atoms = pt111_o_slab()
     return AtomsBatch.from_atoms([atoms], tags=[atoms.get_tags()])
 
 

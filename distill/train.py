@@ -301,11 +301,10 @@ def train(
     teacher_width = int(train_records[0][NODE_FEATURES].shape[1]) if NODE_FEATURES in train_records[0] else None
     dist = _Distributed(device)
     state_path = out / STATE
-    resuming = resume and state_path.is_file()
-    refs = None if resuming else _records_references(c, train_records)
-    if resuming:  # the references are part of the recipe's model config: take them from the saved state
-        saved_refs = torch.load(state_path, weights_only=True).get("element_references")
-        refs = saved_refs
+    saved = torch.load(state_path, weights_only=True) if resume and state_path.is_file() else None
+    resuming = saved is not None
+    # the references are part of the model config: a resumed run takes them from its saved state
+    refs = saved.get("element_references") if resuming else _records_references(c, train_records)
     model = build_student(c, refs).to(device=device, dtype=dtype).train()
     fitted_scales: dict[str, float] = {}
     if not resuming and is_fresh(c) and c.scale_fit_batches > 0:
@@ -325,7 +324,6 @@ def train(
         p.requires_grad_(False)
     state: dict[str, Any] = {"step": 0, "best_score": float("inf"), "bad_evals": 0, "best_step": -1, "stopped": False}
     if resuming:
-        saved = torch.load(state_path, weights_only=True)
         if saved["config"] != c.to_dict():
             raise ValueError(f"{state_path} was written by another recipe; use another out_dir or resume=False")
         _check_same_teacher(out, saved, (metadata or {}).get("teacher"))
