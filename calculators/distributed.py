@@ -130,6 +130,16 @@ def current() -> DaskExecutor | None:
 
 
 @contextlib.contextmanager
+def using(executor: DaskExecutor | None) -> Iterator[DaskExecutor | None]:
+    """Make `executor` (an open `DaskExecutor`, or None for in-process) the one `current()` returns in the block."""
+    token = _CURRENT.set(executor)
+    try:
+        yield executor
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
 def dask_executor(
     workers: int | None = None, scheduler: str | None = None, *, threads: int = 1
 ) -> Iterator[DaskExecutor | None]:

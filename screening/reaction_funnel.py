@@ -10,8 +10,10 @@ re-run resumes. In relax mode each clean slab is relaxed once per model and its 
 relaxed slab (adsorbate moved with the surface atoms under it), so every adslab relaxation is consistent with
 the slab it is referenced to.
 
-Per-structure wall time and relaxed positions go to ``<run>/per_structure/<role>-<mode>-<id>.json`` (the runner's
-batch timings split over the structures of a batch by atoms × force calls).
+Each cache entry holds the structure's wall time (the batch's split by atoms × force calls, measured where it was
+computed, a Dask worker or this process) and, in relax mode, its relaxed positions: a resumed run rebuilds every
+adslab start from the cached relaxed slab, so the adslab keys and energies are found again and nothing is
+recomputed, with or without Dask.
 
 Robustness (as in `screening.runner`): candidates with an unphysical structure are skipped before any model runs
 (`CandidateSet.without_unphysical`); a structure a model cannot evaluate is retried alone and, if it fails again,
@@ -26,15 +28,12 @@ import dataclasses
 import datetime as _dt
 import math
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import Atoms
 
-from calculators.files import CacheRecoveredWarning, CorruptFileError, quarantine, read_json
 from calculators.hashing import structure_key
 from calculators.stats import spearman
 from screening.descriptors.classify import Stage, confusion, recall_of
@@ -53,68 +52,10 @@ from screening.report import write_report
 from screening.results import REACTION_FUNNEL_FILE, run_lock, write_run_file
 from screening.runner import MIGRATION_TOL, EnergyStore, RunConfig, evaluate_systems, mp_u_caveat
 
-PER_STRUCTURE_DIR = "per_structure"
 SITE_CHOICE = (
     "Site choice: for each surface and adsorbate, each model (and DFT) uses its own most stable site (lowest ΔE) "
     "among the sites computed for that adsorbate; adsorbates that desorbed during relaxation are not counted."
 )
-
-
-class StructureLog:
-    """Per-structure wall time (s) and, in relax mode, final positions of the structures one model computed in a
-    run directory, keyed by `structure_key` of the input (like the `EnergyStore`)."""
-
-    def __init__(self, run_dir: Path, role: str, evaluator: Evaluator, mode: str) -> None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in evaluator.fingerprint)[:48]
-        self.path = Path(run_dir) / PER_STRUCTURE_DIR / f"{role}-{mode}-{safe}.json"
-        self.data: dict[str, Any] = {"fingerprint": evaluator.fingerprint, "mode": mode, "entries": {}}
-        self.recovered: list[str] = []
-        if self.path.is_file():
-            try:
-                old = read_json(self.path)
-                if not (isinstance(old, dict) and isinstance(old.get("entries"), dict)):
-                    raise CorruptFileError(self.path, "not a per-structure log (no entries)")
-            except CorruptFileError as err:
-                moved = quarantine(self.path)
-                note = f"per-structure log {err}; moved to {moved}, its structures are recomputed"
-                self.recovered.append(note)
-                warnings.warn(note, CacheRecoveredWarning, stacklevel=2)
-                return
-            if old.get("fingerprint") == evaluator.fingerprint and old.get("mode") == mode:
-                self.data = old
-
-    @property
-    def entries(self) -> dict[str, dict[str, Any]]:
-        """{key: {"seconds": s, "positions": [[x, y, z], ...] (relax)}}."""
-        return self.data["entries"]
-
-    def _record(self, atoms_list: Sequence[Atoms], seconds: float, weights: Sequence[float], positions=None) -> None:
-        total = float(sum(weights)) or 1.0
-        for j, a in enumerate(atoms_list):
-            entry: dict[str, Any] = {"seconds": seconds * weights[j] / total}
-            if positions is not None:
-                entry["positions"] = np.asarray(positions[j], dtype=float).round(6).tolist()
-            self.entries[structure_key(a)] = entry
-        write_run_file(self.path, self.data)
-
-    def wrap(self, ev: Evaluator) -> Evaluator:
-        """A copy of `ev` that records every structure it computes (calls counted afresh)."""
-        inner_e, inner_r = ev.energy_fn, ev.relax_fn
-
-        def energies(atoms_list: Sequence[Atoms]) -> list[float]:
-            t0 = time.perf_counter()
-            out = inner_e(atoms_list)
-            self._record(atoms_list, time.perf_counter() - t0, [len(a) for a in atoms_list])
-            return out
-
-        def relax(atoms_list: Sequence[Atoms], fmax: float, max_steps: int):
-            t0 = time.perf_counter()
-            outs = inner_r(atoms_list, fmax, max_steps)
-            w = [len(a) * max(int(o.steps), 1) for a, o in zip(atoms_list, outs, strict=True)]
-            self._record(atoms_list, time.perf_counter() - t0, w, [o.positions for o in outs])
-            return outs
-
-        return dataclasses.replace(ev, energy_fn=energies, relax_fn=relax if inner_r else None, calls=0)
 
 
 @dataclasses.dataclass
@@ -124,7 +65,6 @@ class ModelRun:
     role: str
     evaluator: Evaluator
     store: EnergyStore
-    log: StructureLog
     gas_energies: dict[str, float] = dataclasses.field(default_factory=dict)
     delta_e: dict[str, float] = dataclasses.field(default_factory=dict)
     adslab_keys: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -145,16 +85,15 @@ class ModelRun:
 
     def seconds(self, keys: Iterable[str]) -> float:
         """Measured wall time (s) of `keys` (0 for keys without a record)."""
-        return float(sum(self.log.entries.get(k, {}).get("seconds", 0.0) for k in keys))
+        return float(sum(self.store.entries.get(k, {}).get("seconds", 0.0) for k in keys))
 
 
 def _sync(run: ModelRun, keys: Iterable[str], relax: bool) -> None:
-    """Forget cached energies that have no per-structure record (older run): they are recomputed."""
+    """Forget cached entries without a wall time or (relax mode) relaxed positions (older caches): recomputed."""
     for k in keys:
-        if k in run.store.entries:
-            rec = run.log.entries.get(k)
-            if rec is None or (relax and "positions" not in rec):
-                del run.store.entries[k]
+        rec = run.store.entries.get(k)
+        if rec is not None and ("seconds" not in rec or (relax and "positions" not in rec)):
+            del run.store.entries[k]
 
 
 def compute_surfaces(run: ModelRun, cset: CandidateSet, surfaces: Sequence[Surface], table: ReactionTable,
@@ -164,7 +103,8 @@ def compute_surfaces(run: ModelRun, cset: CandidateSet, surfaces: Sequence[Surfa
     if not todo:
         return
     relax = cfg.mode == "relax"
-    kw = dict(mode=cfg.mode, batch_atoms=cfg.batch_atoms, fmax=cfg.fmax, max_steps=cfg.max_steps)
+    kw = dict(mode=cfg.mode, batch_atoms=cfg.batch_atoms, fmax=cfg.fmax, max_steps=cfg.max_steps,
+              keep_positions=relax)  # fmt: skip
     slab_keys = list(dict.fromkeys(c.slab_key for s in todo for c in s.candidates))
     atoms = dict(cset.atoms)
     _sync(run, slab_keys, relax)
@@ -172,8 +112,8 @@ def compute_surfaces(run: ModelRun, cset: CandidateSet, surfaces: Sequence[Surfa
         evaluate_systems(run.evaluator, atoms, slab_keys, run.store, **kw)
         for s in todo:
             for c in s.candidates:
-                relaxed = run.log.entries.get(c.slab_key, {}).get("positions")
-                if relaxed is None or c.slab_key not in run.store.entries:  # the slab failed: reported below
+                relaxed = run.store.entries.get(c.slab_key, {}).get("positions")
+                if relaxed is None:  # the slab failed: reported below
                     continue
                 start = adslab_on_relaxed_slab(cset.atoms[c.adslab_key], cset.atoms[c.slab_key], relaxed)
                 if start is not None:
@@ -325,12 +265,11 @@ def _run_reaction_funnel(
                          "reference scheme")  # fmt: skip
     runs: dict[str, ModelRun] = {}
     for role, ev in (("teacher", teacher), ("student", student)):
-        log = StructureLog(run_dir, role, ev, cfg.mode)
-        runs[role] = ModelRun(role, log.wrap(ev), EnergyStore(run_dir, role, ev, cfg.mode), log)
+        runs[role] = ModelRun(role, dataclasses.replace(ev, calls=0), EnergyStore(run_dir, role, ev, cfg.mode))
     # gas references: the teacher's for both models (FORK protocol) unless gas_energies == "self"
     gas_keys = sorted(set(cset.gas.values()))
     kw = dict(mode=cfg.mode, batch_atoms=cfg.batch_atoms, gas_keys=frozenset(gas_keys), fmax=cfg.fmax,
-              max_steps=cfg.max_steps)  # fmt: skip
+              max_steps=cfg.max_steps, keep_positions=cfg.mode == "relax")  # fmt: skip
     t_run, s_run = runs["teacher"], runs["student"]
     t_run.gas_energies = evaluate_systems(t_run.evaluator, cset.atoms, gas_keys, t_run.store, **kw)
     t_run.gas_from, t_run.gas_errors = "teacher", t_run.store.errors
@@ -510,7 +449,7 @@ def _run_reaction_funnel(
             if run.excluded
         }
     out["excluded"] = [{"id": cid, "reason": why} for cid, why in excluded_all.items()]
-    out["recovered_caches"] = [note for run in runs.values() for note in run.store.recovered + run.log.recovered]
+    out["recovered_caches"] = [note for run in runs.values() for note in run.store.recovered]
     write_run_file(run_dir / REACTION_FUNNEL_FILE, out)
     return out
 

@@ -152,10 +152,15 @@ def compute_batch(
     gas_keys: set[str] | frozenset[str],
     fmax: float,
     max_steps: int,
+    keep_positions: bool = False,
 ) -> tuple[list[tuple[dict[str, dict[str, Any]], dict[str, Any]]], dict[str, str]]:
     """One batch with `evaluator`: ([(entries by key, batch timing record)], errors by key). A batch that raises
     is retried one structure at a time; a structure that still fails is in `errors` with its reason. Pure: writes
-    nothing (the in-process path and Dask workers share it; only the caller writes the cache)."""
+    nothing (the in-process path and Dask workers share it; only the caller writes the cache).
+
+    Every entry carries ``seconds``: its share of the batch's wall clock (split by atoms × force calls); in relax
+    mode with `keep_positions`, also the relaxed ``positions`` (Å, rounded to 1e-6) so that a caller can build on
+    the relaxed geometry after a resume."""
     t0 = time.perf_counter()
     try:
         if mode == "relax":
@@ -169,19 +174,24 @@ def compute_batch(
         errors: dict[str, str] = {}
         for a, k in zip(sub, batch_keys, strict=True):
             d, e = compute_batch(
-                evaluator, [a], [k], mode=mode, gas_keys=gas_keys, fmax=fmax, max_steps=max_steps
+                evaluator, [a], [k], mode=mode, gas_keys=gas_keys, fmax=fmax, max_steps=max_steps,
+                keep_positions=keep_positions,
             )  # fmt: skip
             done += d
             errors.update(e)
         return done, errors
     dt = time.perf_counter() - t0
+    weights = [len(a) * (max(int(outcomes[j].steps), 1) if mode == "relax" else 1) for j, a in enumerate(sub)]
+    total = float(sum(weights)) or 1.0
     entries: dict[str, dict[str, Any]] = {}
     for j, k in enumerate(batch_keys):
-        entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys}
+        entry: dict[str, Any] = {"natoms": len(sub[j]), "gas": k in gas_keys, "seconds": dt * weights[j] / total}
         if mode == "relax":
             o = outcomes[j]
             entry.update(energy=o.energy, converged=o.converged, steps=o.steps)
             entry.update(_relax_diagnostics(sub[j], np.asarray(o.positions), k in gas_keys))
+            if keep_positions:
+                entry["positions"] = np.asarray(o.positions, dtype=float).round(6).tolist()
         else:
             entry["energy"] = energies[j]
         entries[k] = entry
@@ -233,6 +243,7 @@ def evaluate_systems(
     warmup: bool = True,
     executor: Any = None,
     progress: bool | None = None,
+    keep_positions: bool = False,
 ) -> dict[str, float]:
     """Energies (eV) of `keys` with `evaluator`, cached in `store`: only missing keys are computed, in batches
     of ≤ `batch_atoms` atoms; each batch is timed (wall clock) and saved at once. Gas systems and the others
@@ -246,7 +257,8 @@ def evaluate_systems(
     context, if any): each batch is one task on the cluster; results come back here and are written by this
     process only, after each task. Without one (or for an evaluator workers cannot rebuild), batches run here.
     The wall clock of the whole evaluation, the structures it computed and the number of workers go into
-    ``store.data["runs"]`` (throughput in `timing_summary`)."""
+    ``store.data["runs"]`` (throughput in `timing_summary`). Each entry has its ``seconds`` and, in relax mode with
+    `keep_positions`, its relaxed ``positions`` (see `compute_batch`)."""
     from calculators.distributed import current
 
     executor = executor if executor is not None else current()
@@ -254,7 +266,8 @@ def evaluate_systems(
         warnings.warn(f"{evaluator.label} cannot be rebuilt on Dask workers; evaluated in this process", stacklevel=2)
         executor = None
     todo = [k for k in dict.fromkeys(keys) if k not in store.entries]
-    options = dict(mode=mode, gas_keys=frozenset(gas_keys), fmax=fmax, max_steps=max_steps)
+    options = dict(mode=mode, gas_keys=frozenset(gas_keys), fmax=fmax, max_steps=max_steps,
+                   keep_positions=keep_positions)  # fmt: skip
     batches: list[list[str]] = []
     for group_keys in ([k for k in todo if k in gas_keys], [k for k in todo if k not in gas_keys]):
         structs = [atoms_by_key[k] for k in group_keys]

@@ -4,7 +4,9 @@ model call; the model is loaded once per worker; the CLI takes --scheduler."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 
 import pytest
@@ -183,3 +185,52 @@ def test_screen_run_cli_on_a_scheduler(cluster, models, tmp_path):
     assert "structures_per_s" in speed and "2 (dask)" in speed
     bad = runner.invoke(app, [*args, "--scheduler", cluster.address, "--workers", "2"])
     assert bad.exit_code == 2 and "not both" in bad.output
+
+
+def test_relax_reaction_funnel_on_workers_resumes_from_relaxed_slabs(cluster, models, tmp_path):
+    """Relax-mode reaction funnel on 2 workers: adslabs start from the model's relaxed slab (cached with its
+    positions and wall time), and a run killed after the slabs resumes without relaxing a slab again and with the
+    same ΔE as an uninterrupted run."""
+    from calculators.distributed import using
+    from screening.descriptors import load_table, parse_stages
+    from screening.descriptors.surfaces import generate_candidates
+    from screening.evaluators import resolve_models
+    from screening.reaction_funnel import run_reaction_funnel
+    from screening.runner import RunConfig
+
+    table = load_table()
+    orr = table.reaction("orr")
+    cs = generate_candidates(orr, table, ["Pt", "Cu"], 2, sites=1, prototypes=("fcc",), facets=("111",))
+    cfg = RunConfig(mode="relax", fmax=0.05, max_steps=3, batch_atoms=30)
+    stages = parse_stages("student:-100,teacher:-100")
+
+    def funnel(run_dir):
+        t, s, _ = resolve_models(*models)
+        with using(cluster):
+            return run_reaction_funnel(cs, orr, table, t, s, run_dir, stages=stages, config=cfg)
+
+    full = funnel(tmp_path / "full")
+    store_file = next((tmp_path / "full" / "energies").glob("teacher-relax-*.json"))
+    entries = json.loads(store_file.read_text())["entries"]
+    slab_keys = {c.slab_key for s in cs.surfaces for c in s.candidates}
+    unrelaxed = {c.adslab_key for s in cs.surfaces for c in s.candidates}
+    assert slab_keys <= set(entries) and not unrelaxed & set(entries)  # adslabs started from relaxed slabs
+    assert all(e["seconds"] > 0 and "positions" in e for e in entries.values())  # measured on the workers
+    assert full["compute"]["teacher_all_measured"] and full["compute"]["teacher_all_seconds"] > 0
+
+    # "killed" after the slabs: keep only the slab and gas entries, then run again
+    part = tmp_path / "part"
+    shutil.copytree(tmp_path / "full" / "energies", part / "energies")
+    for f in (part / "energies").glob("*-relax-*.json"):
+        data = json.loads(f.read_text())
+        data["entries"] = {k: e for k, e in data["entries"].items() if e["gas"] or k in slab_keys}
+        f.write_text(json.dumps(data))
+    n_runs = len(json.loads(next((part / "energies").glob("teacher-relax-*.json")).read_text())["runs"])
+    resumed = funnel(part)
+    after = json.loads(next((part / "energies").glob("teacher-relax-*.json")).read_text())
+    assert set(after["entries"]) == set(entries)  # the same adslab starts (keys) as the uninterrupted run
+    recomputed = sum(r["structures"] for r in after["runs"][n_runs:])
+    assert recomputed == len(entries) - len(slab_keys) - sum(e["gas"] for e in entries.values())  # adslabs only
+    for a, b in zip(full["surfaces"], resumed["surfaces"], strict=True):
+        for role in ("student", "teacher"):
+            assert a["models"][role]["U_L"] == pytest.approx(b["models"][role]["U_L"], abs=1e-6)

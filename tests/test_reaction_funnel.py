@@ -94,8 +94,9 @@ def test_cli_funnel_orr_generated(tiny_ckpts, tmp_path):
     passes = sum(s["models"]["student"]["U_L"] >= 0.0 for s in rf2["surfaces"])
     assert rf2["stages"][0]["passed"] == passes == st["tp"] + st["fp"]
     # resumed from the caches: the second run computed nothing new
-    log = next((out / "per_structure").glob("teacher-*.json"))
-    assert len(json.loads(log.read_text())["entries"]) == 3 + 12 + 2  # slabs, adslabs, gas (H2, H2O)
+    store = json.loads(next((out / "energies").glob("teacher-*.json")).read_text())
+    assert len(store["entries"]) == 3 + 12 + 2  # slabs, adslabs, gas (H2, H2O)
+    assert sum(b["structures"] for b in store["batches"]) == 3 + 12 + 2  # each computed once
     # the report is rebuilt from reaction_funnel.json alone
     (out / "volcano.png").unlink()
     res, text = _invoke(["report", str(out)])
@@ -121,10 +122,9 @@ def test_cli_funnel_orr_relax_slab_once_per_surface(tiny_ckpts, tmp_path):
     rf = json.loads((out / "reaction_funnel.json").read_text())
     assert rf["config"]["mode"] == "relax" and rf["anomalies"]["teacher"]["not converged"] == 4
     t_store = json.loads(next((out / "energies").glob("teacher-relax-*.json")).read_text())["entries"]
-    t_log = json.loads(next((out / "per_structure").glob("teacher-relax-*.json")).read_text())["entries"]
     slabs = [k for k, e in t_store.items() if not e["gas"] and e["natoms"] == 12]  # 2x2x3 Pt slabs
     assert len(slabs) == 2 and all(t_store[k]["steps"] == 2 for k in slabs)  # relaxed once each
-    assert len(t_store) == 2 + 4 + 2 and all("positions" in t_log[k] for k in t_store)
+    assert len(t_store) == 2 + 4 + 2 and all("positions" in t_store[k] for k in t_store)
     # the adslabs the teacher relaxed started from its relaxed slabs, not from the unrelaxed builder adslabs
     cs = generate_candidates(load_table().reaction("orr"), load_table(), ["Pt"], 2, sites=1)
     unrelaxed = {c.adslab_key for s in cs.surfaces for c in s.candidates}
