@@ -313,13 +313,49 @@ def label_screening_set(
     return {"static": out / "static", "trajectories": out / "trajectories"}
 
 
-if __name__ == "__main__":  # python -m distill.screening_data OUT [n_surfaces n_relax n_md]
+def label_relaxations(
+    out_dir: str | os.PathLike,
+    *,
+    teacher: str = "sevennet-0",
+    seed: int = 2000,
+    n_relax: int = 240,
+    relax_steps: int = 150,
+    every: int = 5,
+    chunk_size: int = 8,
+    features: bool = True,
+    progress: bool = True,
+) -> Path:
+    """A further round of teacher relaxation trajectories (longer paths than `label_screening_set`'s, so that
+    the reconstructions a screening relaxation reaches are in the data) into the label cache `out_dir/relax/`;
+    starts from `surface_structures(n_relax, seed)`, trajectories under `out_dir/work/` (resumable)."""
+    from calculators import TeacherCalculator, load_model
+    from distill.labels import LabelSettings, label_structures
+
+    out = Path(out_dir)
+    model = load_model(teacher)
+    settings = LabelSettings(hessian_rows=0, features=features, chunk_size=chunk_size, seed=seed)
+    starts = surface_structures(n_relax, seed, rattle=(0.0, 0.05), clean_fraction=0.25)
+    calc = TeacherCalculator(model, device="cpu")
+    snaps = teacher_trajectories(
+        starts, calc, out / "work", tag="relax", relax_steps=relax_steps, every=every, seed=seed, progress=progress
+    )  # fmt: skip
+    label_structures(snaps, model, out / "relax", settings, teacher_name=teacher, progress=progress)
+    return out / "relax"
+
+
+if __name__ == "__main__":
+    # python -m distill.screening_data OUT [n_surfaces n_relax n_md n_gas]
+    # python -m distill.screening_data relax OUT [seed n_relax relax_steps every]
     import sys
 
     import torch
 
     torch.set_num_threads(1)
     args = sys.argv[1:]
-    sizes = [int(a) for a in args[1:]]
-    kw = dict(zip(("n_surfaces", "n_relax", "n_md", "n_gas_per_molecule"), sizes, strict=False))
-    print(label_screening_set(args[0], **kw))
+    if args and args[0] == "relax":
+        kw = dict(zip(("seed", "n_relax", "relax_steps", "every"), map(int, args[2:]), strict=False))
+        print(label_relaxations(args[1], **kw))
+    else:
+        sizes = [int(a) for a in args[1:]]
+        kw = dict(zip(("n_surfaces", "n_relax", "n_md", "n_gas_per_molecule"), sizes, strict=False))
+        print(label_screening_set(args[0], **kw))
