@@ -49,7 +49,8 @@ class CheckpointInfo:
             f"architecture  {self.architecture}" + (f" (preset {self.preset})" if self.preset else ""),
             f"parameters    {self.parameters:,}",
             f"graph         {c['num_blocks']} blocks, atom {c['emb_size_atom']} / edge {c['emb_size_edge']}, cutoff "
-            f"{c['cutoff']:g} Å, {c['max_neighbors']} neighbours ({strict}), "
+            f"{c['cutoff']:g} Å, {c['max_neighbors']} neighbours ({strict}, "
+            f"{c.get('neighbor_symmetrization', 'reference')} symmetrisation), "
             + ("direct forces" if c["direct_forces"] else "forces = -dE/dx")
             + (", quadruplets" if c["quad_interaction"] else ""),
         ]
