@@ -3,7 +3,7 @@
 Stages, each resumable (label caches skip finished chunks, trajectories are one file per start, training
 resumes from its state.pt):
 1. the screening training set (`distill.screening_data`), labelled by the teacher: `labels/static`,
-   `labels/trajectories`;
+   `labels/trajectories`, and longer teacher relaxations `labels/long_relax` (`n_long_relax`);
 2. round 0: a fresh student trained on it with the recipe (element references and scale factors fitted first);
 3. on-policy rounds r = 1..R: the previous student relaxes new candidates, the teacher labels snapshots of the
    student's own trajectories (`labels/onpolicy<r>`), and the student is fine-tuned on everything;
@@ -39,6 +39,8 @@ class PipelineConfig:
     n_gas_per_molecule: int = 80
     n_bulk_strains: int = 4
     n_bulk_alloys: int = 160
+    n_long_relax: int = 240  # further teacher relaxations, up to `long_relax_steps` BFGS steps (0: none)
+    long_relax_steps: int = 150
     onpolicy_rounds: int = 1
     n_onpolicy: int = 200
     onpolicy_steps: int = 3000
@@ -81,7 +83,7 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
     """Run every stage into `out_dir` (see module docstring); returns the final student checkpoint path."""
     from calculators import DistilledCalculator, load_model
     from distill.labels import LabelSettings, label_structures
-    from distill.screening_data import label_screening_set, surface_structures, teacher_trajectories
+    from distill.screening_data import label_relaxations, label_screening_set, surface_structures, teacher_trajectories
 
     c = config or PipelineConfig()
     out = Path(out_dir)
@@ -92,6 +94,16 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
         n_gas_per_molecule=c.n_gas_per_molecule, n_bulk_strains=c.n_bulk_strains, n_bulk_alloys=c.n_bulk_alloys,
     )  # fmt: skip
     caches = [labels["static"], labels["trajectories"]]
+    if c.n_long_relax > 0:
+        caches.append(
+            label_relaxations(
+                out / "labels",
+                teacher=c.teacher,
+                seed=c.seed + 1000,
+                n_relax=c.n_long_relax,
+                relax_steps=c.long_relax_steps,
+            )  # fmt: skip
+        )
     recipe = {**_read_recipe(c.recipe), **c.overrides}
     if c.max_steps is not None:
         recipe["max_steps"] = c.max_steps

@@ -274,6 +274,16 @@ def teacher_trajectories(
     return out
 
 
+def _teacher(teacher: str, seed: int, features: bool, chunk_size: int):
+    """(model, its ASE calculator, label settings) of a teacher registry name or checkpoint."""
+    from calculators import TeacherCalculator, load_model
+    from distill.labels import LabelSettings
+
+    model = load_model(teacher)
+    settings = LabelSettings(hessian_rows=0, features=features, chunk_size=chunk_size, seed=seed)
+    return model, TeacherCalculator(model, device="cpu"), settings
+
+
 def label_screening_set(
     out_dir: str | os.PathLike,
     *,
@@ -293,15 +303,12 @@ def label_screening_set(
     """Generate the screening recipe and label it with `teacher` into two resumable label caches under
     `out_dir`: `static/` (sampled surfaces, gas, bulk: labelled first, no teacher runs needed to build them)
     and `trajectories/` (teacher relaxation and MD snapshots, built under `out_dir/work/`)."""
-    from calculators import TeacherCalculator, load_model
-    from distill.labels import LabelSettings, label_structures
+    from distill.labels import label_structures
 
     out = Path(out_dir)
-    model = load_model(teacher)
-    settings = LabelSettings(hessian_rows=0, features=features, chunk_size=chunk_size, seed=seed)
+    model, calc, settings = _teacher(teacher, seed, features, chunk_size)
     static = surface_structures(n_surfaces, seed) + gas_structures(n_gas_per_molecule, seed) + bulk_structures(seed)
     label_structures(static, model, out / "static", settings, teacher_name=teacher, progress=progress)
-    calc = TeacherCalculator(model, device="cpu")
     relax_starts = surface_structures(n_relax, seed + 1, rattle=(0.0, 0.05), clean_fraction=0.1)
     relax = teacher_trajectories(relax_starts, calc, out / "work", tag="relax", seed=seed, progress=progress)
     md_starts = surface_structures(n_md, seed + 2, rattle=(0.0, 0.03), clean_fraction=0.1)
@@ -326,21 +333,20 @@ def label_relaxations(
     progress: bool = True,
 ) -> Path:
     """A further round of teacher relaxation trajectories (longer paths than `label_screening_set`'s, so that
-    the reconstructions a screening relaxation reaches are in the data) into the label cache `out_dir/relax/`;
-    starts from `surface_structures(n_relax, seed)`, trajectories under `out_dir/work/` (resumable)."""
-    from calculators import TeacherCalculator, load_model
-    from distill.labels import LabelSettings, label_structures
+    the reconstructions a screening relaxation reaches are in the data) into the label cache
+    `out_dir/long_relax/`; starts from `surface_structures(n_relax, seed)` (25 % clean slabs), trajectories under
+    `out_dir/work/long_relax/` (resumable)."""
+    from distill.labels import label_structures
 
     out = Path(out_dir)
-    model = load_model(teacher)
-    settings = LabelSettings(hessian_rows=0, features=features, chunk_size=chunk_size, seed=seed)
+    model, calc, settings = _teacher(teacher, seed, features, chunk_size)
     starts = surface_structures(n_relax, seed, rattle=(0.0, 0.05), clean_fraction=0.25)
-    calc = TeacherCalculator(model, device="cpu")
     snaps = teacher_trajectories(
-        starts, calc, out / "work", tag="relax", relax_steps=relax_steps, every=every, seed=seed, progress=progress
+        starts, calc, out / "work", tag="long_relax", relax_steps=relax_steps, every=every, seed=seed,
+        progress=progress,
     )  # fmt: skip
-    label_structures(snaps, model, out / "relax", settings, teacher_name=teacher, progress=progress)
-    return out / "relax"
+    label_structures(snaps, model, out / "long_relax", settings, teacher_name=teacher, progress=progress)
+    return out / "long_relax"
 
 
 if __name__ == "__main__":

@@ -190,13 +190,17 @@ def test_make_student_pipeline_runs_every_stage_and_resumes(tmp_path, monkeypatc
     )  # fmt: skip
     cfg = PipelineConfig(
         teacher=str(teacher_path), recipe=str(recipe), n_surfaces=4, n_relax=1, n_md=1, n_gas_per_molecule=1,
-        n_bulk_strains=0, n_bulk_alloys=1, onpolicy_rounds=1, n_onpolicy=1, onpolicy_steps=2,
+        n_bulk_strains=0, n_bulk_alloys=1, n_long_relax=1, long_relax_steps=2, onpolicy_rounds=1, n_onpolicy=1,
+        onpolicy_steps=2,
     )  # fmt: skip
     final = make_student(tmp_path / "run", cfg)
     model, meta = load_project_checkpoint(final)
     assert meta["round"] == 1 and meta["step"] == 2
     assert model.config.element_references is not None  # inherited from round 0
     assert (tmp_path / "run" / "labels" / "onpolicy1" / "manifest.json").is_file()
+    long_relax = list((tmp_path / "run" / "labels" / "work" / "long_relax").glob("*.extxyz"))
+    assert len(long_relax) == 1 and (tmp_path / "run" / "labels" / "long_relax" / "manifest.json").is_file()
+    assert meta["training_records"] > 0
     calls = []
     original = screening_data._trajectory
     monkeypatch.setattr(screening_data, "_trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))

@@ -59,6 +59,21 @@ def set_debug(ctx: typer.Context, debug: bool) -> None:
 DebugOpt = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors.")
 
 
+def make_app(name: str, help_text: str, commands: dict[str, Callable[..., Any]]) -> typer.Typer:
+    """A command group `name`: one-line errors (`CommandGroup`), a `--debug` flag for full tracebacks, no shell
+    completion, help when called without a command, and `commands` (command name -> function) in that order."""
+    app = typer.Typer(name=name, help=help_text, no_args_is_help=True, add_completion=False, cls=CommandGroup)
+
+    def _main(ctx: typer.Context, debug: bool = DebugOpt) -> None:
+        set_debug(ctx, debug)
+
+    _main.__doc__ = f"{help_text}\n\nErrors print one line; --debug shows full tracebacks."
+    app.callback()(_main)
+    for command, fn in commands.items():
+        app.command(command)(fn)
+    return app
+
+
 # ----------------------------------------------------------------------------- option checks (typer callbacks)
 def finite(
     *, low: float | None = None, high: float | None = None, low_open: bool = False, optional: bool = False

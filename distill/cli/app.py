@@ -4,9 +4,7 @@ checkpoint inspection. One module per subcommand; each imports torch and the lib
 
 from __future__ import annotations
 
-import typer
-
-from calculators.cli.common import CommandGroup, DebugOpt, set_debug
+from calculators.cli.common import make_app
 from distill.cli.ablate import ablate_cmd
 from distill.cli.evaluate import evaluate_cmd
 from distill.cli.generate import generate
@@ -17,29 +15,18 @@ from distill.cli.presets import presets
 from distill.cli.prune import prune_cmd
 from distill.cli.train import train_cmd
 
-app = typer.Typer(
-    name="distill",
-    help="Distil a large GemNet-OC teacher into a compact, fast student.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=CommandGroup,
+app = make_app(
+    "distill",
+    "Distil a large GemNet-OC teacher into a compact, fast student.",
+    {
+        "presets": presets,
+        "generate": generate,
+        "label": label,
+        "train": train_cmd,
+        "prune": prune_cmd,
+        "evaluate": evaluate_cmd,
+        "ablate": ablate_cmd,
+        "info": info,
+        "make-student": make_student_cmd,
+    },
 )
-
-
-@app.callback()
-def _main(ctx: typer.Context, debug: bool = DebugOpt) -> None:
-    """Distil a large GemNet-OC teacher into a compact, fast student.
-
-    Errors print one line; --debug shows full tracebacks."""
-    set_debug(ctx, debug)
-
-
-app.command("presets")(presets)
-app.command("generate")(generate)
-app.command("label")(label)
-app.command("train")(train_cmd)
-app.command("prune")(prune_cmd)
-app.command("evaluate")(evaluate_cmd)
-app.command("ablate")(ablate_cmd)
-app.command("info")(info)
-app.command("make-student")(make_student_cmd)

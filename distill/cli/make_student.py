@@ -22,6 +22,9 @@ def make_student_cmd(
     surfaces: Annotated[int, typer.Option(min=1, help="Sampled slabs/adslabs labelled as single points.")] = 8000,
     relaxations: Annotated[int, typer.Option(min=0, help="Teacher relaxations (snapshots every 4 steps).")] = 400,
     md_runs: Annotated[int, typer.Option(min=0, help="Short teacher MD runs (600 K).")] = 120,
+    long_relaxations: Annotated[
+        int, typer.Option(min=0, help="Further teacher relaxations of up to 150 steps (snapshots every 5).")
+    ] = 240,
     rounds: Annotated[int, typer.Option(min=0, help="On-policy rounds (student relaxes, teacher labels).")] = 1,
     onpolicy: Annotated[int, typer.Option(min=1, help="Student relaxations per on-policy round.")] = 200,
     onpolicy_steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps per on-policy round.")] = 3000,
@@ -33,8 +36,8 @@ def make_student_cmd(
 
     cfg = PipelineConfig(
         teacher=teacher, recipe=str(recipe or RECIPE), n_surfaces=surfaces, n_relax=relaxations, n_md=md_runs,
-        onpolicy_rounds=rounds, n_onpolicy=onpolicy, onpolicy_steps=onpolicy_steps, max_steps=max_steps,
-        nproc=nproc,
+        n_long_relax=long_relaxations, onpolicy_rounds=rounds, n_onpolicy=onpolicy, onpolicy_steps=onpolicy_steps,
+        max_steps=max_steps, nproc=nproc,
     )  # fmt: skip
     path = make_student(out, cfg)
     typer.echo(f"student: {path}")

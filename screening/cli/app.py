@@ -3,34 +3,21 @@ each imports its heavy dependencies inside the command, so `screen --help` stays
 
 from __future__ import annotations
 
-import typer
-
-from calculators.cli.common import CommandGroup, DebugOpt, set_debug
+from calculators.cli.common import make_app
 from screening.cli.build import build
 from screening.cli.fetch import fetch
 from screening.cli.funnel import funnel
 from screening.cli.report import report
 from screening.cli.run import run
 
-app = typer.Typer(
-    name="screen",
-    help="Screen catalysts with distilled GemNet-OC students and their teachers.",
-    no_args_is_help=True,
-    add_completion=False,
-    cls=CommandGroup,
+app = make_app(
+    "screen",
+    "Screen catalysts with distilled GemNet-OC students and their teachers.",
+    {
+        "fetch": fetch,
+        "build": build,
+        "run": run,
+        "funnel": funnel,
+        "report": report,
+    },
 )
-
-
-@app.callback()
-def _main(ctx: typer.Context, debug: bool = DebugOpt) -> None:
-    """Screen catalysts with distilled GemNet-OC students and their teachers.
-
-    Errors print one line; --debug shows full tracebacks."""
-    set_debug(ctx, debug)
-
-
-app.command("fetch")(fetch)
-app.command("build")(build)
-app.command("run")(run)
-app.command("funnel")(funnel)
-app.command("report")(report)
