@@ -349,9 +349,34 @@ def label_relaxations(
     return out / "long_relax"
 
 
+def label_surfaces(
+    out_dir: str | os.PathLike,
+    *,
+    teacher: str = "sevennet-0",
+    seed: int = 3000,
+    n_surfaces: int = 1200,
+    elements: Sequence[str] = SCREENING_METALS,
+    tag: str = "surfaces",
+    chunk_size: int = 8,
+    features: bool = True,
+    progress: bool = True,
+) -> Path:
+    """More sampled slabs/adslabs (`surface_structures(n_surfaces, seed, elements=...)`) labelled by the teacher
+    into the cache `out_dir/<tag>/`: e.g. a set on the metals whose builder volumes changed after a training
+    set was made."""
+    from distill.labels import label_structures
+
+    out = Path(out_dir)
+    model, _, settings = _teacher(teacher, seed, features, chunk_size)
+    structures = surface_structures(n_surfaces, seed, elements=elements)
+    label_structures(structures, model, out / tag, settings, teacher_name=teacher, progress=progress)
+    return out / tag
+
+
 if __name__ == "__main__":
     # python -m distill.screening_data OUT [n_surfaces n_relax n_md n_gas]
     # python -m distill.screening_data relax OUT [seed n_relax relax_steps every]
+    # python -m distill.screening_data surfaces OUT TAG seed n_surfaces [Elements,comma,separated]
     import sys
 
     import torch
@@ -361,6 +386,9 @@ if __name__ == "__main__":
     if args and args[0] == "relax":
         kw = dict(zip(("seed", "n_relax", "relax_steps", "every"), map(int, args[2:]), strict=False))
         print(label_relaxations(args[1], **kw))
+    elif args and args[0] == "surfaces":
+        elements = args[5].split(",") if len(args) > 5 else SCREENING_METALS
+        print(label_surfaces(args[1], tag=args[2], seed=int(args[3]), n_surfaces=int(args[4]), elements=elements))
     else:
         sizes = [int(a) for a in args[1:]]
         kw = dict(zip(("n_surfaces", "n_relax", "n_md", "n_gas_per_molecule"), sizes, strict=False))

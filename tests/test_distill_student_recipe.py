@@ -218,3 +218,23 @@ def test_filter_records_drops_large_and_non_finite_forces():
     assert dropped == 3 and len(kept) == 1 and float(kept[0]["forces"][0, 0]) == 1.0
     kept, dropped = filter_records([rec(1.0), rec(25.0)], None)
     assert dropped == 0 and len(kept) == 2
+
+
+def test_label_surfaces_labels_only_the_given_metals(tmp_path):
+    """A further sampled set restricted to some metals (e.g. those whose builder volumes changed) is labelled by
+    the teacher into its own cache, and is deterministic in its seed."""
+    from distill.labels import LabelCache
+    from distill.screening_data import label_surfaces, surface_structures
+
+    teacher_path = tmp_path / "teacher.pt"
+    save_checkpoint(CountingTeacher().model.float(), teacher_path)
+    cache = label_surfaces(
+        tmp_path / "labels", teacher=str(teacher_path), seed=5, n_surfaces=3, elements=["Cu", "Ag"], tag="cuag",
+        features=False, progress=False,
+    )  # fmt: skip
+    records = list(LabelCache(cache).records())
+    assert cache.name == "cuag" and len(records) == 3
+    metals = {int(z) for r in records for z in r["numbers"]} - {1, 6, 7, 8}
+    assert metals and metals <= {29, 47}  # Cu, Ag only
+    again = surface_structures(3, 5, elements=["Cu", "Ag"])
+    assert [sorted(r["numbers"].tolist()) for r in records] == [sorted(a.numbers.tolist()) for a in again]
