@@ -61,7 +61,7 @@ def atomic_layers(z: np.ndarray, tol: float = LAYER_TOL) -> np.ndarray:
     return layer
 
 
-def _reduce_2d(v1: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def reduce_2d(v1: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gauss (Lagrange) reduction of a 2D lattice basis."""
     v1, v2 = v1.copy(), v2.copy()
     if v1 @ v1 > v2 @ v2:
@@ -88,7 +88,7 @@ def _surface_unit(bulk: Atoms, miller: tuple[int, int, int], layers: int) -> Ato
     repeats = math.ceil(layers / per_repeat) + 1
     s = surface(bulk, miller, layers=repeats, periodic=True)
     cell = np.asarray(s.cell[:])
-    v1, v2 = _reduce_2d(cell[0, :2], cell[1, :2])
+    v1, v2 = reduce_2d(cell[0, :2], cell[1, :2])
     if v1[0] * v2[1] - v1[1] * v2[0] < 0:
         v2 = -v2
     angle = math.atan2(v1[1], v1[0])

@@ -19,7 +19,7 @@ from ase.build import make_supercell
 from ase.constraints import FixAtoms
 
 from screening.structures.errors import StructureBuildError
-from screening.structures.slabs import atomic_layers, make_slab
+from screening.structures.slabs import atomic_layers, make_slab, reduce_2d
 from screening.structures.strain import apply_biaxial_strain
 
 # parent sites per layer tried, in order, when only the atom count is known (2×2 first, as CatalysisHub sets use)
@@ -62,18 +62,6 @@ def _hnf(n: int) -> list[np.ndarray]:
     return out
 
 
-def _reduce(v1: np.ndarray, v2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    v1, v2 = v1.copy(), v2.copy()
-    if v1 @ v1 > v2 @ v2:
-        v1, v2 = v2, v1
-    while True:
-        mu = round(float(v1 @ v2) / float(v1 @ v1))
-        v2 = v2 - mu * v1
-        if v2 @ v2 >= v1 @ v1 - 1e-10:
-            return v1, v2
-        v1, v2 = v2, v1
-
-
 def supercell_matrix(slab: Atoms, sites_per_layer: int, shape: str = "compact") -> np.ndarray | None:
     """Integer 2×2 matrix M (new cell rows = M @ slab's in-plane cell rows) of an index-n sublattice of the parent
     lattice (n = `sites_per_layer`) commensurate with `slab`'s ordered cell; None when none is.
@@ -97,7 +85,7 @@ def supercell_matrix(slab: Atoms, sites_per_layer: int, shape: str = "compact") 
         m = target @ inv
         if np.max(np.abs(m - np.round(m))) > 1e-6:
             continue
-        r1, r2 = _reduce(target[0], target[1])
+        r1, r2 = reduce_2d(target[0], target[1])
         l1, l2 = float(np.linalg.norm(r1)), float(np.linalg.norm(r2))
         if shape == "rectangular" and abs(float(r1 @ r2)) > 1e-6 * l1 * l2:
             continue
@@ -111,7 +99,7 @@ def supercell_matrix(slab: Atoms, sites_per_layer: int, shape: str = "compact") 
 def _standard_orientation(atoms: Atoms) -> Atoms:
     """a1 along x, a2 in the upper half plane (right-handed), reduced in-plane basis, atoms wrapped in xy."""
     cell = np.asarray(atoms.cell[:])
-    v1, v2 = _reduce(cell[0, :2], cell[1, :2])
+    v1, v2 = reduce_2d(cell[0, :2], cell[1, :2])
     if v1[0] * v2[1] - v1[1] * v2[0] < 0:
         v2 = -v2
     ang = math.atan2(v1[1], v1[0])
