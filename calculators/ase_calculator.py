@@ -18,7 +18,6 @@ from calculators.batch import (
     AtomsBatch,
     UnphysicalStructureWarning,
     unphysical_reason,
-    validate_atoms,
 )
 from calculators.loading import DEFAULT_STUDENT_NAME, DEFAULT_TEACHER, load_model
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel, NeighborCandidates
@@ -162,7 +161,7 @@ class ModelCalculator(Calculator):
         self._candidates = None
 
     def _batch(self, atoms: Atoms) -> AtomsBatch:
-        validate_atoms(atoms, 0, int(self.model.max_atomic_number))
+        """`atoms` as a batch of one (checked by `AtomsBatch.from_atoms`: a clear `StructureError` if unusable)."""
         return AtomsBatch.from_atoms(
             atoms,
             device=self.device,
