@@ -22,7 +22,7 @@ from distill.labels import LabelCache
 
 ROOT = Path(__file__).resolve().parents[1]
 REMAKE = [
-    "distill make-student -o runs/make-student   # labels, round 0, one on-policy round (resumable)",
+    "distill make-student -o runs/make-student   # labels (incl. longer relaxations), round 0, one on-policy round",
     "python benchmarks/student_benchmark.py --student runs/make-student/student.pt --out reports/student",
     "python benchmarks/ship_default_student.py --student runs/make-student/student.pt "
     "--benchmark reports/student/metrics.json",
@@ -46,7 +46,9 @@ def data_description(meta: dict[str, Any]) -> dict[str, Any]:
         "fcc/hcp/bcc + L12/D019/B2/L10/A2B slabs on their facets, 2x2-like cells, 4 layers, biaxial strain "
         "-8..+8 %, H O OH N C CH CO at every named site, clean slabs, rattles 0-0.15 Å; stretched/bent H2 O2 H2O "
         "OH N2 CO CH4 NH3; strained bulk cells; teacher BFGS relaxation snapshots (every 4 steps) and 600 K "
-        "Langevin snapshots; on-policy: the round-0 student's own relaxation paths labelled by the teacher",
+        "Langevin snapshots; on-policy: the round-0 student's own relaxation paths labelled by the teacher; "
+        "longer teacher relaxations (up to 150 BFGS steps, snapshots every 5; label_relaxations) and sampled "
+        "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces)",
         "caches": caches,
         "training_records": meta.get("training_records"),
         "dropped_over_max_force": meta.get("dropped_over_max_force"),
