@@ -147,19 +147,20 @@ def test_reaction_funnel_skips_unphysical_structures_before_any_model(orr_set, t
     assert "no O* energy" in flat["models"]["teacher"]["reason"]  # its other candidate (OH*) was screened
 
 
-def test_reaction_funnel_quarantines_a_broken_log_and_refuses_a_locked_folder(orr_set, tmp_path):
+def test_reaction_funnel_quarantines_a_broken_cache_and_refuses_a_locked_folder(orr_set, tmp_path):
     ds, table, orr, energies = orr_set
     cs = candidates_from_set(from_dataset(ds), orr, table)
     t, s = lookup_evaluator(energies, structure_key, "t"), lookup_evaluator(energies, structure_key, "s")
     kw = dict(stages=parse_stages("student:-10,teacher:-10"))
     clean = run_reaction_funnel(cs, orr, table, t, s, tmp_path, **kw)
-    log = next((tmp_path / "per_structure").glob("teacher-*.json"))
-    log.write_text(log.read_text()[:40])  # truncated
-    with pytest.warns(CacheRecoveredWarning, match="per-structure log .* not valid JSON"):
+    cache = next((tmp_path / "energies").glob("teacher-*.json"))
+    cache.write_text(cache.read_text()[:40])  # truncated
+    with pytest.warns(CacheRecoveredWarning, match="energy cache .* not valid JSON"):
         again = run_reaction_funnel(cs, orr, table, t, s, tmp_path, **kw)
-    assert list((tmp_path / "per_structure" / "quarantine").iterdir())
-    assert any("per-structure log" in n for n in again["recovered_caches"])
+    assert list((tmp_path / "energies" / "quarantine").iterdir())
+    assert any("energy cache" in n for n in again["recovered_caches"])
     assert [x["models"] for x in again["surfaces"]] == [x["models"] for x in clean["surfaces"]]
+    assert all(e["seconds"] >= 0 for e in json.loads(cache.read_text())["entries"].values())  # recomputed, timed
     other = _hold_lock(tmp_path / "locked")
     try:
         t.calls = 0
