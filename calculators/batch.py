@@ -121,6 +121,16 @@ def unphysical_reason(atoms: Atoms, ratio: float = MIN_DISTANCE_RATIO) -> str | 
     )
 
 
+def structure_problem(atoms: Atoms) -> str | None:
+    """Why `atoms` cannot be used for a metric: `validate_atoms`' reason (formula first) or `unphysical_reason`;
+    None when it is fine."""
+    try:
+        validate_atoms(atoms)
+    except StructureError as err:
+        return f"{atoms.get_chemical_formula()}: {str(err).split(': ', 1)[-1]}"
+    return unphysical_reason(atoms)
+
+
 def fixed_mask(atoms: Atoms) -> np.ndarray:
     """Boolean mask (N,) of atoms held by FixAtoms constraints."""
     mask = np.zeros(len(atoms), dtype=bool)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ase import Atoms
 
-from calculators.batch import StructureError, unphysical_reason, validate_atoms
+from calculators.batch import structure_problem
 from calculators.hashing import structure_key
 from screening.cathub import OfflineError, load_dataset
 from screening.structures import (
@@ -110,14 +110,9 @@ class ScreenSet:
             for key, atoms in by_key.items():
                 if key in bad or (prefix and self.atoms.get(key) is atoms):
                     continue
-                try:
-                    validate_atoms(atoms)
-                except StructureError as err:
-                    bad[key] = f"{prefix}{atoms.get_chemical_formula()}: {str(err).split(': ', 1)[-1]}"
-                    continue
-                reason = unphysical_reason(atoms)
-                if reason is not None:
-                    bad[key] = prefix + reason
+                why = structure_problem(atoms)
+                if why is not None:
+                    bad[key] = prefix + why
         if not bad:
             return self
         reactions, skipped = [], list(self.skipped)
@@ -127,27 +122,18 @@ class ScreenSet:
                 skipped.append((r.id, "; ".join(found)))
             else:
                 reactions.append(r)
-        keys = {k for r in reactions for k in r.systems.values()}
-        return ScreenSet(
-            self.name,
-            self.source,
-            self.reference_kind,
-            reactions,
-            {k: a for k, a in self.atoms.items() if k in keys},
-            skipped,
-            dict(self.counts),
-            {role: {k: a for k, a in at.items() if k in keys} for role, at in self.role_atoms.items()},
-            self.structures,
-            dict(self.structures_info),
-        )
+        return self._subset(reactions, skipped)
 
     def limit(self, n: int | None) -> ScreenSet:
         """The first `n` reactions (None: all) with only the structures they need."""
         if n is None or n >= len(self.reactions):
             return self
-        reactions = self.reactions[:n]
-        keys = {k for r in reactions for k in r.systems.values()}
         skipped = self.skipped + [(r.id, f"beyond --limit {n}") for r in self.reactions[n:]]
+        return self._subset(self.reactions[:n], skipped)
+
+    def _subset(self, reactions: list, skipped: list) -> ScreenSet:
+        """This set with only `reactions` and the structures they need; `skipped` replaces the skipped list."""
+        keys = {k for r in reactions for k in r.systems.values()}
         return ScreenSet(
             self.name,
             self.source,

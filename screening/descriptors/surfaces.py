@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from calculators.batch import StructureError, unphysical_reason, validate_atoms
+from calculators.batch import structure_problem
 from calculators.hashing import structure_key
 from screening.descriptors.che import Activity, MissingAdsorbate, activity
 from screening.descriptors.table import ReactionSpec, ReactionTable
@@ -106,16 +106,7 @@ class CandidateSet:
         of their covalent radii, absurd coordinates, a degenerate cell) or, with `table`, whose reference gases
         are; each skipped with the reason (like `ScreenSet.without_unphysical`). Surfaces left without candidates
         are dropped. Returns `self` when every structure is fine."""
-        bad: dict[str, str] = {}
-        for key, atoms in self.atoms.items():
-            try:
-                validate_atoms(atoms)
-            except StructureError as err:
-                bad[key] = f"{atoms.get_chemical_formula()}: {str(err).split(': ', 1)[-1]}"
-                continue
-            reason = unphysical_reason(atoms)
-            if reason is not None:
-                bad[key] = reason
+        bad = {key: why for key, atoms in self.atoms.items() if (why := structure_problem(atoms)) is not None}
         if not bad:
             return self
         skipped = list(self.skipped)
