@@ -24,3 +24,7 @@ HESSIAN_INDEX = "hessian_index"  # (s,) int64 flat rows 3*atom+xyz
 HESSIAN_ROWS = "hessian_rows"  # (s, 3n) eV/Å², = −∂F_r/∂x
 DFT_ENERGY = "dft_energy"  # () eV, when the input structure carries one (atoms.info["dft_energy"])
 DFT_FORCES = "dft_forces"  # (n, 3) eV/Å (atoms.arrays["dft_forces"])
+# adsorbate-removal pairs (`distill.pairs`): the teacher's labels of the same structure without its tag-2 atoms
+PAIR_ENERGY = "pair_energy"  # () eV
+PAIR_FORCES = "pair_forces"  # (m, 3) eV/Å, m = atoms not tagged 2
+PAIR_INDEX = "pair_index"  # batch label (P, 2) int64: [adslab, stripped slab] structure indices in the batch

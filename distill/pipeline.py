@@ -3,7 +3,8 @@
 Stages, each resumable (label caches skip finished chunks, trajectories are one file per start, training
 resumes from its state.pt):
 1. the screening training set (`distill.screening_data`), labelled by the teacher: `labels/static`,
-   `labels/trajectories`, and longer teacher relaxations `labels/long_relax` (`n_long_relax`);
+   `labels/trajectories`, and longer teacher relaxations `labels/long_relax` (`n_long_relax`); with `pairs`, the
+   stripped slab of every adslab in `<cache>-pairs/` (`distill.pairs`, for the recipe's pair loss);
 2. round 0: a fresh student trained on it with the recipe (element references and scale factors fitted first);
 3. on-policy rounds r = 1..R: the previous student relaxes new candidates, the teacher labels snapshots of the
    student's own trajectories (`labels/onpolicy<r>`), and the student is fine-tuned on everything;
@@ -45,6 +46,7 @@ class PipelineConfig:
     n_onpolicy: int = 200
     onpolicy_steps: int = 3000
     onpolicy_lr: float = 5e-4
+    pairs: bool = True  # label every adslab's stripped slab (`distill.pairs`) for the recipe's pair loss
     max_steps: int | None = None  # overrides the recipe's round-0 budget
     nproc: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)  # round-0 recipe overrides (e.g. student preset)
@@ -71,9 +73,10 @@ def run_training(caches: list[Path], recipe: dict[str, Any], out: Path, nproc: i
         subprocess.run(cmd, check=True, env=env)
     else:
         from distill.labels import LabelCache
+        from distill.pairs import records_with_pairs
         from distill.train import TrainConfig, train
 
-        records = [r for c in caches for r in LabelCache(c).records()]
+        records = [r for c in caches for r in records_with_pairs(c)]
         meta = {"teacher": LabelCache(caches[0]).manifest["teacher"], **(metadata or {})}
         train(TrainConfig.from_dict(recipe), records, out, metadata=meta)
     return out / "student.pt"
@@ -83,6 +86,7 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
     """Run every stage into `out_dir` (see module docstring); returns the final student checkpoint path."""
     from calculators import DistilledCalculator, load_model
     from distill.labels import LabelSettings, label_structures
+    from distill.pairs import label_pairs
     from distill.screening_data import label_relaxations, label_screening_set, surface_structures, teacher_trajectories
 
     c = config or PipelineConfig()
@@ -104,11 +108,15 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
                 relax_steps=c.long_relax_steps,
             )  # fmt: skip
         )
+    teacher = None
+    if c.pairs:
+        teacher = load_model(c.teacher)
+        for cache in caches:
+            label_pairs(cache, teacher, teacher_name=c.teacher)
     recipe = {**_read_recipe(c.recipe), **c.overrides}
     if c.max_steps is not None:
         recipe["max_steps"] = c.max_steps
     student = run_training(caches, recipe, out / "round0", c.nproc, {"pipeline": c.to_dict(), "round": 0})
-    teacher = None
     for r in range(1, c.onpolicy_rounds + 1):
         cache = out / "labels" / f"onpolicy{r}"
         starts = surface_structures(c.n_onpolicy, c.seed + 10 + r, rattle=(0.0, 0.05), clean_fraction=0.1)
@@ -119,6 +127,8 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
         teacher = teacher or load_model(c.teacher)
         settings = LabelSettings(hessian_rows=0, features=True, chunk_size=8, seed=c.seed)
         label_structures(snaps, teacher, cache, settings, teacher_name=c.teacher, progress=True)
+        if c.pairs:
+            label_pairs(cache, teacher, teacher_name=c.teacher)
         caches.append(cache)
         fine = {**recipe, "student": str(student), "lr": c.onpolicy_lr, "max_steps": c.onpolicy_steps,
                 "warmup_steps": min(100, c.onpolicy_steps // 10)}  # fmt: skip

@@ -25,12 +25,13 @@ import torch
 
 from calculators.files import atomic_torch_save
 from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
-from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES
+from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES, PAIR_ENERGY, PAIR_INDEX
 from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate, describe_teacher, same_teacher
 from distill.losses import DistillationLoss, LossConfig
+from distill.pairs import interaction_energy_errors, with_partners
 from distill.references import references_from_records
 from distill.scale_fit import fit_scale_factors
 
@@ -117,7 +118,12 @@ def train_step(
 
     `reduce_grads(grads)` averages gradients across data-parallel processes before clipping (DDP)."""
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
+    pair_index = None
+    if getattr(loss_fn.config, "pair", 0.0) > 0:
+        records, pair_index = with_partners(records)
     batch, labels = collate(records, dtype=dtype, device=device)
+    if pair_index is not None:
+        labels[PAIR_INDEX] = pair_index.to(device)
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
@@ -336,6 +342,7 @@ def train(
     metadata = {
         **(metadata or {}), "fitted_scale_factors": fitted_scales, "data_parallel_processes": dist.world,
         "training_records": len(train_records), "dropped_over_max_force": n_dropped,
+        "paired_records": sum(PAIR_ENERGY in r for r in train_records),
     }  # fmt: skip
     has_dft = all(DFT_ENERGY in r and DFT_FORCES in r for r in train_records)
     total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
@@ -363,7 +370,7 @@ def train(
         state["step"] = step = step + 1
         row: dict[str, Any] = {"step": step, "stage": stage, "lr": learning_rate(step - 1, c), **terms}
         if dist.main and val_records and (step % c.eval_every == 0 or step == total_steps):
-            last_val = evaluate_records(ema, val_records, targets="teacher" if stage == "soft" else "dft")
+            last_val = _validate(ema, val_records, targets="teacher" if stage == "soft" else "dft")
             row.update({f"val_{k}": v for k, v in last_val.items()})
             score = last_val["energy_mae_per_atom"] + last_val["force_mae"]
             if score < state["best_score"]:
@@ -405,7 +412,7 @@ def train(
     if not dist.main:
         dist.close()
         return {"steps": state["step"], "rank": dist.rank}
-    final_val = evaluate_records(ema, val_records) if val_records else {}
+    final_val = _validate(ema, val_records) if val_records else {}
     student_path = save_checkpoint(ema, out / "student.pt", _meta(c, metadata, final_val, state["step"]))
     dist.close()
     return {
@@ -416,6 +423,16 @@ def train(
         "student": str(student_path),
         "seconds": time.time() - t0,
     }
+
+
+def _validate(model: torch.nn.Module, records: Sequence[dict], targets: str = "teacher") -> dict[str, float]:
+    """`evaluate_records`, plus "pair_mae" (eV, interaction energies) when validation records carry pair labels."""
+    val = evaluate_records(model, records, targets=targets)
+    if targets == "teacher" and any(PAIR_ENERGY in r for r in records):
+        errors = interaction_energy_errors(model, records)
+        val["pair_mae"] = float(errors.mean())
+        val["num_pairs"] = len(errors)
+    return val
 
 
 def _check_same_teacher(out: Path, saved: dict[str, Any], teacher: dict[str, Any] | None) -> None:

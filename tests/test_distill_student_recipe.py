@@ -185,7 +185,8 @@ def test_make_student_pipeline_runs_every_stage_and_resumes(tmp_path, monkeypatc
     recipe.write_text(
         json.dumps(
             dict(student="gemnet-oc-student-fast", student_overrides=SMALL, max_steps=3, batch_size=2,
-                 warmup_steps=1, eval_every=3, progress=False, scale_fit_batches=1)
+                 warmup_steps=1, eval_every=3, progress=False, scale_fit_batches=1,
+                 losses={"energy": 1.0, "forces": 10.0, "pair": 1.0})
         )
     )  # fmt: skip
     cfg = PipelineConfig(
@@ -201,6 +202,9 @@ def test_make_student_pipeline_runs_every_stage_and_resumes(tmp_path, monkeypatc
     long_relax = list((tmp_path / "run" / "labels" / "work" / "long_relax").glob("*.extxyz"))
     assert len(long_relax) == 1 and (tmp_path / "run" / "labels" / "long_relax" / "manifest.json").is_file()
     assert meta["training_records"] > 0
+    for cache in ("static", "trajectories", "long_relax", "onpolicy1"):  # adsorbate-removal pairs of every cache
+        assert (tmp_path / "run" / "labels" / f"{cache}-pairs" / "pairs.json").is_file()
+    assert 0 < meta["paired_records"] < meta["training_records"]
     calls = []
     original = screening_data._trajectory
     monkeypatch.setattr(screening_data, "_trajectory", lambda *a, **k: calls.append(1) or original(*a, **k))

@@ -16,6 +16,7 @@ import torch
 
 from calculators.batch import AtomsBatch
 from calculators.gemnet.index_ops import count_per_index, csr_gather, inner_index, segment_sum
+from calculators.pair_search import find_pairs as search_pairs
 
 log = logging.getLogger(__name__)
 
@@ -73,102 +74,10 @@ class Graph:
 # --------------------------------------------------------------------------------------------- radius graph
 
 
-def _search_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
-    """Cell used only to count lattice repetitions: non-periodic zero rows replaced by unit normals."""
-    out = cell.clone()
-    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
-    for d in range(3):  # in order: a replaced row serves as an 'other' row for the next axes, as before
-        replace = (~pbc[:, d]) & (torch.linalg.norm(out[:, d], dim=-1) < 1e-8)
-        if not bool(replace.any()):
-            continue
-        i, j = [k for k in range(3) if k != d]
-        normal = torch.linalg.cross(out[:, i], out[:, j])
-        norm = torch.linalg.norm(normal, dim=-1, keepdim=True)
-        unit = torch.where(norm < 1e-8, eye[d].expand_as(normal), normal / norm.clamp(min=1e-30))
-        out[:, d] = torch.where(replace[:, None], unit, out[:, d])
-    # a structure with two or three zero non-periodic vectors: fall back to the unit matrix rows
-    zero_rows = torch.linalg.norm(out, dim=-1) < 1e-8
-    if zero_rows.any():
-        out = torch.where(zero_rows[..., None], eye.expand_as(out), out)
-    return out
-
-
-def _image_offsets(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure."""
-    cell, pbc = batch.cell, batch.pbc
-    search = _search_cell(cell, pbc)
-    a1, a2, a3 = search[:, 0], search[:, 1], search[:, 2]
-    vol = torch.sum(a1 * torch.linalg.cross(a2, a3), dim=-1, keepdim=True)
-    crosses = [torch.linalg.cross(a2, a3), torch.linalg.cross(a3, a1), torch.linalg.cross(a1, a2)]
-    reps = []
-    for d in range(3):
-        inv_dist = torch.linalg.norm(crosses[d] / vol, dim=-1)
-        rep = torch.ceil(radius * inv_dist)
-        rep = torch.where(pbc[:, d], rep, torch.zeros_like(rep))
-        reps.append(int(rep.max()) if rep.numel() else 0)
-    axes = [torch.arange(-r, r + 1, device=cell.device, dtype=torch.float32) for r in reps]
-    images = torch.cartesian_prod(*axes).reshape(-1, 3)
-    allowed = ((images[None, :, :] == 0) | pbc[:, None, :]).all(dim=-1)  # (B, C)
-    return images, allowed
-
-
-def _wrap_shifts(batch: AtomsBatch) -> torch.Tensor:
-    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions."""
-    search = _search_cell(batch.cell, batch.pbc)[batch.batch]  # (N, 3, 3)
-    frac = torch.linalg.solve(search.transpose(1, 2), batch.positions.unsqueeze(-1)).squeeze(-1)
-    shifts = torch.floor(frac)
-    return torch.where(batch.pbc[batch.batch], shifts, torch.zeros_like(shifts))
-
-
 def find_pairs(batch: AtomsBatch, radius: float) -> PairCandidates:
-    """All (target, source, image) pairs closer than `radius` Å (self-pairs at zero distance excluded).
-
-    Atoms outside their cell are wrapped for the search; the returned images refer to the unwrapped positions.
-    """
-    shifts = _wrap_shifts(batch)
-    if not bool((shifts != 0).any()):
-        return _search_pairs(batch, radius)
-    offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
-    inner = _search_pairs(_with_positions(batch, batch.positions - offset), radius)
-    image = inner.image + (shifts[inner.target] - shifts[inner.source]).to(inner.image.dtype)
-    return PairCandidates(inner.target, inner.source, image, inner.radius)
-
-
-def _search_pairs(batch: AtomsBatch, radius: float) -> PairCandidates:
-    """Pair search over all atom pairs and the lattice images needed for atoms inside their cells."""
-    natoms = batch.natoms
-    device = batch.device
-    images, allowed = _image_offsets(batch, radius)
-    sq = natoms * natoms
-    total = int(sq.sum())
-    first = torch.cumsum(natoms, 0) - natoms
-    pair_struct = torch.repeat_interleave(torch.arange(natoms.numel(), device=device), sq)
-    local = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(sq, 0) - sq, sq)
-    n_exp = natoms[pair_struct]
-    target = torch.div(local, n_exp, rounding_mode="floor") + first[pair_struct]
-    source = local % n_exp + first[pair_struct]
-    offsets = _cell_image_positions(batch.cell, images)  # (B, 3, C)
-    pos_t = batch.positions[target].unsqueeze(-1)  # (P, 3, 1)
-    pos_s = batch.positions[source].unsqueeze(-1) + offsets[pair_struct]  # (P, 3, C)
-    d2 = torch.sum((pos_t - pos_s) ** 2, dim=1)  # (P, C)
-    mask = (d2 <= radius * radius) & (d2 > 1e-4) & allowed[pair_struct]
-    pair_idx, cell_idx = torch.nonzero(mask, as_tuple=True)
-    return PairCandidates(
-        target=target[pair_idx],
-        source=source[pair_idx],
-        image=images[cell_idx].to(batch.dtype),
-        radius=float(radius),
-    )
-
-
-def _with_positions(batch: AtomsBatch, positions: torch.Tensor) -> AtomsBatch:
-    return replace(batch, positions=positions)
-
-
-def _cell_image_positions(cell: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Cartesian shifts of lattice images per structure: (B, 3, C) = cellᵀ @ imagesᵀ."""
-    imgs = images.to(cell.dtype).T.unsqueeze(0).expand(cell.shape[0], -1, -1)
-    return torch.bmm(cell.transpose(1, 2), imgs)
+    """All (target, source, image) pairs closer than `radius` Å (`calculators.pair_search.find_pairs`)."""
+    target, source, image = search_pairs(batch, radius)
+    return PairCandidates(target, source, image, float(radius))
 
 
 def max_neighbors_mask(

@@ -11,6 +11,7 @@ from distill.cli.generate import generate
 from distill.cli.info import info
 from distill.cli.label import label
 from distill.cli.make_student import make_student_cmd
+from distill.cli.pairs import pairs_cmd
 from distill.cli.presets import presets
 from distill.cli.prune import prune_cmd
 from distill.cli.train import train_cmd
@@ -22,6 +23,7 @@ app = make_app(
         "presets": presets,
         "generate": generate,
         "label": label,
+        "pairs": pairs_cmd,
         "train": train_cmd,
         "prune": prune_cmd,
         "evaluate": evaluate_cmd,

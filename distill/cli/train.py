@@ -33,6 +33,7 @@ def train_cmd(
     Data-parallel on several processes or GPUs: `torchrun --nproc_per_node N -m distill.cli train ...`."""
     from calculators.parsing import read_config_file
     from distill.labels import LabelCache, describe_teacher, same_teacher
+    from distill.pairs import records_with_pairs
     from distill.train import TrainConfig, train
 
     overrides = {k: v for k, v in (("max_steps", max_steps), ("device", device)) if v is not None}
@@ -48,7 +49,8 @@ def train_cmd(
                 )
         if val_cache:
             caches = caches[:-1]
-        records = [r for c in caches for r in c.records()]  # every chunk verified; incomplete caches refused
+        # every chunk verified, incomplete caches refused; adsorbate-removal pairs attached where labelled
+        records = [r for c in caches for r in records_with_pairs(c.path)]
         val = LabelCache(val_cache).records() if val_cache else None
         meta = {
             **provenance[0],

@@ -3,7 +3,8 @@ the switched-on terms.
 
 Label keys (`calculators.keys`; per batch, see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) eV/Å,
 "atom_energies" (N,) eV, "node_features" (N, Ft) teacher atom embeddings, "hessian_rows" (B, s, 3*n_max) eV/Å²
-with "hessian_index" (B, s) flat rows 3*atom+xyz, and optional DFT targets "dft_energy" (B,), "dft_forces" (N, 3).
+with "hessian_index" (B, s) flat rows 3*atom+xyz, optional DFT targets "dft_energy" (B,), "dft_forces" (N, 3), and
+"pair_index" (P, 2) [adslab, stripped slab] structure indices for the pair loss.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from calculators.keys import (
     HESSIAN_INDEX,
     HESSIAN_ROWS,
     NODE_FEATURES,
+    PAIR_INDEX,
 )
 from calculators.parsing import dataclass_from_dict
 from distill.losses.atomic import atomic_energy_loss
 from distill.losses.fork import fork_loss, instance_contrastive_loss
 from distill.losses.hessian import hessian_loss, student_hessian_rows
 from distill.losses.n2n import ProjectionHead, n2n_loss
-from distill.losses.task import energy_loss, force_loss
+from distill.losses.task import energy_loss, force_loss, pair_loss
 
 
 @dataclass
@@ -42,6 +44,8 @@ class LossConfig:
     targets: "teacher" (soft labels) or "dft" (hard labels "dft_energy"/"dft_forces") for the task loss.
     n2n_features: student features matched to the teacher's: "x_E" (input of the energy head) and/or
     "h<i>" (atom embedding after block i; h0 = initial embedding); one projection head each.
+    pair: weight of the interaction-energy MAE (eV) over adsorbate-removal pairs (`distill.pairs`): the
+    training step adds each paired record's stripped slab to the batch.
     """
 
     energy: float = 1.0
@@ -58,6 +62,7 @@ class LossConfig:
     hessian: float = 0.0
     hessian_rows: int = 2
     atomic: float = 0.0
+    pair: float = 0.0
     head_hidden: int | None = None
 
     @property
@@ -92,6 +97,11 @@ class DistillationLoss(nn.Module):
         c = config
         if c.needs_teacher_features and not teacher_width:
             raise ValueError("FORK / instance / n2n losses need teacher node features (teacher_width)")
+        if c.pair > 0 and (c.needs_teacher_features or c.atomic > 0 or c.hessian > 0 or c.targets != "teacher"):
+            raise ValueError(
+                "the pair loss combines with the teacher energy/force losses only (stripped slabs "
+                "carry no features, atomic energies or Hessian rows)"
+            )
         self.fork_head = ProjectionHead(student_width, teacher_width, c.head_hidden) if c.fork > 0 else None
         self.instance_head = ProjectionHead(student_width, teacher_width, c.head_hidden) if c.instance > 0 else None
         self.n2n_heads = nn.ModuleDict(
@@ -149,13 +159,15 @@ class DistillationLoss(nn.Module):
                 terms["n2n"] = torch.stack(parts).mean()
         if c.atomic > 0:
             terms["atomic"] = atomic_energy_loss(out[ATOM_ENERGIES], labels[ATOM_ENERGIES])
+        if c.pair > 0 and PAIR_INDEX in labels and len(labels[PAIR_INDEX]):
+            terms["pair"] = pair_loss(out[ENERGY], labels[ENERGY], labels[PAIR_INDEX])
         if want_hessian:
             rows = labels[HESSIAN_INDEX]
             pred = student_hessian_rows(out[FORCES], batch.positions, batch, rows)
             terms["hessian"] = hessian_loss(pred, labels[HESSIAN_ROWS], batch.natoms)
         weights = {
             "energy": c.energy, "forces": c.forces, "fork": c.fork, "instance": c.instance,
-            "n2n": c.n2n, "atomic": c.atomic, "hessian": c.hessian,
+            "n2n": c.n2n, "atomic": c.atomic, "hessian": c.hessian, "pair": c.pair,
         }  # fmt: skip
         if not terms:
             raise ValueError("every loss term is switched off")

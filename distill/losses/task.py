@@ -1,4 +1,5 @@
-"""Task losses: energies (per-atom normalised) and forces against teacher (soft) or DFT (hard) labels."""
+"""Task losses: energies (per-atom normalised) and forces against teacher (soft) or DFT (hard) labels, and the
+energy differences of adsorbate-removal pairs."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ def force_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "l2mae") ->
     if kind == "l2mae":
         return diff.norm(dim=-1).mean()
     return _reduce(diff, kind)
+
+
+def pair_loss(pred: torch.Tensor, target: torch.Tensor, pair_index: torch.Tensor) -> torch.Tensor:
+    """MAE (eV) of the energy differences E[a] − E[b] over the rows [a, b] of `pair_index` (P, 2): an adslab and
+    the same structure without its adsorbate (`distill.pairs`), so the interaction energy. `pred`, `target` (B,) eV."""
+    a, b = pair_index[:, 0], pair_index[:, 1]
+    return ((pred[a] - pred[b]) - (target[a] - target[b]).to(pred.dtype)).abs().mean()
 
 
 def _reduce(diff: torch.Tensor, kind: str) -> torch.Tensor:

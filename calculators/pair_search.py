@@ -1,0 +1,115 @@
+"""All atom pairs within a radius in a batch of (periodic) structures, in plain torch: a brute-force search over
+atom pairs and the lattice images the radius needs. Quadratic in the atoms of one structure, so fast for the
+tens-to-hundreds of atoms of a slab (no Python loop, no binning) and used by the models' own graph construction and
+by the calculators' candidate lists (`calculators.neighbors`) up to `MAX_BRUTE_FORCE_DISTANCES`.
+
+Convention: a pair (target t, source s, image n) has the vector pos_s + n @ cell − pos_t; pairs come ordered by
+target, then source, then lattice image; an atom is never paired with itself (its own periodic images are),
+and two distinct atoms are paired even at zero distance (the callers decide what is unphysical).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from calculators.batch import AtomsBatch
+
+# above this many pair-image distances (Σ n² × images) the calculators use ASE's binned neighbour list instead
+MAX_BRUTE_FORCE_DISTANCES = 4_000_000
+
+
+def _search_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """Cell used only to count lattice repetitions: non-periodic zero rows replaced by unit normals."""
+    out = cell.clone()
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+    for d in range(3):  # in order: a replaced row serves as an 'other' row for the next axes, as before
+        replace = (~pbc[:, d]) & (torch.linalg.norm(out[:, d], dim=-1) < 1e-8)
+        if not bool(replace.any()):
+            continue
+        i, j = [k for k in range(3) if k != d]
+        normal = torch.linalg.cross(out[:, i], out[:, j])
+        norm = torch.linalg.norm(normal, dim=-1, keepdim=True)
+        unit = torch.where(norm < 1e-8, eye[d].expand_as(normal), normal / norm.clamp(min=1e-30))
+        out[:, d] = torch.where(replace[:, None], unit, out[:, d])
+    # a structure with two or three zero non-periodic vectors: fall back to the unit matrix rows
+    zero_rows = torch.linalg.norm(out, dim=-1) < 1e-8
+    if zero_rows.any():
+        out = torch.where(zero_rows[..., None], eye.expand_as(out), out)
+    return out
+
+
+def _image_offsets(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure."""
+    cell, pbc = batch.cell, batch.pbc
+    search = _search_cell(cell, pbc)
+    a1, a2, a3 = search[:, 0], search[:, 1], search[:, 2]
+    vol = torch.sum(a1 * torch.linalg.cross(a2, a3), dim=-1, keepdim=True)
+    crosses = [torch.linalg.cross(a2, a3), torch.linalg.cross(a3, a1), torch.linalg.cross(a1, a2)]
+    reps = []
+    for d in range(3):
+        inv_dist = torch.linalg.norm(crosses[d] / vol, dim=-1)
+        rep = torch.ceil(radius * inv_dist)
+        rep = torch.where(pbc[:, d], rep, torch.zeros_like(rep))
+        reps.append(int(rep.max()) if rep.numel() else 0)
+    axes = [torch.arange(-r, r + 1, device=cell.device, dtype=torch.float32) for r in reps]
+    images = torch.cartesian_prod(*axes).reshape(-1, 3)
+    allowed = ((images[None, :, :] == 0) | pbc[:, None, :]).all(dim=-1)  # (B, C)
+    return images, allowed
+
+
+def _wrap_shifts(batch: AtomsBatch) -> torch.Tensor:
+    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions."""
+    search = _search_cell(batch.cell, batch.pbc)[batch.batch]  # (N, 3, 3)
+    frac = torch.linalg.solve(search.transpose(1, 2), batch.positions.unsqueeze(-1)).squeeze(-1)
+    shifts = torch.floor(frac)
+    return torch.where(batch.pbc[batch.batch], shifts, torch.zeros_like(shifts))
+
+
+def find_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(target (P,), source (P,), image (P, 3) float lattice coordinates) of every pair closer than `radius` Å.
+
+    Atoms outside their cell are wrapped for the search; the returned images refer to the unwrapped positions.
+    """
+    shifts = _wrap_shifts(batch)
+    if not bool((shifts != 0).any()):
+        return _search_pairs(batch, radius)
+    offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
+    target, source, image = _search_pairs(replace(batch, positions=batch.positions - offset), radius)
+    return target, source, image + (shifts[target] - shifts[source]).to(image.dtype)
+
+
+def num_distances(batch: AtomsBatch, radius: float) -> int:
+    """How many pair-image distances `find_pairs` computes for `batch` (its cost and memory scale)."""
+    images, _ = _image_offsets(batch, radius)
+    return int((batch.natoms * batch.natoms).sum()) * int(images.shape[0])
+
+
+def _search_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pair search over all atom pairs and the lattice images needed for atoms inside their cells."""
+    natoms = batch.natoms
+    device = batch.device
+    images, allowed = _image_offsets(batch, radius)
+    sq = natoms * natoms
+    total = int(sq.sum())
+    first = torch.cumsum(natoms, 0) - natoms
+    pair_struct = torch.repeat_interleave(torch.arange(natoms.numel(), device=device), sq)
+    local = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(sq, 0) - sq, sq)
+    n_exp = natoms[pair_struct]
+    target = torch.div(local, n_exp, rounding_mode="floor") + first[pair_struct]
+    source = local % n_exp + first[pair_struct]
+    offsets = _cell_image_positions(batch.cell, images)  # (B, 3, C)
+    pos_t = batch.positions[target].unsqueeze(-1)  # (P, 3, 1)
+    pos_s = batch.positions[source].unsqueeze(-1) + offsets[pair_struct]  # (P, 3, C)
+    d2 = torch.sum((pos_t - pos_s) ** 2, dim=1)  # (P, C)
+    own_image = (target == source)[:, None] & (images == 0).all(dim=-1)[None, :]  # an atom with itself
+    mask = (d2 <= radius * radius) & ~own_image & allowed[pair_struct]
+    pair_idx, cell_idx = torch.nonzero(mask, as_tuple=True)
+    return target[pair_idx], source[pair_idx], images[cell_idx].to(batch.dtype)
+
+
+def _cell_image_positions(cell: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Cartesian shifts of lattice images per structure: (B, 3, C) = cellᵀ @ imagesᵀ."""
+    imgs = images.to(cell.dtype).T.unsqueeze(0).expand(cell.shape[0], -1, -1)
+    return torch.bmm(cell.transpose(1, 2), imgs)
