@@ -99,3 +99,21 @@ def test_info_shows_architecture_recipe_teacher_and_metrics(workdir, tmp_path):
     torch.save([1, 2], tmp_path / "junk.pt")
     bad = runner.invoke(app, ["info", str(tmp_path / "junk.pt")])
     assert bad.exit_code == 2 and "error:" in bad.output
+
+
+def test_pairs_then_train_with_the_pair_loss(workdir, tmp_path):
+    d = workdir
+    out = _ok(["pairs", d / "labels_train", "--teacher", d / "teacher.pt", "--chunk-size", 4])
+    assert "labels_train-pairs" in out and (d / "labels_train-pairs" / "pairs.json").is_file()
+    other = tmp_path / "other.pt"  # another teacher: refused with one line
+    from calculators.gemnet.checkpoint import save_checkpoint
+
+    save_checkpoint(tiny_model(seed=5, dtype=torch.float32, **CHEAP), other)
+    bad = runner.invoke(app, ["pairs", str(d / "labels_test"), "--teacher", str(other)])
+    assert bad.exit_code == 2 and "pairs must come from the cache's own teacher" in bad.output
+    recipe = {"student_overrides": SMALL, "max_steps": 2, "warmup_steps": 1, "batch_size": 3, "eval_every": 2,
+              "progress": False, "losses": {"energy": 1.0, "forces": 10.0, "pair": 1.0}}  # fmt: skip
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    _ok(["train", d / "labels_train", "-o", tmp_path / "run", "--config", tmp_path / "recipe.json"])
+    meta = torch.load(tmp_path / "run" / "student.pt", weights_only=True)["metadata"]
+    assert meta["paired_records"] > 0 and meta["recipe"]["losses"]["pair"] == 1.0
