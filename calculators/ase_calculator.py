@@ -102,6 +102,7 @@ class ModelCalculator(Calculator):
         self.neighbor_builds = 0
         self.model_calls = 0
         self._candidates: NeighborCandidates | None = None
+        self._warned: set[str] = set()  # formulas already warned about (one warning per relaxation, not per step)
         self._placed = False
         super().__init__(device=device, dtype=dtype, skin=skin, **kwargs)
         place_model(self.model, self.device, self.dtype)
@@ -200,7 +201,8 @@ class ModelCalculator(Calculator):
 
     def _warn_if_unphysical(self, batch: AtomsBatch) -> None:
         """`UnphysicalStructureWarning` when atoms are closer than a fraction of their covalent radii (fast path:
-        the reused neighbour candidates already hold every close pair)."""
+        the reused neighbour candidates already hold every close pair); once per formula and calculator, so a
+        relaxation through a close contact warns once, not at every step."""
         if self._candidates is not None and self._candidates.edge_index.numel():
             from ase.data import covalent_radii
 
@@ -212,7 +214,9 @@ class ModelCalculator(Calculator):
         elif self._candidates is not None:
             return
         reason = unphysical_reason(self.atoms)
-        if reason is not None:
+        formula = self.atoms.get_chemical_formula()
+        if reason is not None and formula not in self._warned:
+            self._warned.add(formula)
             warnings.warn(
                 f"{reason}; the model's numbers for it mean nothing", UnphysicalStructureWarning, stacklevel=4
             )

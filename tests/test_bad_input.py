@@ -121,6 +121,10 @@ def test_calculators_warn_on_overlapping_atoms():
     atoms.calc = ModelCalculator(model, device="cpu", dtype="float64")
     with pytest.warns(UnphysicalStructureWarning, match="0.010 Å apart"):
         atoms.get_potential_energy()
+    atoms.positions[-1] += [0.002, 0.0, 0.0]  # the next step of a relaxation: no second warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnphysicalStructureWarning)
+        atoms.get_potential_energy()
     ok = pt_slab_o()
     ok.calc = ModelCalculator(model, device="cpu", dtype="float64")
     with warnings.catch_warnings():
