@@ -48,10 +48,13 @@ def data_description(meta: dict[str, Any]) -> dict[str, Any]:
         "OH N2 CO CH4 NH3; strained bulk cells; teacher BFGS relaxation snapshots (every 4 steps) and 600 K "
         "Langevin snapshots; on-policy: the round-0 student's own relaxation paths labelled by the teacher; "
         "longer teacher relaxations (up to 150 BFGS steps, snapshots every 5; label_relaxations) and sampled "
-        "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces)",
+        "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces); adsorbate-removal "
+        "pairs: every adslab record's structure without its tag-2 atoms, labelled by the teacher into "
+        "<cache>-pairs (distill.pairs) for the pair loss on interaction energies",
         "caches": caches,
         "training_records": meta.get("training_records"),
         "dropped_over_max_force": meta.get("dropped_over_max_force"),
+        "paired_records": meta.get("paired_records"),
     }
 
 
@@ -69,7 +72,8 @@ def main() -> None:
     bench = json.loads(Path(args.benchmark).read_text())
     history = [load_project_checkpoint(path)[1] for path in args.rounds] + [meta]
     rounds = [
-        {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records")} for m in history
+        {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records", "paired_records")}
+        for m in history
     ]
     preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
     scales = next((m["fitted_scale_factors"] for m in history if m.get("fitted_scale_factors")), {})

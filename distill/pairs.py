@@ -121,8 +121,9 @@ def label_pairs(
 def attach_pairs(records: Sequence[dict[str, torch.Tensor]], source_manifest: dict[str, Any],
                  pairs: str | os.PathLike) -> list[dict[str, torch.Tensor]]:  # fmt: skip
     """`records` (all of one source cache, in order) with the pair cache `pairs`' energies and forces attached
-    to their adslab records (new dicts; the others unchanged). ValueError when the pair cache was made from
-    other structures, by another teacher, or does not match the records atom for atom."""
+    to their adslab records (new dicts; the others, and those whose partner label is non-finite, unchanged).
+    ValueError when the pair cache was made from other structures, by another teacher, or does not match the
+    records atom for atom."""
     from distill.labels import LabelCache, describe_teacher, same_teacher
 
     path = Path(pairs)
@@ -151,7 +152,8 @@ def attach_pairs(records: Sequence[dict[str, torch.Tensor]], source_manifest: di
         s = stripped_record(rec)
         if not (torch.equal(s[NUMBERS], p[NUMBERS]) and torch.allclose(s[POSITIONS], p[POSITIONS])):
             raise ValueError(f"{path}: pair {i} is not record {i} without its adsorbate")
-        out[i] = {**rec, PAIR_ENERGY: p[ENERGY], PAIR_FORCES: p[FORCES]}
+        if bool(torch.isfinite(p[ENERGY]).all()) and bool(torch.isfinite(p[FORCES]).all()):
+            out[i] = {**rec, PAIR_ENERGY: p[ENERGY], PAIR_FORCES: p[FORCES]}  # never a non-finite label
     return out
 
 
