@@ -117,3 +117,13 @@ def test_pairs_then_train_with_the_pair_loss(workdir, tmp_path):
     _ok(["train", d / "labels_train", "-o", tmp_path / "run", "--config", tmp_path / "recipe.json"])
     meta = torch.load(tmp_path / "run" / "student.pt", weights_only=True)["metadata"]
     assert meta["paired_records"] > 0 and meta["recipe"]["losses"]["pair"] == 1.0
+
+
+def test_make_student_passes_its_options_to_the_pipeline(monkeypatch, tmp_path):
+    import distill.pipeline as pipeline
+
+    seen = []
+    monkeypatch.setattr(pipeline, "make_student", lambda out, cfg: seen.append(cfg) or out / "student.pt")
+    _ok(["make-student", "-o", tmp_path / "run", "--no-pairs", "--nproc", 2, "--surfaces", 10])
+    _ok(["make-student", "-o", tmp_path / "run"])
+    assert [c.pairs for c in seen] == [False, True] and seen[0].nproc == 2 and seen[0].n_surfaces == 10

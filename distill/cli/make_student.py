@@ -30,6 +30,9 @@ def make_student_cmd(
     onpolicy_steps: Annotated[int, typer.Option(min=1, help="Fine-tuning steps per on-policy round.")] = 3000,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Override the recipe's round-0 steps.")] = None,
     nproc: Annotated[int, typer.Option(min=1, help="Training processes (torchrun DDP; gloo on CPU).")] = 1,
+    pairs: Annotated[
+        bool, typer.Option("--pairs/--no-pairs", help="Label adsorbate-free partners for the recipe's pair loss.")
+    ] = True,
 ) -> None:
     """Generate the screening data, label it with the teacher, train, run on-policy rounds; writes OUT/student.pt."""
     from distill.pipeline import RECIPE, PipelineConfig, make_student
@@ -37,7 +40,7 @@ def make_student_cmd(
     cfg = PipelineConfig(
         teacher=teacher, recipe=str(recipe or RECIPE), n_surfaces=surfaces, n_relax=relaxations, n_md=md_runs,
         n_long_relax=long_relaxations, onpolicy_rounds=rounds, n_onpolicy=onpolicy, onpolicy_steps=onpolicy_steps,
-        max_steps=max_steps, nproc=nproc,
+        max_steps=max_steps, nproc=nproc, pairs=pairs,
     )  # fmt: skip
     path = make_student(out, cfg)
     typer.echo(f"student: {path}")
