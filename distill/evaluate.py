@@ -9,24 +9,27 @@ from typing import Any
 import torch
 
 from calculators.batched import predict_many
-from calculators.keys import DFT_ENERGY, DFT_FORCES, ENERGY, FORCES
+from calculators.keys import DFT_ENERGY, DFT_FORCES, ENERGY, FORCES, PAIR_ENERGY
 from calculators.loading import load_model
 from calculators.stats import spearman
 from distill.data import heldout_adsorption_systems
 from distill.labels import LabelCache, collate
+from distill.pairs import with_partners
 
 
 def evaluate_records(
     model: Any, records: Sequence[dict[str, torch.Tensor]], *, batch_size: int = 16, targets: str = "teacher"
 ) -> dict[str, float]:
-    """Energy MAE (eV/atom and eV/structure) and force MAE (eV/Å, per component) of `model` on cached records.
+    """Energy MAE (eV/atom and eV/structure) and force MAE (eV/Å, per component) of `model` on cached records;
+    with teacher targets and records carrying adsorbate-removal pairs (`distill.pairs`) also "pair_mae" (eV, the
+    interaction energies) and "num_pairs".
 
     `targets`: "teacher" labels or "dft" ("dft_energy"/"dft_forces").
     """
     e_key, f_key = (ENERGY, FORCES) if targets == "teacher" else (DFT_ENERGY, DFT_FORCES)
-    dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else torch.float32
-    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
+    dtype, device = _dtype_device(model)
     e_err, e_err_atom, f_err = [], [], []
+    pair_err = None
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
@@ -38,15 +41,46 @@ def evaluate_records(
             e_err.append(de)
             e_err_atom.append(de / batch.natoms.double())
             f_err.append((out[FORCES] - labels[f_key]).abs().double().reshape(-1))
+        if targets == "teacher" and any(PAIR_ENERGY in r for r in records):
+            pair_err = interaction_energy_errors(model, records, batch_size=batch_size)
     finally:
         if was_training:
             model.train()
-    return {
+    result = {
         "energy_mae_per_atom": float(torch.cat(e_err_atom).mean()),
         "energy_mae": float(torch.cat(e_err).mean()),
         "force_mae": float(torch.cat(f_err).mean()),
         "num_structures": len(records),
     }
+    if pair_err is not None:
+        result.update(pair_mae=float(pair_err.mean()), num_pairs=len(pair_err))
+    return result
+
+
+def interaction_energy_errors(
+    model: Any, records: Sequence[dict[str, torch.Tensor]], *, batch_size: int = 16
+) -> torch.Tensor:
+    """|ΔE_model − ΔE_teacher| (eV) of the interaction energy E(adslab) − E(stripped slab) for every record with
+    pair labels (`distill.pairs`; empty when none has)."""
+    paired = [r for r in records if PAIR_ENERGY in r]
+    dtype, device = _dtype_device(model)
+    errs = []
+    for lo in range(0, len(paired), batch_size):
+        both, index = with_partners(paired[lo : lo + batch_size])
+        batch, labels = collate(both, dtype=dtype, device=device)
+        energy = model.predict(batch, forces=False)[ENERGY].double()
+        target = labels[ENERGY].double()
+        a, s = index[:, 0].to(energy.device), index[:, 1].to(energy.device)
+        errs.append(((energy[a] - energy[s]) - (target[a] - target[s])).abs().cpu())
+    return torch.cat(errs) if errs else torch.zeros(0, dtype=torch.float64)
+
+
+def _dtype_device(model: Any) -> tuple[torch.dtype, Any]:
+    """The dtype and device of a torch model's parameters (float32 on CPU for other models)."""
+    if isinstance(model, torch.nn.Module):
+        p = next(model.parameters())
+        return p.dtype, p.device
+    return torch.float32, "cpu"
 
 
 def adsorption_energies(model: Any, systems: Sequence[Any], batch_size: int = 16) -> list[float]:

@@ -182,27 +182,7 @@ def with_partners(records: Sequence[dict[str, torch.Tensor]]) -> tuple[list[dict
     return list(records) + extra, torch.tensor(index, dtype=torch.long).reshape(-1, 2)
 
 
-def interaction_energy_errors(model: Any, records: Sequence[dict[str, torch.Tensor]], *,
-                              batch_size: int = 16) -> torch.Tensor:  # fmt: skip
-    """|ΔE_model − ΔE_teacher| (eV) of the interaction energy E(adslab) − E(stripped slab) for every record with
-    pair labels (empty when none has)."""
-    from distill.labels import collate
-
-    paired = [r for r in records if PAIR_ENERGY in r]
-    dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else torch.float32
-    device = next(model.parameters()).device if isinstance(model, torch.nn.Module) else "cpu"
-    errs = []
-    for lo in range(0, len(paired), batch_size):
-        both, index = with_partners(paired[lo : lo + batch_size])
-        batch, labels = collate(both, dtype=dtype, device=device)
-        energy = model.predict(batch, forces=False)[ENERGY].double()
-        target = labels[ENERGY].double()
-        a, s = index[:, 0].to(energy.device), index[:, 1].to(energy.device)
-        errs.append(((energy[a] - energy[s]) - (target[a] - target[s])).abs().cpu())
-    return torch.cat(errs) if errs else torch.zeros(0, dtype=torch.float64)
-
-
 __all__ = [
-    "PAIRS_FILE", "attach_pairs", "has_partner", "interaction_energy_errors", "label_pairs", "pair_dir",
-    "record_atoms", "records_with_pairs", "stripped_record", "with_partners",
+    "PAIRS_FILE", "attach_pairs", "has_partner", "label_pairs", "pair_dir", "record_atoms", "records_with_pairs",
+    "stripped_record", "with_partners",
 ]  # fmt: skip

@@ -31,7 +31,7 @@ from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate, describe_teacher, same_teacher
 from distill.losses import DistillationLoss, LossConfig
-from distill.pairs import interaction_energy_errors, with_partners
+from distill.pairs import with_partners
 from distill.references import references_from_records
 from distill.scale_fit import fit_scale_factors
 
@@ -119,7 +119,7 @@ def train_step(
     `reduce_grads(grads)` averages gradients across data-parallel processes before clipping (DDP)."""
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
     pair_index = None
-    if getattr(loss_fn.config, "pair", 0.0) > 0:
+    if loss_fn.config.pair > 0:
         records, pair_index = with_partners(records)
     batch, labels = collate(records, dtype=dtype, device=device)
     if pair_index is not None:
@@ -370,7 +370,7 @@ def train(
         state["step"] = step = step + 1
         row: dict[str, Any] = {"step": step, "stage": stage, "lr": learning_rate(step - 1, c), **terms}
         if dist.main and val_records and (step % c.eval_every == 0 or step == total_steps):
-            last_val = _validate(ema, val_records, targets="teacher" if stage == "soft" else "dft")
+            last_val = evaluate_records(ema, val_records, targets="teacher" if stage == "soft" else "dft")
             row.update({f"val_{k}": v for k, v in last_val.items()})
             score = last_val["energy_mae_per_atom"] + last_val["force_mae"]
             if score < state["best_score"]:
@@ -412,7 +412,7 @@ def train(
     if not dist.main:
         dist.close()
         return {"steps": state["step"], "rank": dist.rank}
-    final_val = _validate(ema, val_records) if val_records else {}
+    final_val = evaluate_records(ema, val_records) if val_records else {}
     student_path = save_checkpoint(ema, out / "student.pt", _meta(c, metadata, final_val, state["step"]))
     dist.close()
     return {
@@ -423,16 +423,6 @@ def train(
         "student": str(student_path),
         "seconds": time.time() - t0,
     }
-
-
-def _validate(model: torch.nn.Module, records: Sequence[dict], targets: str = "teacher") -> dict[str, float]:
-    """`evaluate_records`, plus "pair_mae" (eV, interaction energies) when validation records carry pair labels."""
-    val = evaluate_records(model, records, targets=targets)
-    if targets == "teacher" and any(PAIR_ENERGY in r for r in records):
-        errors = interaction_energy_errors(model, records)
-        val["pair_mae"] = float(errors.mean())
-        val["num_pairs"] = len(errors)
-    return val
 
 
 def _check_same_teacher(out: Path, saved: dict[str, Any], teacher: dict[str, Any] | None) -> None:

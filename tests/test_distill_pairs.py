@@ -14,13 +14,13 @@ from test_distill_train import SMALL
 
 from calculators.batch import AtomsBatch
 from calculators.keys import ENERGY, FORCES, PAIR_ENERGY, PAIR_FORCES, PAIR_INDEX
+from distill.evaluate import interaction_energy_errors
 from distill.labels import LabelCache, LabelSettings, collate, label_structures
 from distill.losses import DistillationLoss, LossConfig
 from distill.pairs import (
     PAIRS_FILE,
     attach_pairs,
     has_partner,
-    interaction_energy_errors,
     label_pairs,
     pair_dir,
     records_with_pairs,
