@@ -28,3 +28,6 @@ DFT_FORCES = "dft_forces"  # (n, 3) eV/Å (atoms.arrays["dft_forces"])
 PAIR_ENERGY = "pair_energy"  # () eV
 PAIR_FORCES = "pair_forces"  # (m, 3) eV/Å, m = atoms not tagged 2
 PAIR_INDEX = "pair_index"  # batch label (P, 2) int64: [adslab, stripped slab] structure indices in the batch
+# batch label () int64: the per-structure labels that partners lack (atom energies, teacher features, Hessian rows)
+# cover only the first LABELLED_STRUCTURES structures of the batch (the partners come after them)
+LABELLED_STRUCTURES = "labelled_structures"

@@ -28,13 +28,19 @@ from ase.constraints import FixAtoms
 
 from calculators.files import atomic_write_json, read_json
 from calculators.keys import (
+    ATOM_ENERGIES,
     CELL,
     ENERGY,
     FIXED,
     FORCES,
+    HESSIAN_INDEX,
+    HESSIAN_ROWS,
+    LABELLED_STRUCTURES,
+    NODE_FEATURES,
     NUMBERS,
     PAIR_ENERGY,
     PAIR_FORCES,
+    PAIR_INDEX,
     PBC,
     POSITIONS,
     TAGS,
@@ -172,8 +178,8 @@ def records_with_pairs(cache: str | os.PathLike) -> list[dict[str, torch.Tensor]
 
 def with_partners(records: Sequence[dict[str, torch.Tensor]]) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
     """`records` followed by the stripped partner of each record carrying pair labels, and the (P, 2) int64
-    indices [adslab, partner] into that list. Partners carry ENERGY/FORCES only (no atomic energies or
-    features), so label keys that not every structure has are left out of a collated batch."""
+    indices [adslab, partner] into that list. Partners carry ENERGY/FORCES only (no atomic energies, features or
+    Hessian rows): collate with `collate_with_partners`, which keeps those labels for `records`."""
     extra, index = [], []
     for i, r in enumerate(records):
         if PAIR_ENERGY in r:
@@ -182,7 +188,29 @@ def with_partners(records: Sequence[dict[str, torch.Tensor]]) -> tuple[list[dict
     return list(records) + extra, torch.tensor(index, dtype=torch.long).reshape(-1, 2)
 
 
+def collate_with_partners(
+    records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """(AtomsBatch, labels) of `records` followed by their stripped partners (`with_partners`).
+
+    Energies and forces cover the whole batch; `PAIR_INDEX` names the pairs. The per-structure labels the
+    partners lack (atom energies, teacher node features, Hessian rows) are collated from `records` alone, so
+    they cover the first `LABELLED_STRUCTURES` structures of the batch and the losses that use them stay on."""
+    from distill.labels import collate
+
+    everything, index = with_partners(records)
+    batch, labels = collate(everything, dtype=dtype, device=device)
+    if len(everything) > len(records):
+        _, own = collate(records, dtype=dtype, device=device)
+        for key in (ATOM_ENERGIES, NODE_FEATURES, HESSIAN_INDEX, HESSIAN_ROWS):
+            if key in own:
+                labels[key] = own[key]
+    labels[PAIR_INDEX] = index.to(device)
+    labels[LABELLED_STRUCTURES] = torch.tensor(len(records), device=device)
+    return batch, labels
+
+
 __all__ = [
-    "PAIRS_FILE", "attach_pairs", "has_partner", "label_pairs", "pair_dir", "record_atoms", "records_with_pairs",
-    "stripped_record", "with_partners",
+    "PAIRS_FILE", "attach_pairs", "collate_with_partners", "has_partner", "label_pairs", "pair_dir",
+    "record_atoms", "records_with_pairs", "stripped_record", "with_partners",
 ]  # fmt: skip

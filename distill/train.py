@@ -25,13 +25,13 @@ import torch
 
 from calculators.files import atomic_torch_save
 from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
-from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES, PAIR_ENERGY, PAIR_INDEX
+from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES, PAIR_ENERGY
 from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate, describe_teacher, same_teacher
 from distill.losses import DistillationLoss, LossConfig
-from distill.pairs import with_partners
+from distill.pairs import collate_with_partners
 from distill.references import references_from_records
 from distill.scale_fit import fit_scale_factors
 
@@ -118,12 +118,10 @@ def train_step(
 
     `reduce_grads(grads)` averages gradients across data-parallel processes before clipping (DDP)."""
     dtype, device = next(model.parameters()).dtype, next(model.parameters()).device
-    pair_index = None
     if loss_fn.config.pair > 0:
-        records, pair_index = with_partners(records)
-    batch, labels = collate(records, dtype=dtype, device=device)
-    if pair_index is not None:
-        labels[PAIR_INDEX] = pair_index.to(device)
+        batch, labels = collate_with_partners(records, dtype=dtype, device=device)
+    else:
+        batch, labels = collate(records, dtype=dtype, device=device)
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)

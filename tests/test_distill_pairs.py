@@ -13,13 +13,22 @@ from test_distill_labels import CountingTeacher
 from test_distill_train import SMALL
 
 from calculators.batch import AtomsBatch
-from calculators.keys import ENERGY, FORCES, PAIR_ENERGY, PAIR_FORCES, PAIR_INDEX
+from calculators.keys import (
+    ENERGY,
+    FORCES,
+    LABELLED_STRUCTURES,
+    NODE_FEATURES,
+    PAIR_ENERGY,
+    PAIR_FORCES,
+    PAIR_INDEX,
+)
 from distill.evaluate import interaction_energy_errors
 from distill.labels import LabelCache, LabelSettings, collate, label_structures
 from distill.losses import DistillationLoss, LossConfig
 from distill.pairs import (
     PAIRS_FILE,
     attach_pairs,
+    collate_with_partners,
     has_partner,
     label_pairs,
     pair_dir,
@@ -87,7 +96,34 @@ def test_pair_loss_is_the_interaction_energy_error(paired):
     assert len(errors) == 3 and terms["pair"] == pytest.approx(float(errors.mean()), rel=1e-4)
     assert terms["pair"] > 1e-3
     with pytest.raises(ValueError, match="pair loss"):
-        DistillationLoss(LossConfig(pair=1.0, n2n=1.0), 8, 8)
+        DistillationLoss(LossConfig(pair=1.0, targets="dft"), 8)
+
+
+def test_pair_loss_keeps_the_feature_atomic_and_hessian_losses_of_the_adslabs(tmp_path):
+    """Partners lack features, atom energies and Hessian rows: with pairs those terms are computed on the
+    original records alone and equal the terms of the same records without partners."""
+    teacher = CountingTeacher()
+    label_structures(_structures(), teacher, tmp_path / "labels", LabelSettings(chunk_size=2, hessian_rows=2))
+    label_pairs(tmp_path / "labels", teacher, chunk_size=2)
+    records = records_with_pairs(tmp_path / "labels")
+    width = int(records[0][NODE_FEATURES].shape[1])
+    student = CountingTeacher(seed=3).model
+    weights = dict(energy=1.0, forces=1.0, n2n=1.0, fork=1.0, atomic=1.0, hessian=1.0)
+    torch.manual_seed(0)
+    with_pairs = DistillationLoss(LossConfig(pair=1.0, **weights), width, width)
+    alone = DistillationLoss(LossConfig(**weights), width, width)
+    alone.load_state_dict(with_pairs.state_dict())  # same projection heads
+    batch, labels = collate_with_partners(records)
+    assert batch.num_structures == 8 and int(labels[LABELLED_STRUCTURES]) == 5
+    _, paired_terms = with_pairs(student, batch, labels, torch.Generator().manual_seed(1))
+    _, own_terms = alone(student, *collate(records), torch.Generator().manual_seed(1))
+    for key in ("n2n", "atomic", "hessian"):
+        assert paired_terms[key] > 0
+        assert paired_terms[key] == pytest.approx(own_terms[key], rel=1e-4), key
+    # FORK: the same atom pairs, but symmetry-equivalent atoms of these tiny slabs give near-zero relational
+    # vectors whose directions (normalised) follow 1e-7 float noise of the batched forward
+    assert paired_terms["fork"] == pytest.approx(own_terms["fork"], rel=0.1)
+    assert paired_terms["pair"] > 1e-3 and "pair" not in own_terms
 
 
 def test_training_with_the_pair_loss_logs_and_validates_it(paired, tmp_path):

@@ -4,7 +4,8 @@ the switched-on terms.
 Label keys (`calculators.keys`; per batch, see `distill.labels`): "energy" (B,) eV, "forces" (N, 3) eV/Å,
 "atom_energies" (N,) eV, "node_features" (N, Ft) teacher atom embeddings, "hessian_rows" (B, s, 3*n_max) eV/Å²
 with "hessian_index" (B, s) flat rows 3*atom+xyz, optional DFT targets "dft_energy" (B,), "dft_forces" (N, 3), and
-"pair_index" (P, 2) [adslab, stripped slab] structure indices for the pair loss.
+"pair_index" (P, 2) [adslab, stripped slab] structure indices for the pair loss, and "labelled_structures" ()
+when atom energies, features and Hessian rows cover only the first structures of the batch.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from calculators.keys import (
     H_BLOCKS,
     HESSIAN_INDEX,
     HESSIAN_ROWS,
+    LABELLED_STRUCTURES,
     NODE_FEATURES,
     PAIR_INDEX,
 )
@@ -97,11 +99,8 @@ class DistillationLoss(nn.Module):
         c = config
         if c.needs_teacher_features and not teacher_width:
             raise ValueError("FORK / instance / n2n losses need teacher node features (teacher_width)")
-        if c.pair > 0 and (c.needs_teacher_features or c.atomic > 0 or c.hessian > 0 or c.targets != "teacher"):
-            raise ValueError(
-                "the pair loss combines with the teacher energy/force losses only (stripped slabs "
-                "carry no features, atomic energies or Hessian rows)"
-            )
+        if c.pair > 0 and c.targets != "teacher":
+            raise ValueError("the pair loss needs targets='teacher' (stripped slabs carry teacher labels only)")
         self.fork_head = ProjectionHead(student_width, teacher_width, c.head_hidden) if c.fork > 0 else None
         self.instance_head = ProjectionHead(student_width, teacher_width, c.head_hidden) if c.instance > 0 else None
         self.n2n_heads = nn.ModuleDict(
@@ -126,6 +125,11 @@ class DistillationLoss(nn.Module):
         need_features = c.needs_teacher_features
         out = model(batch, forces=True, features=need_features, create_graph=True)
         terms: dict[str, torch.Tensor] = {}
+        # atom energies, teacher features and Hessian rows may cover only the leading structures (pair partners
+        # come after them, `distill.pairs.collate_with_partners`)
+        n_lab = int(labels[LABELLED_STRUCTURES]) if LABELLED_STRUCTURES in labels else len(batch.natoms)
+        natoms_lab = batch.natoms[:n_lab]
+        atoms_lab = int(natoms_lab.sum())
         e_key, f_key = (ENERGY, FORCES) if c.targets == "teacher" else (DFT_ENERGY, DFT_FORCES)
         if c.targets not in ("teacher", "dft"):
             raise ValueError(f"targets must be 'teacher' or 'dft', got {c.targets!r}")
@@ -139,11 +143,14 @@ class DistillationLoss(nn.Module):
             terms["forces"] = force_loss(out[FORCES], labels[f_key], c.force_kind)
         if need_features:
             teacher_z = labels[NODE_FEATURES]
+            student_z = out[NODE_FEATURES][:atoms_lab]
             if c.fork > 0:
+                edges = out[EDGE_INDEX]
+                edges = edges[:, (edges < atoms_lab).all(dim=0)]
                 terms["fork"] = fork_loss(
-                    out[NODE_FEATURES],
+                    student_z,
                     teacher_z,
-                    out[EDGE_INDEX],
+                    edges,
                     self.fork_head,
                     tau=c.fork_tau,
                     max_edges=c.fork_max_edges,
@@ -151,20 +158,22 @@ class DistillationLoss(nn.Module):
                 )
             if c.instance > 0:
                 terms["instance"] = instance_contrastive_loss(
-                    out[NODE_FEATURES], teacher_z, self.instance_head, tau=c.fork_tau,
+                    student_z, teacher_z, self.instance_head, tau=c.fork_tau,
                     max_atoms=c.fork_max_edges, generator=generator,
                 )  # fmt: skip
             if c.n2n > 0:
-                parts = [n2n_loss(_student_feature(out, k), teacher_z, h) for k, h in self.n2n_heads.items()]
+                parts = [
+                    n2n_loss(_student_feature(out, k)[:atoms_lab], teacher_z, h) for k, h in self.n2n_heads.items()
+                ]
                 terms["n2n"] = torch.stack(parts).mean()
         if c.atomic > 0:
-            terms["atomic"] = atomic_energy_loss(out[ATOM_ENERGIES], labels[ATOM_ENERGIES])
+            terms["atomic"] = atomic_energy_loss(out[ATOM_ENERGIES][:atoms_lab], labels[ATOM_ENERGIES])
         if c.pair > 0 and PAIR_INDEX in labels and len(labels[PAIR_INDEX]):
             terms["pair"] = pair_loss(out[ENERGY], labels[ENERGY], labels[PAIR_INDEX])
         if want_hessian:
             rows = labels[HESSIAN_INDEX]
-            pred = student_hessian_rows(out[FORCES], batch.positions, batch, rows)
-            terms["hessian"] = hessian_loss(pred, labels[HESSIAN_ROWS], batch.natoms)
+            pred = student_hessian_rows(out[FORCES], batch.positions, replace(batch, natoms=natoms_lab), rows)
+            terms["hessian"] = hessian_loss(pred, labels[HESSIAN_ROWS], natoms_lab)
         weights = {
             "energy": c.energy, "forces": c.forces, "fork": c.fork, "instance": c.instance,
             "n2n": c.n2n, "atomic": c.atomic, "hessian": c.hessian, "pair": c.pair,
