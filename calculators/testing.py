@@ -146,6 +146,21 @@ def check_energy_forces_shapes(model: AtomisticModel) -> None:
     torch.testing.assert_close(sums, out[ENERGY], atol=_tol(model, 50), rtol=1e-5)
 
 
+def check_energy_only_matches(model: AtomisticModel) -> None:
+    """`predict(forces=False)` (the screening single-point path, which may skip force-only layers) gives the
+    energies and per-atom energies of a force call, and no forces."""
+    structures = sample_structures()
+    dtype = getattr(model, "dtype", torch.float32)
+    batch = AtomsBatch.from_atoms(structures, dtype=dtype if isinstance(dtype, torch.dtype) else torch.float32)
+    full = model.predict(batch, forces=True)
+    with torch.no_grad():
+        energy_only = model.predict(batch, forces=False)
+    assert FORCES not in energy_only or energy_only[FORCES] is None
+    torch.testing.assert_close(energy_only[ENERGY], full[ENERGY], atol=_tol(model, 10), rtol=1e-6)
+    if ATOM_ENERGIES in energy_only and ATOM_ENERGIES in full:
+        torch.testing.assert_close(energy_only[ATOM_ENERGIES], full[ATOM_ENERGIES], atol=_tol(model, 10), rtol=1e-6)
+
+
 def check_forces_are_gradient(model: AtomisticModel, step: float = 1e-2, atol: float = 0.02) -> None:
     """Forces equal −dE/dx by central finite differences (only for conservative models)."""
     if not model.conservative:
@@ -234,6 +249,7 @@ def check_ase_caching(model: AtomisticModel) -> None:
 # every check, for parametrised tests (relaxation last: it needs a sensible, conservative model)
 ALL_CHECKS = [
     check_energy_forces_shapes,
+    check_energy_only_matches,
     check_forces_are_gradient,
     check_batch_equals_single,
     check_invariances,

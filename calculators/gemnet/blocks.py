@@ -63,7 +63,10 @@ class OutputBlock(AtomUpdateBlock):
             self.seq_forces = residual_stack(emb_size_edge, emb_size_edge, n_hidden, activation)
             self.dense_rbf_F = Dense(emb_size_rbf, emb_size_edge, activation=None, bias=False)
 
-    def forward(self, h: torch.Tensor, m: torch.Tensor, basis_rad: torch.Tensor, idx_atom: torch.Tensor):
+    def forward(
+        self, h: torch.Tensor, m: torch.Tensor, basis_rad: torch.Tensor, idx_atom: torch.Tensor, forces: bool = True
+    ):
+        """(x_E (N, emb_atom), x_F (E, emb_edge) or None: without `direct_forces`, or when `forces` is False)."""
         x_e = segment_sum(m * self.dense_rbf(basis_rad), idx_atom, h.shape[0])
         x_e = self.scale_sum(x_e, ref=m)
         for layer in self.seq_energy_pre:
@@ -73,7 +76,7 @@ class OutputBlock(AtomUpdateBlock):
             for layer in self.seq_energy2:
                 x_e = layer(x_e)
         x_f = None
-        if self.direct_forces:
+        if self.direct_forces and forces:
             x_f = m
             for layer in self.seq_forces:
                 x_f = layer(x_f)

@@ -381,11 +381,13 @@ class GemNetOC(nn.Module):
             idx_t = g.main.edge_index[1]
             h = self.atom_emb(batch.atomic_numbers)
             m = self.edge_emb(h, g.basis_rad_raw, g.main.edge_index)
-            x_e, x_f = self.out_blocks[0](h, m, g.basis_output, idx_t)
+            # the direct-force head's edge features only when forces are asked for (energy-only calls skip them)
+            want_f = forces and self.regress_forces
+            x_e, x_f = self.out_blocks[0](h, m, g.basis_output, idx_t, want_f)
             xs_e, xs_f, hs, ms = [x_e], [x_f], [h], [m]
             for i, block in enumerate(self.int_blocks):
                 h, m = block(h, m, g)
-                x_e, x_f = self.out_blocks[i + 1](h, m, g.basis_output, idx_t)
+                x_e, x_f = self.out_blocks[i + 1](h, m, g.basis_output, idx_t, want_f)
                 xs_e.append(x_e)
                 xs_f.append(x_f)
                 hs.append(h)
@@ -403,7 +405,7 @@ class GemNetOC(nn.Module):
                 atom_e = atom_e / batch.natoms[batch.batch].to(energy.dtype)
             out = {ENERGY: energy, ATOM_ENERGIES: atom_e}
             edge_feat = None
-            if forces and self.regress_forces:
+            if want_f:
                 if self.direct_forces:
                     edge_feat = self.out_mlp_F(torch.cat(xs_f, dim=-1))
                     f_st = self.out_forces(edge_feat)
