@@ -115,6 +115,8 @@ def run(
         row = {"variant": "start (no fine-tuning)", "seed": None, "steps": 0, "losses": {},
                **judge(args.student, teacher, args.teacher, args.bench_work, bench)}  # fmt: skip
         atomic_write_json(start_row, row)
+    command = "PYTHONPATH=. python benchmarks/loss_ablation.py " + " ".join(sys.argv[1:])
+    (out / "command.txt").write_text(command + "\n")
     records = records_with_pairs(args.cache)
     names = args.variants or list(VARIANTS)
     for seed in args.seeds:
@@ -138,7 +140,7 @@ def run(
             atomic_write_json(path, row)
             print(f"seed {seed} {name}: SP ΔE {row['sp_mae_eV']:.3f} eV, held-out "
                   f"{row['heldout_energy_meV_per_atom']:.1f} meV/atom", flush=True)  # fmt: skip
-    return write_tables(out, args)
+    return write_tables(out)
 
 
 def _mean(rows: Sequence[Mapping[str, Any]], key: str) -> float:
@@ -146,9 +148,11 @@ def _mean(rows: Sequence[Mapping[str, Any]], key: str) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
-def write_tables(out: Path, args: argparse.Namespace | None = None) -> list[dict[str, Any]]:
+def write_tables(out: Path) -> list[dict[str, Any]]:
     """ablation.csv (every row) and ablation.md (per variant: mean over seeds, and each seed)."""
     rows = [json.loads(p.read_text()) for p in sorted((out / "results").glob("*.json"))]
+    cmd_file = out / "command.txt"
+    command = cmd_file.read_text().strip() if cmd_file.is_file() else "benchmarks/loss_ablation.py"
     order = ["start (no fine-tuning)", *VARIANTS]
     rows.sort(key=lambda r: (order.index(r["variant"]) if r["variant"] in order else 99, r["seed"] or 0))
     cols = ["variant", "seed", "steps", "sp_mae_eV", "sp_mae_excl_teacher_anomalies_eV", "spearman_min",
@@ -162,9 +166,9 @@ def write_tables(out: Path, args: argparse.Namespace | None = None) -> list[dict
     lines = [
         "# Loss ablation at scale (issue #10)",
         "",
-        "Made by `benchmarks/loss_ablation.py`"
-        + (f" (`{' '.join(sys.argv[1:])}`)" if args is not None else "")
-        + f". Base losses {json.dumps(BASE_LOSSES)} plus each variant's term; the same start student, data,",
+        f"Made by `{command}`.",
+        "",
+        f"Base losses {json.dumps(BASE_LOSSES)} plus each variant's term; the same start student, data,",
         "steps and seeds. Judged on the student benchmark's held-out set: single-point ΔE MAE on the teacher's",
         "relaxed geometries (300 reactions), Spearman within each adsorbate (min and mean over 7), held-out",
         "labelled structures (300).",
@@ -209,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--tables-only", action="store_true", help="rewrite the tables from results/ and stop")
     args = parser.parse_args(argv)
     if args.tables_only:
-        return write_tables(Path(args.out), args)
+        return write_tables(Path(args.out))
     return run(args)
 
 
