@@ -59,10 +59,11 @@ def slug(name: str) -> str:
     return name.replace("+", "plus_").replace("-", "_")
 
 
-def base_config(student: str, steps: int, seed: int, weights: Mapping[str, float]) -> TrainConfig:
-    """The fine-tuning recipe shared by every variant (only `losses` differs)."""
+def base_config(student: str, steps: int, seed: int, weights: Mapping[str, float], lr: float = 1e-4) -> TrainConfig:
+    """The recipe shared by every variant (only `losses` differs): fine-tuning a checkpoint, or training a fresh
+    preset (`student` a preset name: references and scale factors fitted first, use a larger `lr`)."""
     return TrainConfig(
-        student=student, losses=LossConfig(**BASE_LOSSES, **weights), lr=1e-4, warmup_steps=min(50, steps // 10),
+        student=student, losses=LossConfig(**BASE_LOSSES, **weights), lr=lr, warmup_steps=min(50, steps // 10),
         max_steps=steps, min_lr_ratio=0.1, batch_size=16, ema_decay=0.99, val_fraction=0.05,
         eval_every=steps, patience=1000, checkpoint_every=100, threads=1, seed=seed, progress=False,
         max_force=20.0,
@@ -111,7 +112,7 @@ def run(
         n_reactions=args.reactions, n_labels=args.labels, skip=frozenset({"relax", "speed"}), **(bench_overrides or {})
     )
     start_row = out / "results" / "start.json"
-    if not start_row.is_file():
+    if Path(args.student).is_file() and not start_row.is_file():  # a preset name starts from scratch: no row
         row = {"variant": "start (no fine-tuning)", "seed": None, "steps": 0, "losses": {},
                **judge(args.student, teacher, args.teacher, args.bench_work, bench)}  # fmt: skip
         atomic_write_json(start_row, row)
@@ -124,7 +125,9 @@ def run(
             path = out / "results" / f"seed{seed}-{slug(name)}.json"
             if path.is_file():
                 continue
-            cfg = replace(base_config(args.student, args.steps, seed, VARIANTS[name]), **(train_overrides or {}))
+            cfg = replace(
+                base_config(args.student, args.steps, seed, VARIANTS[name], args.lr), **(train_overrides or {})
+            )
             t0 = time.perf_counter()
             summary = train(cfg, records, work / f"seed{seed}" / slug(name), metadata={"ablation": name})
             seconds = time.perf_counter() - t0
@@ -200,9 +203,12 @@ def write_tables(out: Path) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", required=True, help="label cache with features, Hessian rows and pairs")
-    parser.add_argument("--student", default=DEFAULT_STUDENT, help="start checkpoint of every variant")
+    parser.add_argument(
+        "--student", default=DEFAULT_STUDENT, help="start checkpoint of every variant, or a preset name (from scratch)"
+    )
     parser.add_argument("--teacher", default="sevennet-0")
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (fresh presets: ~1e-3)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="*", default=None, choices=list(VARIANTS))
     parser.add_argument("--out", default="reports/ablation/at-scale")
