@@ -44,7 +44,7 @@ def test_ablation_trains_each_seed_and_variant_once_and_writes_the_table(tmp_pat
     args = argparse.Namespace(
         cache=str(cache), student=str(student), teacher="tiny", steps=2, seeds=[0, 1],
         variants=["task-only", "+Hessian"], out=str(tmp_path / "out"), work=str(tmp_path / "work"),
-        bench_work=str(tmp_path / "bench"), reactions=6, labels=4,
+        bench_work=str(tmp_path / "bench"), reactions=6, labels=4, lr=1e-4,
     )  # fmt: skip
     bench = dict(per_surface=3, elements=("Pt", "Cu"), adsorbates=("H", "O"), max_steps=3, teacher_batch=5)
     train = dict(batch_size=2, eval_every=2, checkpoint_every=1, warmup_steps=1, val_fraction=0.25)
