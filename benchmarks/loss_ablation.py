@@ -177,8 +177,8 @@ def write_tables(out: Path) -> list[dict[str, Any]]:
         "labelled structures (300).",
         "",
         "| variant | seeds | ΔE MAE (eV) | ΔE MAE w/o teacher anomalies (eV) | ρ min | ρ mean | held-out E (meV/atom) "
-        "| held-out F (meV/Å) | val pair MAE (eV) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| held-out F (meV/Å) | val pair MAE (eV) | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in order:
         group = [r for r in rows if r["variant"] == name]
@@ -189,11 +189,15 @@ def write_tables(out: Path) -> list[dict[str, Any]]:
         if len(group) > 1:
             vals = [r["sp_mae_eV"] for r in group]
             spread = f" ({' / '.join(f'{v:.3f}' for v in vals)})"
+
+        def col(key: str, digits: int, group: Sequence[Mapping[str, Any]] = group) -> str:
+            v = _mean(group, key)
+            return "—" if math.isnan(v) else f"{v:.{digits}f}"
+
         lines.append(
-            f"| {name} | {seeds} | {_mean(group, 'sp_mae_eV'):.3f}{spread} | "
-            f"{_mean(group, 'sp_mae_excl_teacher_anomalies_eV'):.3f} | {_mean(group, 'spearman_min'):.3f} | "
-            f"{_mean(group, 'spearman_mean'):.3f} | {_mean(group, 'heldout_energy_meV_per_atom'):.1f} | "
-            f"{_mean(group, 'heldout_force_meV_per_A'):.1f} | {_mean(group, 'val_pair_mae_eV'):.3f} |"
+            f"| {name} | {seeds} | {col('sp_mae_eV', 3)}{spread} | {col('sp_mae_excl_teacher_anomalies_eV', 3)} | "
+            f"{col('spearman_min', 3)} | {col('spearman_mean', 3)} | {col('heldout_energy_meV_per_atom', 1)} | "
+            f"{col('heldout_force_meV_per_A', 1)} | {col('val_pair_mae_eV', 3)} | {col('train_seconds', 0)} |"
         )
     lines += ["", "Variant weights: " + ", ".join(f"{k} {json.dumps(v)}" for k, v in VARIANTS.items()), ""]
     (out / "ablation.md").write_text("\n".join(lines))
