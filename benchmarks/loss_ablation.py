@@ -167,7 +167,7 @@ def write_tables(out: Path) -> list[dict[str, Any]]:
         for r in rows:
             w.writerow({k: json.dumps(v) if isinstance(v, dict) else v for k, v in r.items()})
     lines = [
-        "# Loss ablation at scale (issue #10)",
+        "# Loss ablation on the student benchmark (issue #10)",
         "",
         f"Made by `{command}`.",
         "",
