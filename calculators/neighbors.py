@@ -8,7 +8,7 @@ from ase.neighborlist import primitive_neighbor_list
 
 from calculators.batch import AtomsBatch
 from calculators.model_api import NeighborCandidates
-from calculators.pair_search import MAX_BRUTE_FORCE_DISTANCES, find_pairs, num_distances
+from calculators.pair_search import MAX_BRUTE_FORCE_DISTANCES, find_pairs_within_budget
 
 
 def build_neighbors(batch: AtomsBatch, radius: float) -> NeighborCandidates:
@@ -20,8 +20,9 @@ def build_neighbors(batch: AtomsBatch, radius: float) -> NeighborCandidates:
     the same pairs; non-periodic directions may have a zero cell.
     """
     with torch.no_grad():
-        if num_distances(batch, radius) <= MAX_BRUTE_FORCE_DISTANCES:
-            target, source, image = find_pairs(batch, radius)
+        found = find_pairs_within_budget(batch, radius, MAX_BRUTE_FORCE_DISTANCES)
+        if found is not None:
+            target, source, image = found
             return _candidates(batch, torch.stack([target, source]), image, radius)
     pos_all = batch.positions.detach().cpu().double().numpy()
     cells = batch.cell.detach().cpu().double().numpy()

@@ -72,11 +72,24 @@ def find_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Te
 
     Atoms outside their cell are wrapped for the search; the returned images refer to the unwrapped positions.
     """
+    found = find_pairs_within_budget(batch, radius, None)
+    assert found is not None
+    return found
+
+
+def find_pairs_within_budget(
+    batch: AtomsBatch, radius: float, max_distances: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """`find_pairs`, or None without searching when it would compute more than `max_distances` pair-image
+    distances (`num_distances`); the caller then uses a binned search. One image count serves both."""
+    images, allowed = _image_offsets(batch, radius)
+    if max_distances is not None and int((batch.natoms * batch.natoms).sum()) * int(images.shape[0]) > max_distances:
+        return None
     shifts = _wrap_shifts(batch)
     if not bool((shifts != 0).any()):
-        return _search_pairs(batch, radius)
+        return _search_pairs(batch, radius, images, allowed)
     offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
-    target, source, image = _search_pairs(replace(batch, positions=batch.positions - offset), radius)
+    target, source, image = _search_pairs(replace(batch, positions=batch.positions - offset), radius, images, allowed)
     return target, source, image + (shifts[target] - shifts[source]).to(image.dtype)
 
 
@@ -86,11 +99,13 @@ def num_distances(batch: AtomsBatch, radius: float) -> int:
     return int((batch.natoms * batch.natoms).sum()) * int(images.shape[0])
 
 
-def _search_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pair search over all atom pairs and the lattice images needed for atoms inside their cells."""
+def _search_pairs(
+    batch: AtomsBatch, radius: float, images: torch.Tensor, allowed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pair search over all atom pairs and the lattice `images` (`_image_offsets`; the cell does not change when
+    atoms are wrapped) needed for atoms inside their cells."""
     natoms = batch.natoms
     device = batch.device
-    images, allowed = _image_offsets(batch, radius)
     sq = natoms * natoms
     total = int(sq.sum())
     first = torch.cumsum(natoms, 0) - natoms
