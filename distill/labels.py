@@ -476,6 +476,14 @@ def collate(records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = tor
         tags=torch.cat([r[TAGS] for r in records]).to(device),
         fixed=torch.cat([r[FIXED] for r in records]).to(device),
     )
+    return batch, collate_labels(records, dtype, device)
+
+
+def collate_labels(
+    records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = torch.float32, device="cpu"
+) -> dict[str, torch.Tensor]:
+    """The labels dict of `collate` alone (keys that every record has)."""
+    natoms = torch.tensor([len(r[NUMBERS]) for r in records])
     labels: dict[str, torch.Tensor] = {}
     for key in (ENERGY, DFT_ENERGY):
         if all(key in r for r in records):
@@ -490,4 +498,4 @@ def collate(records: Sequence[dict[str, torch.Tensor]], dtype: torch.dtype = tor
         labels[HESSIAN_ROWS] = torch.stack(
             [torch.nn.functional.pad(r[HESSIAN_ROWS][:s], (0, width - r[HESSIAN_ROWS].shape[1])) for r in records]
         ).to(device, dtype)
-    return batch, labels
+    return labels

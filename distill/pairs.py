@@ -196,12 +196,12 @@ def collate_with_partners(
     Energies and forces cover the whole batch; `PAIR_INDEX` names the pairs. The per-structure labels the
     partners lack (atom energies, teacher node features, Hessian rows) are collated from `records` alone, so
     they cover the first `LABELLED_STRUCTURES` structures of the batch and the losses that use them stay on."""
-    from distill.labels import collate
+    from distill.labels import collate, collate_labels
 
     everything, index = with_partners(records)
     batch, labels = collate(everything, dtype=dtype, device=device)
     if len(everything) > len(records):
-        _, own = collate(records, dtype=dtype, device=device)
+        own = collate_labels(records, dtype=dtype, device=device)
         for key in (ATOM_ENERGIES, NODE_FEATURES, HESSIAN_INDEX, HESSIAN_ROWS):
             if key in own:
                 labels[key] = own[key]
