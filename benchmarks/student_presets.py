@@ -94,7 +94,7 @@ def main() -> None:
         cfg = TrainConfig.from_dict({**base, "student": name, "max_steps": args.steps, "eval_every": args.steps,
                                      "checkpoint_every": 250, "patience": 1000, "ema_decay": args.ema_decay,
                                      "warmup_steps": min(base.get("warmup_steps", 200), args.steps // 10)})  # fmt: skip
-        train_recs, val_recs = split_records(records, cfg.val_fraction, cfg.seed)
+        train_recs, val_recs = split_records(records, cfg.val_fraction, cfg.seed, by=cfg.val_split)
         val_recs, _ = filter_records(val_recs, cfg.max_force)  # validate within the training distribution
         t0 = time.time()
         result = train(cfg, train_recs, out / name, val_records=val_recs)

@@ -25,7 +25,7 @@ import torch
 
 from calculators.files import atomic_torch_save
 from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
-from calculators.keys import DFT_ENERGY, DFT_FORCES, NODE_FEATURES, PAIR_ENERGY
+from calculators.keys import CELL, DFT_ENERGY, DFT_FORCES, NODE_FEATURES, NUMBERS, PAIR_ENERGY
 from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
 from distill.evaluate import evaluate_records
@@ -58,6 +58,10 @@ class TrainConfig:
     clip_grad: float = 10.0
     ema_decay: float = 0.99
     val_fraction: float = 0.1
+    # "path": records sharing composition and cell (the snapshots of one relaxation or MD path, one gas
+    # molecule's distortions) fall on the same side of the validation split, so validation measures unseen
+    # structures; "record": a plain per-record split (the behaviour before, kept for old recipes)
+    val_split: str = "path"
     eval_every: int = 50
     patience: int = 10
     checkpoint_every: int = 50
@@ -257,11 +261,41 @@ def filter_records(records: Sequence[dict], max_force: float | None) -> tuple[li
     return kept, len(records) - len(kept)
 
 
-def split_records(records: Sequence[dict], val_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """Reproducible train/validation split (at least one validation record when val_fraction > 0)."""
+def path_key(record: dict) -> tuple:
+    """Records with the same key come from one path: same atomic numbers (in order) and the same cell to 1e-6 Å
+    (relaxations and MD keep the cell; distinct starts differ by their continuous strain)."""
+    numbers = record[NUMBERS].tolist() if NUMBERS in record else []
+    cell = torch.round(record[CELL].double() * 1e6).to(torch.int64).flatten().tolist() if CELL in record else []
+    return tuple(numbers), tuple(cell)
+
+
+def split_records(
+    records: Sequence[dict], val_fraction: float, seed: int, *, by: str = "record"
+) -> tuple[list[dict], list[dict]]:
+    """Reproducible train/validation split (at least one validation record when val_fraction > 0).
+
+    by="record" draws records; by="path" draws whole groups of `path_key` (snapshots of one trajectory never
+    straddle the split) until `val_fraction` of the records are held out, and falls back to the record split
+    when the groups cannot leave both sides non-empty."""
+    if by not in ("record", "path"):
+        raise ValueError(f"unknown validation split {by!r}: use 'record' or 'path'")
     n = len(records)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).tolist()
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 and n > 1 else 0
+    gen = torch.Generator().manual_seed(seed + 1)
+    if by == "path" and n_val:
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(records):
+            groups.setdefault(path_key(r), []).append(i)
+        members = list(groups.values())
+        chosen: set[int] = set()
+        for g in torch.randperm(len(members), generator=gen).tolist():
+            if len(chosen) >= n_val:
+                break
+            chosen.update(members[g])
+        if 0 < len(chosen) < n:
+            return [r for i, r in enumerate(records) if i not in chosen], [records[i] for i in sorted(chosen)]
+        gen = torch.Generator().manual_seed(seed + 1)
+    perm = torch.randperm(n, generator=gen).tolist()
     return [records[i] for i in perm[n_val:]], [records[i] for i in perm[:n_val]]
 
 
@@ -296,7 +330,7 @@ def train(
     dtype = getattr(torch, c.dtype)
     device = torch.device(c.device)
     if val_records is None:
-        train_records, val_records = split_records(train_records, c.val_fraction, c.seed)
+        train_records, val_records = split_records(train_records, c.val_fraction, c.seed, by=c.val_split)
     train_records, n_dropped = filter_records(train_records, c.max_force)
     if val_records:  # validate within the training distribution (and never on non-finite labels)
         val_records, _ = filter_records(val_records, c.max_force)

@@ -10,7 +10,7 @@ from test_distill_labels import CountingTeacher
 from calculators.gemnet.checkpoint import load_project_checkpoint
 from distill.labels import LabelSettings, label_structures
 from distill.losses import LossConfig
-from distill.train import TrainConfig, learning_rate, train
+from distill.train import TrainConfig, learning_rate, split_records, train
 
 SMALL = dict(
     num_spherical=3, num_radial=6, num_blocks=1, emb_size_atom=8, emb_size_edge=8, emb_size_trip_in=4,
@@ -86,3 +86,41 @@ def test_training_reduces_the_loss(tmp_path, records):
     first = sum(float(r.split(",")[col]) for r in rows[1:4]) / 3
     last = sum(float(r.split(",")[col]) for r in rows[-3:]) / 3
     assert last < first
+
+
+def _path_records(n_paths: int, per_path: int) -> list[dict]:
+    """Fake records: `per_path` snapshots per path, each path its own cell (a strain), positions differ."""
+    out = []
+    for p in range(n_paths):
+        cell = torch.eye(3, dtype=torch.float64) * (5.0 + 0.013 * p)
+        for k in range(per_path):
+            out.append(
+                {
+                    "numbers": torch.tensor([78, 78, 8]),
+                    "cell": cell.clone(),
+                    "positions": torch.rand(3, 3, dtype=torch.float64),
+                    "path": torch.tensor(p + 0 * k),
+                }
+            )
+    return out
+
+
+def test_path_split_keeps_each_trajectory_on_one_side():
+    records = _path_records(n_paths=40, per_path=7)
+    train_recs, val_recs = split_records(records, 0.1, seed=3, by="path")
+    assert len(train_recs) + len(val_recs) == len(records)
+    val_paths = {int(r["path"]) for r in val_recs}
+    assert val_paths and val_paths.isdisjoint({int(r["path"]) for r in train_recs})
+    assert 28 <= len(val_recs) <= 28 + 7  # whole paths, just past 10 %
+    # the per-record split of the same records straddles paths (what the path split exists to prevent)
+    tr, va = split_records(records, 0.1, seed=3, by="record")
+    assert {int(r["path"]) for r in va} & {int(r["path"]) for r in tr}
+    assert split_records(records, 0.1, seed=3, by="path")[1] == val_recs  # reproducible
+
+
+def test_path_split_falls_back_when_one_path_holds_everything():
+    records = _path_records(n_paths=1, per_path=10)
+    train_recs, val_recs = split_records(records, 0.2, seed=0, by="path")
+    assert len(val_recs) == 2 and len(train_recs) == 8
+    with pytest.raises(ValueError, match="unknown validation split"):
+        split_records(records, 0.2, seed=0, by="trajectory")
