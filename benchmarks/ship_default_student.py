@@ -46,8 +46,10 @@ def data_description(meta: dict[str, Any]) -> dict[str, Any]:
         "fcc/hcp/bcc + L12/D019/B2/L10/A2B slabs on their facets, 2x2-like cells, 4 layers, biaxial strain "
         "-8..+8 %, H O OH N C CH CO at every named site, clean slabs, rattles 0-0.15 Å; stretched/bent H2 O2 H2O "
         "OH N2 CO CH4 NH3; strained bulk cells; teacher BFGS relaxation snapshots (every 4 steps) and 600 K "
-        "Langevin snapshots; on-policy: the round-0 student's own relaxation paths labelled by the teacher; "
-        "longer teacher relaxations (up to 150 BFGS steps, snapshots every 5; label_relaxations) and sampled "
+        "Langevin snapshots; on-policy: each round's student's own relaxation paths (up to 300 BFGS steps, "
+        "snapshots every 6; later rounds 60-80 % binaries) labelled by the teacher; longer teacher relaxations "
+        "(150-300 BFGS steps, snapshots every 5-6; label_relaxations), one set 85 % binaries plus the metals "
+        "with the largest errors (Zr Si Ir Ru Os Re Hf Ti), and sampled "
         "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces); adsorbate-removal "
         "pairs: every adslab record's structure without its tag-2 atoms, labelled by the teacher into "
         "<cache>-pairs (distill.pairs) for the pair loss on interaction energies",
