@@ -68,6 +68,28 @@ def test_fork_gradients_reach_student_and_head_not_teacher():
     assert teacher.grad is None
 
 
+def test_fork_leaves_out_pairs_the_teacher_sees_as_equivalent():
+    """Atoms 0 and 1 have the same teacher embedding (a symmetry): their relational vector is noise, dropped."""
+    torch.manual_seed(0)
+    student = torch.randn(5, 3)
+    teacher = torch.randn(5, 4)
+    teacher[1] = teacher[0]
+    head = ProjectionHead(3, 4)
+    edges = torch.tensor([[0, 1, 2, 3, 0], [1, 2, 3, 4, 4]])
+    loss = fork_loss(student, teacher, edges, head).detach()
+    without = fork_loss(student, teacher, edges[:, 1:], head).detach()  # the same loss without the (0, 1) pair
+    assert math.isclose(float(loss), float(without), rel_tol=1e-6)
+    # noise far below the floor moves nothing (unfloored, the noisy direction of r_01 would change the loss)
+    noisy = teacher + 1e-7 * torch.randn_like(teacher)
+    assert math.isclose(float(fork_loss(student, noisy, edges, head).detach()), float(loss), rel_tol=1e-4)
+    unfloored = fork_loss(student, noisy, edges, head, min_norm=0.0).detach()
+    assert not math.isclose(float(unfloored), float(loss), rel_tol=1e-3)
+    # every pair equivalent: zero loss that still backpropagates
+    flat = fork_loss(student.requires_grad_(), torch.ones(5, 4), edges, head)
+    assert float(flat.detach()) == 0.0
+    flat.backward()
+
+
 def test_n2n_atomic_hessian_zero_when_equal():
     x = torch.randn(4, 3)
     assert float(n2n_loss(x, x)) == 0.0

@@ -120,9 +120,9 @@ def test_pair_loss_keeps_the_feature_atomic_and_hessian_losses_of_the_adslabs(tm
     for key in ("n2n", "atomic", "hessian"):
         assert paired_terms[key] > 0
         assert paired_terms[key] == pytest.approx(own_terms[key], rel=1e-4), key
-    # FORK: the same atom pairs, but symmetry-equivalent atoms of these tiny slabs give near-zero relational
-    # vectors whose directions (normalised) follow 1e-7 float noise of the batched forward
-    assert paired_terms["fork"] == pytest.approx(own_terms["fork"], rel=0.1)
+    # FORK too: the symmetry-equivalent atoms of these tiny slabs give near-zero teacher relational vectors whose
+    # directions follow the batched forward's float noise; fork_loss leaves those pairs out (min_norm)
+    assert paired_terms["fork"] == pytest.approx(own_terms["fork"], rel=1e-4)
     assert paired_terms["pair"] > 1e-3 and "pair" not in own_terms
 
 

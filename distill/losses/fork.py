@@ -5,6 +5,9 @@ student's r_S,k (after a projection head to the teacher's width) must be closer 
 teacher's r_T,k than to the teacher's r_T,m of the other sampled edges m ≠ k (InfoNCE). Memory is O(K²) for K
 sampled edges, so `max_edges` bounds it. Edges come from the student's graph; periodic images and the two
 directions of a pair are merged: one candidate per unordered atom pair (i < j) per structure.
+
+Pairs whose teacher relational vector is shorter than `min_norm` (symmetry-equivalent atoms: the teacher sees
+them as the same, ẑ_i ≈ ẑ_j) are left out: their direction is float noise, not a relation to match.
 """
 
 from __future__ import annotations
@@ -64,12 +67,17 @@ def fork_loss(
     tau: float = 0.15,
     max_edges: int | None = 512,
     generator: torch.Generator | None = None,
+    min_norm: float = 1e-3,
 ) -> torch.Tensor:
-    """FORK loss: student atom embeddings (N, Fs) → `head` → (N, Ft); teacher embeddings (N, Ft) of the same atoms."""
+    """FORK loss: student atom embeddings (N, Fs) → `head` → (N, Ft); teacher embeddings (N, Ft) of the same atoms.
+
+    Pairs with ‖r_T‖ < `min_norm` (of at most 2, the embeddings being normalised) are dropped (module docstring);
+    0 (with a gradient path) when no pair is left."""
     pairs = unique_pairs(edge_index, max_edges, generator)
-    r_s = relational_vectors(head(student_z), pairs)
     r_t = relational_vectors(teacher_z.detach().to(student_z.dtype), pairs)
-    return info_nce(r_s, r_t, tau)
+    keep = r_t.norm(dim=-1) >= min_norm
+    r_s = relational_vectors(head(student_z), pairs[:, keep])
+    return info_nce(r_s, r_t[keep], tau)
 
 
 def instance_contrastive_loss(
