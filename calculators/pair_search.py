@@ -81,7 +81,8 @@ def find_pairs_within_budget(
     batch: AtomsBatch, radius: float, max_distances: int | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """`find_pairs`, or None without searching when it would compute more than `max_distances` pair-image
-    distances (`num_distances`); the caller then uses a binned search. One image count serves both."""
+    distances (all atom pairs of each structure times the lattice images searched: its cost and memory scale);
+    the caller then uses a binned search. One image count serves both."""
     images, allowed = _image_offsets(batch, radius)
     if max_distances is not None and int((batch.natoms * batch.natoms).sum()) * int(images.shape[0]) > max_distances:
         return None
@@ -91,12 +92,6 @@ def find_pairs_within_budget(
     offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
     target, source, image = _search_pairs(replace(batch, positions=batch.positions - offset), radius, images, allowed)
     return target, source, image + (shifts[target] - shifts[source]).to(image.dtype)
-
-
-def num_distances(batch: AtomsBatch, radius: float) -> int:
-    """How many pair-image distances `find_pairs` computes for `batch` (its cost and memory scale)."""
-    images, _ = _image_offsets(batch, radius)
-    return int((batch.natoms * batch.natoms).sum()) * int(images.shape[0])
 
 
 def _search_pairs(

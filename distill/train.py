@@ -264,9 +264,8 @@ def filter_records(records: Sequence[dict], max_force: float | None) -> tuple[li
 def path_key(record: dict) -> tuple:
     """Records with the same key come from one path: same atomic numbers (in order) and the same cell to 1e-6 Å
     (relaxations and MD keep the cell; distinct starts differ by their continuous strain)."""
-    numbers = record[NUMBERS].tolist() if NUMBERS in record else []
-    cell = torch.round(record[CELL].double() * 1e6).to(torch.int64).flatten().tolist() if CELL in record else []
-    return tuple(numbers), tuple(cell)
+    cell = torch.round(record[CELL].double() * 1e6).to(torch.int64).flatten().tolist()
+    return tuple(record[NUMBERS].tolist()), tuple(cell)
 
 
 def split_records(
@@ -281,22 +280,26 @@ def split_records(
         raise ValueError(f"unknown validation split {by!r}: use 'record' or 'path'")
     n = len(records)
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 and n > 1 else 0
-    gen = torch.Generator().manual_seed(seed + 1)
-    if by == "path" and n_val:
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(records):
-            groups.setdefault(path_key(r), []).append(i)
-        members = list(groups.values())
-        chosen: set[int] = set()
-        for g in torch.randperm(len(members), generator=gen).tolist():
-            if len(chosen) >= n_val:
-                break
-            chosen.update(members[g])
-        if 0 < len(chosen) < n:
-            return [r for i, r in enumerate(records) if i not in chosen], [records[i] for i in sorted(chosen)]
-        gen = torch.Generator().manual_seed(seed + 1)
-    perm = torch.randperm(n, generator=gen).tolist()
+    chosen = _path_split(records, n_val, seed) if by == "path" and n_val else None
+    if chosen is not None:
+        return [r for i, r in enumerate(records) if i not in chosen], [records[i] for i in sorted(chosen)]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).tolist()
     return [records[i] for i in perm[n_val:]], [records[i] for i in perm[:n_val]]
+
+
+def _path_split(records: Sequence[dict], n_val: int, seed: int) -> set[int] | None:
+    """Indices of whole `path_key` groups, drawn in a seeded order until at least `n_val` records; None when
+    they would take every record."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(path_key(r), []).append(i)
+    members = list(groups.values())
+    chosen: set[int] = set()
+    for g in torch.randperm(len(members), generator=torch.Generator().manual_seed(seed + 1)).tolist():
+        if len(chosen) >= n_val:
+            break
+        chosen.update(members[g])
+    return chosen if len(chosen) < len(records) else None
 
 
 def _batch_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:

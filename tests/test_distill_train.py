@@ -93,13 +93,13 @@ def _path_records(n_paths: int, per_path: int) -> list[dict]:
     out = []
     for p in range(n_paths):
         cell = torch.eye(3, dtype=torch.float64) * (5.0 + 0.013 * p)
-        for k in range(per_path):
+        for _ in range(per_path):
             out.append(
                 {
                     "numbers": torch.tensor([78, 78, 8]),
                     "cell": cell.clone(),
                     "positions": torch.rand(3, 3, dtype=torch.float64),
-                    "path": torch.tensor(p + 0 * k),
+                    "path": torch.tensor(p),
                 }
             )
     return out
