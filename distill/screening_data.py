@@ -373,10 +373,84 @@ def label_surfaces(
     return out / tag
 
 
+def label_paths(
+    out_dir: str | os.PathLike,
+    *,
+    tag: str,
+    seed: int,
+    n_starts: int,
+    teacher: str = "sevennet-0",
+    student: str | None = None,
+    alloy_fraction: float = 0.45,
+    clean_fraction: float = 0.2,
+    elements: Sequence[str] = SCREENING_METALS,
+    relax_steps: int = 300,
+    every: int = 6,
+    pairs: bool = True,
+    chunk_size: int = 8,
+    features: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Relaxation paths labelled by `teacher` into the cache `out_dir/<tag>/` (and, with `pairs`, the adsorbate-free
+    partner of every adslab into `out_dir/<tag>-pairs/`, `distill.pairs.label_pairs`).
+
+    Starts: `surface_structures(n_starts, seed, alloy_fraction=..., clean_fraction=..., elements=...)` rattled by
+    0–0.05 Å. They are relaxed (BFGS, fmax 0.05 eV/Å, at most `relax_steps` steps, a snapshot every `every` steps
+    and the final one) by the teacher, or by `student` (a checkpoint or registry name) for on-policy data: the
+    student's own trajectories, labelled by the teacher. Trajectories live under `out_dir/work/<tag>/`; every stage
+    resumes after a kill."""
+    from calculators import DistilledCalculator
+    from distill.labels import label_structures
+    from distill.pairs import label_pairs
+
+    out = Path(out_dir)
+    model, calc, settings = _teacher(teacher, seed, features, chunk_size)
+    if student is not None:
+        calc = DistilledCalculator(student, device="cpu")
+    starts = surface_structures(
+        n_starts, seed, alloy_fraction=alloy_fraction, rattle=(0.0, 0.05), clean_fraction=clean_fraction,
+        elements=elements,
+    )  # fmt: skip
+    snaps = teacher_trajectories(
+        starts, calc, out / "work", tag=tag, relax_steps=relax_steps, every=every, seed=seed, progress=progress
+    )
+    label_structures(snaps, model, out / tag, settings, teacher_name=teacher, progress=progress)
+    if pairs:
+        label_pairs(out / tag, model, teacher_name=teacher, progress=progress)
+    return out / tag
+
+
+def _paths_command(argv: Sequence[str]) -> Path:
+    """`python -m distill.screening_data paths OUT TAG SEED N [options]`: `label_paths` from the command line."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m distill.screening_data paths", description=label_paths.__doc__)
+    parser.add_argument("out")
+    parser.add_argument("tag")
+    parser.add_argument("seed", type=int)
+    parser.add_argument("n_starts", type=int)
+    parser.add_argument("--teacher", default="sevennet-0")
+    parser.add_argument("--student", default=None, help="relax with this student (on-policy data)")
+    parser.add_argument("--alloy-fraction", type=float, default=0.45)
+    parser.add_argument("--clean-fraction", type=float, default=0.2)
+    parser.add_argument("--elements", default=None, help="comma-separated metals (default: the screening metals)")
+    parser.add_argument("--steps", type=int, default=300, help="relaxation steps at most")
+    parser.add_argument("--every", type=int, default=6, help="snapshot every this many steps")
+    parser.add_argument("--no-pairs", action="store_true", help="skip the adsorbate-free partners")
+    a = parser.parse_args(list(argv))
+    return label_paths(
+        a.out, tag=a.tag, seed=a.seed, n_starts=a.n_starts, teacher=a.teacher, student=a.student,
+        alloy_fraction=a.alloy_fraction, clean_fraction=a.clean_fraction,
+        elements=a.elements.split(",") if a.elements else SCREENING_METALS, relax_steps=a.steps, every=a.every,
+        pairs=not a.no_pairs, progress=False,
+    )  # fmt: skip
+
+
 if __name__ == "__main__":
     # python -m distill.screening_data OUT [n_surfaces n_relax n_md n_gas]
     # python -m distill.screening_data relax OUT [seed n_relax relax_steps every]
     # python -m distill.screening_data surfaces OUT TAG seed n_surfaces [Elements,comma,separated]
+    # python -m distill.screening_data paths OUT TAG seed n_starts [--student PATH] [--alloy-fraction F] ... (-h)
     import sys
 
     import torch
@@ -386,6 +460,8 @@ if __name__ == "__main__":
     if args and args[0] == "relax":
         kw = dict(zip(("seed", "n_relax", "relax_steps", "every"), map(int, args[2:]), strict=False))
         print(label_relaxations(args[1], **kw))
+    elif args and args[0] == "paths":
+        print(_paths_command(args[1:]))
     elif args and args[0] == "surfaces":
         elements = args[5].split(",") if len(args) > 5 else SCREENING_METALS
         print(label_surfaces(args[1], tag=args[2], seed=int(args[3]), n_surfaces=int(args[4]), elements=elements))

@@ -242,3 +242,34 @@ def test_label_surfaces_labels_only_the_given_metals(tmp_path):
     assert metals and metals <= {29, 47}  # Cu, Ag only
     again = surface_structures(3, 5, elements=["Cu", "Ag"])
     assert [sorted(r["numbers"].tolist()) for r in records] == [sorted(a.numbers.tolist()) for a in again]
+
+
+def test_label_paths_teacher_and_on_policy_paths_with_pairs(tmp_path):
+    """`label_paths` (and its `paths` command) labels snapshots of relaxation paths, final ones included, plus the
+    adsorbate-free partners; with `student` the student relaxes (on-policy) and the teacher still labels."""
+    from ase.io import read
+
+    from distill.labels import LabelCache
+    from distill.pairs import pair_dir
+    from distill.screening_data import _paths_command, label_paths
+
+    teacher_path = tmp_path / "teacher.pt"
+    save_checkpoint(CountingTeacher().model.float(), teacher_path)
+    student_path = tmp_path / "student.pt"
+    save_checkpoint(CountingTeacher(seed=3).model.float(), student_path)
+    common = dict(seed=11, n_starts=2, teacher=str(teacher_path), elements=["Cu", "Pt"], relax_steps=4, every=2,
+                  clean_fraction=0.0, features=False, progress=False)  # fmt: skip
+    cache = label_paths(tmp_path / "labels", tag="relax", **common)
+    onpolicy = _paths_command([str(tmp_path / "labels"), "onpolicy", "11", "2", "--teacher", str(teacher_path),
+                               "--student", str(student_path), "--elements", "Cu,Pt", "--steps", "4", "--every", "2",
+                               "--clean-fraction", "0"])  # fmt: skip
+    for c, tag in ((cache, "relax"), (onpolicy, "onpolicy")):
+        snaps = [a for f in sorted((tmp_path / "labels" / "work" / tag).glob("*.extxyz")) for a in read(f, ":")]
+        assert len(LabelCache(c).records()) == len(snaps) >= 4  # start (step 0) and final of both paths at least
+        assert all(a.info["trajectory"] == "relax" for a in snaps)
+        assert len(LabelCache(pair_dir(c)).records()) == len(snaps)  # no clean slabs: every snapshot has a partner
+    # same starts (seed), different relaxing model: the paths part after the first step
+    ref = read(tmp_path / "labels" / "work" / "relax" / "00000.extxyz", ":")
+    pol = read(tmp_path / "labels" / "work" / "onpolicy" / "00000.extxyz", ":")
+    assert np.allclose(ref[0].positions, pol[0].positions)
+    assert not np.allclose(ref[-1].positions, pol[-1].positions, atol=1e-6)
