@@ -1,4 +1,4 @@
-"""The `distill` app: model presets, structures, teacher labels, training, pruning, evaluation, ablation and
+"""The `distill` app: model presets, structures, teacher labels, training, pruning, widening, evaluation, ablation and
 checkpoint inspection. One module per subcommand; each imports torch and the library inside the command, so
 `distill --help` stays fast."""
 
@@ -15,6 +15,7 @@ from distill.cli.pairs import pairs_cmd
 from distill.cli.presets import presets
 from distill.cli.prune import prune_cmd
 from distill.cli.train import train_cmd
+from distill.cli.widen import widen_cmd
 
 app = make_app(
     "distill",
@@ -26,6 +27,7 @@ app = make_app(
         "pairs": pairs_cmd,
         "train": train_cmd,
         "prune": prune_cmd,
+        "widen": widen_cmd,
         "evaluate": evaluate_cmd,
         "ablate": ablate_cmd,
         "info": info,

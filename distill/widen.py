@@ -1,0 +1,125 @@
+"""Function-preserving widening of a GemNet-OC student (Net2Net-style growth): more atom and/or edge channels
+with the same energies and forces at the start, so that a trained student can be fine-tuned into a larger one
+instead of training the larger one from scratch.
+
+Every weight keeps its trained values on the old channels. The new channels are computed from everything with
+the fresh model's He-orthogonal initialisation (new output rows), and every layer reads them with zero weights
+(new input columns of the old output rows), so the old channels, and with them the energy and the forces, are
+unchanged; the zero weights receive gradients at once because the new channels are not zero. Layers whose input is
+a concatenation (the edge embedding [h_s | h_t | rbf], the concat layer [h_s | h_t | m], the heads reading
+[x_0 | x_1 | ...]) map each segment separately. Scale factors, bases and element references carry over.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+
+from calculators.gemnet import GemNetOC, save_checkpoint
+from calculators.loading import load_model
+
+_INTERACTIONS = ("quad_interaction", "atom_edge_interaction", "edge_atom_interaction", "atom_interaction")
+
+
+def _input_segments(key: str, old: GemNetOC) -> list[str] | None:
+    """Layout of a Linear layer's input as a list of channel kinds ("A" atom, "E" edge, "R" radial basis) where it
+    is a concatenation; None for a single segment."""
+    blocks = old.config.num_blocks + 1
+    if key == "edge_emb.dense.linear.weight":
+        return ["A", "A", "R"]
+    if key.endswith("concat_layer.dense.linear.weight"):
+        return ["A", "A", "E"]
+    if key == "out_mlp_E.0.linear.weight":
+        return ["A"] * blocks
+    if key == "out_mlp_F.0.linear.weight":
+        return ["E"] * blocks
+    return None
+
+
+def _old_columns(segments: list[str], old_sizes: dict[str, int], new_sizes: dict[str, int]) -> torch.Tensor:
+    """Positions, in the new input, of the old input's columns."""
+    cols, start = [], 0
+    for kind in segments:
+        cols.append(torch.arange(start, start + old_sizes[kind]))
+        start += new_sizes[kind]
+    return torch.cat(cols)
+
+
+def widen(
+    model: GemNetOC, *, emb_size_atom: int | None = None, emb_size_edge: int | None = None, seed: int = 0
+) -> GemNetOC:
+    """A wider copy of `model` (same dtype, eval mode) with `emb_size_atom` / `emb_size_edge` channels and the same
+    outputs (energies eV, per-atom energies, forces eV/Å) up to float rounding. `seed` sets the new channels'
+    initialisation. Presets with quadruplet or atom-graph interactions are not supported (ValueError)."""
+    c = model.config
+    on = [name for name in _INTERACTIONS if getattr(c, name)]
+    if on:
+        raise ValueError(f"widening supports students without {', '.join(on)} (the fast presets); got them on")
+    new_atom = c.emb_size_atom if emb_size_atom is None else int(emb_size_atom)
+    new_edge = c.emb_size_edge if emb_size_edge is None else int(emb_size_edge)
+    if new_atom < c.emb_size_atom or new_edge < c.emb_size_edge:
+        raise ValueError(
+            f"widening cannot shrink: atom {c.emb_size_atom} -> {new_atom}, edge {c.emb_size_edge} -> {new_edge}"
+        )
+    cfg = copy.deepcopy(c)
+    cfg.emb_size_atom, cfg.emb_size_edge = new_atom, new_edge
+    dtype = next(model.parameters()).dtype
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        new = GemNetOC(cfg).to(dtype=dtype)
+    old_sizes = {"A": c.emb_size_atom, "E": c.emb_size_edge, "R": c.num_radial}
+    new_sizes = {"A": new_atom, "E": new_edge, "R": c.num_radial}
+    fresh = new.state_dict()
+    state = {}
+    for key, w_old in model.state_dict().items():
+        w = fresh[key].clone()
+        if w.shape == w_old.shape:
+            state[key] = w_old.clone()
+        elif key == "atom_emb.embeddings.weight":  # (elements, A): new columns are new outputs
+            w[:, : w_old.shape[1]] = w_old
+            state[key] = w
+        elif w.dim() == 2 and w_old.dim() == 2:  # Linear (out, in)
+            segments = _input_segments(key, model)
+            if segments is None:
+                cols = torch.arange(w_old.shape[1])
+            else:
+                cols = _old_columns(segments, old_sizes, new_sizes)
+            if cols.numel() != w_old.shape[1] or int(cols.max()) >= w.shape[1]:
+                raise ValueError(f"cannot map {key}: {tuple(w_old.shape)} -> {tuple(w.shape)}")
+            rows = w_old.shape[0]
+            w[:rows] = 0.0  # old outputs read the new channels with zero weights
+            w[:rows, cols] = w_old
+            state[key] = w
+        else:
+            raise ValueError(f"cannot widen {key}: {tuple(w_old.shape)} -> {tuple(w.shape)}")
+    new.load_state_dict(state, strict=True)
+    return new.eval()
+
+
+def widen_checkpoint(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    emb_size_atom: int | None = None,
+    emb_size_edge: int | None = None,
+    seed: int = 0,
+) -> tuple[GemNetOC, GemNetOC]:
+    """`widen` a project checkpoint (or registry name) and save it to `out` with metadata saying where it came
+    from; returns (old, new)."""
+    model = load_model(str(source), device="cpu")
+    if not isinstance(model, GemNetOC):
+        raise ValueError(f"{source} is not a GemNet-OC model")
+    wide = widen(model, emb_size_atom=emb_size_atom, emb_size_edge=emb_size_edge, seed=seed)
+    meta = {
+        "widened_from": {
+            "source": str(source),
+            "emb_size_atom": model.config.emb_size_atom,
+            "emb_size_edge": model.config.emb_size_edge,
+            "parameters": model.num_parameters(),
+            "seed": seed,
+        }
+    }
+    save_checkpoint(wide, out, meta)
+    return model, wide
