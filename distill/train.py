@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import math
 import os
 import time
@@ -58,10 +59,12 @@ class TrainConfig:
     clip_grad: float = 10.0
     ema_decay: float = 0.99
     val_fraction: float = 0.1
-    # "path": records sharing composition and cell (the snapshots of one relaxation or MD path, one gas
-    # molecule's distortions) fall on the same side of the validation split, so validation measures unseen
-    # structures; "record": a plain per-record split (the behaviour before, kept for old recipes)
-    val_split: str = "path"
+    # "path-hash": records sharing composition and cell (the snapshots of one relaxation or MD path, one gas
+    # molecule's distortions) fall on the same side of the validation split, chosen by a hash of the path and the
+    # seed, so a path stays on its side when caches are added (fine-tuning rounds on a growing set validate on
+    # paths no earlier round trained on); "path": the same groups drawn in a seeded order over the whole set (a new
+    # cache reshuffles them: rounds 9-11 of the default student); "record": a plain per-record split
+    val_split: str = "path-hash"
     eval_every: int = 50
     patience: int = 10
     checkpoint_every: int = 50
@@ -274,13 +277,18 @@ def split_records(
     """Reproducible train/validation split (at least one validation record when val_fraction > 0).
 
     by="record" draws records; by="path" draws whole groups of `path_key` (snapshots of one trajectory never
-    straddle the split) until `val_fraction` of the records are held out, and falls back to the record split
-    when the groups cannot leave both sides non-empty."""
-    if by not in ("record", "path"):
-        raise ValueError(f"unknown validation split {by!r}: use 'record' or 'path'")
+    straddle the split) until `val_fraction` of the records are held out; by="path-hash" holds out each group
+    whose hash (with the seed) falls below `val_fraction`, so a group's side does not depend on the other records.
+    Both path splits fall back to the record split when the groups cannot leave both sides non-empty."""
+    if by not in ("record", "path", "path-hash"):
+        raise ValueError(f"unknown validation split {by!r}: use 'record', 'path' or 'path-hash'")
     n = len(records)
     n_val = max(1, round(val_fraction * n)) if val_fraction > 0 and n > 1 else 0
-    chosen = _path_split(records, n_val, seed) if by == "path" and n_val else None
+    chosen = None
+    if by == "path" and n_val:
+        chosen = _path_split(records, n_val, seed)
+    elif by == "path-hash" and n_val:
+        chosen = _path_hash_split(records, val_fraction, seed)
     if chosen is not None:
         return [r for i, r in enumerate(records) if i not in chosen], [records[i] for i in sorted(chosen)]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 1)).tolist()
@@ -299,6 +307,23 @@ def _path_split(records: Sequence[dict], n_val: int, seed: int) -> set[int] | No
         if len(chosen) >= n_val:
             break
         chosen.update(members[g])
+    return chosen if len(chosen) < len(records) else None
+
+
+def _path_hash(key: tuple, seed: int) -> float:
+    """A uniform number in [0, 1) from a `path_key` and a seed (sha256: the same on every machine and run)."""
+    digest = hashlib.sha256(repr((seed, key)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _path_hash_split(records: Sequence[dict], val_fraction: float, seed: int) -> set[int] | None:
+    """Indices of the `path_key` groups whose `_path_hash` is below `val_fraction` (at least the lowest one);
+    None when that would take every record."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(path_key(r), []).append(i)
+    scored = sorted((_path_hash(key, seed), members) for key, members in groups.items())
+    chosen = {i for h, members in scored if h < val_fraction for i in members} or set(scored[0][1])
     return chosen if len(chosen) < len(records) else None
 
 

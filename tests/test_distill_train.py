@@ -10,7 +10,7 @@ from test_distill_labels import CountingTeacher
 from calculators.gemnet.checkpoint import load_project_checkpoint
 from distill.labels import LabelSettings, label_structures
 from distill.losses import LossConfig
-from distill.train import TrainConfig, learning_rate, split_records, train
+from distill.train import TrainConfig, learning_rate, path_key, split_records, train
 
 SMALL = dict(
     num_spherical=3, num_radial=6, num_blocks=1, emb_size_atom=8, emb_size_edge=8, emb_size_trip_in=4,
@@ -88,10 +88,10 @@ def test_training_reduces_the_loss(tmp_path, records):
     assert last < first
 
 
-def _path_records(n_paths: int, per_path: int) -> list[dict]:
+def _path_records(n_paths: int, per_path: int, first: int = 0) -> list[dict]:
     """Fake records: `per_path` snapshots per path, each path its own cell (a strain), positions differ."""
     out = []
-    for p in range(n_paths):
+    for p in range(first, first + n_paths):
         cell = torch.eye(3, dtype=torch.float64) * (5.0 + 0.013 * p)
         for _ in range(per_path):
             out.append(
@@ -124,3 +124,27 @@ def test_path_split_falls_back_when_one_path_holds_everything():
     assert len(val_recs) == 2 and len(train_recs) == 8
     with pytest.raises(ValueError, match="unknown validation split"):
         split_records(records, 0.2, seed=0, by="trajectory")
+
+
+def test_path_hash_split_keeps_paths_on_their_side_when_caches_grow():
+    """Fine-tuning rounds add caches: with "path-hash" (the default) a path validated before stays in validation
+    and a path trained on stays in training; the seeded-draw "path" split reshuffles them."""
+    assert TrainConfig().val_split == "path-hash"
+    records = _path_records(n_paths=200, per_path=3)
+    grown = records + _path_records(n_paths=400, per_path=3, first=200)
+
+    def sides(recs, by):
+        tr, va = split_records(recs, 0.1, seed=3, by=by)
+        assert {int(r["path"]) for r in va}.isdisjoint({int(r["path"]) for r in tr if int(r["path"]) < 200})
+        return {path_key(r) for r in va}, {path_key(r) for r in tr}
+
+    val0, train0 = sides(records, "path-hash")
+    val1, train1 = sides(grown, "path-hash")
+    assert val0 <= val1 and train0 <= train1  # nothing crossed the split
+    assert 0.03 < len(val0) / 200 < 0.17 and 0.05 < len(val1) / 600 < 0.15  # binomial around 10 %
+    old_val0, _ = sides(records, "path")
+    old_val1, old_train1 = sides(grown, "path")
+    assert old_val0 & old_train1  # the seeded draw moved validation paths into training
+    one = _path_records(n_paths=1, per_path=10)
+    tr, va = split_records(one, 0.2, seed=0, by="path-hash")
+    assert len(va) == 2 and len(tr) == 8  # one path: the record split
