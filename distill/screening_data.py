@@ -404,6 +404,14 @@ def label_paths(
     from distill.pairs import label_pairs
 
     out = Path(out_dir)
+    _check_paths_settings(
+        out / "work" / tag,
+        {
+            "seed": seed, "n_starts": n_starts, "alloy_fraction": alloy_fraction, "clean_fraction": clean_fraction,
+            "elements": list(elements), "relax_steps": relax_steps, "every": every,
+            "relaxed_by": _model_identity(student if student is not None else teacher),
+        },
+    )  # fmt: skip
     model, calc, settings = _teacher(teacher, seed, features, chunk_size)
     if student is not None:
         calc = DistilledCalculator(student, device="cpu")
@@ -418,6 +426,32 @@ def label_paths(
     if pairs:
         label_pairs(out / tag, model, teacher_name=teacher, progress=progress)
     return out / tag
+
+
+def _model_identity(name_or_path: str) -> dict[str, str]:
+    """A model as named, with the sha256 of its file when it is one."""
+    from calculators.hashing import sha256_file
+
+    p = Path(name_or_path)
+    return {"model": str(name_or_path), "sha256": sha256_file(p)} if p.is_file() else {"model": str(name_or_path)}
+
+
+def _check_paths_settings(folder: Path, wanted: dict) -> None:
+    """Record the settings of a set of relaxation paths in `folder/paths.json`, or refuse to resume paths made
+    with other settings (another relaxing model, seed, sizes): the trajectory files are reused by index."""
+    from calculators.files import atomic_write_json, read_json
+
+    record = folder / "paths.json"
+    if record.is_file():
+        saved = read_json(record)
+        if saved != wanted:
+            diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            raise ValueError(
+                f"{folder} holds relaxation paths made with other settings ({', '.join(diff)} differ); use another tag"
+            )
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, wanted, indent=1)
 
 
 def _paths_command(argv: Sequence[str]) -> Path:

@@ -391,7 +391,13 @@ def train(
     state: dict[str, Any] = {"step": 0, "best_score": float("inf"), "bad_evals": 0, "best_step": -1, "stopped": False}
     if resuming:
         if saved["config"] != c.to_dict():
-            raise ValueError(f"{state_path} was written by another recipe; use another out_dir or resume=False")
+            now = c.to_dict()
+            diff = sorted(k for k in set(now) | set(saved["config"]) if now.get(k) != saved["config"].get(k))
+            changes = ", ".join(f"{k}: {saved['config'].get(k)!r} saved, {now.get(k)!r} now" for k in diff)
+            raise ValueError(
+                f"{state_path} was written by another recipe ({changes}); set those in the recipe to resume, or use "
+                "another out_dir or resume=False"
+            )
         _check_same_teacher(out, saved, (metadata or {}).get("teacher"))
         model.load_state_dict(saved["model"])
         ema.load_state_dict(saved["ema"])

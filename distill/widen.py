@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import torch
 
-from calculators.gemnet import GemNetOC, save_checkpoint
+from calculators.gemnet import GemNetOC, load_project_checkpoint, save_checkpoint
+from calculators.hashing import sha256_file
 from calculators.loading import load_model
 
 _INTERACTIONS = ("quad_interaction", "atom_edge_interaction", "edge_atom_interaction", "atom_interaction")
@@ -63,12 +65,21 @@ def widen(
         raise ValueError(
             f"widening cannot shrink: atom {c.emb_size_atom} -> {new_atom}, edge {c.emb_size_edge} -> {new_edge}"
         )
+    if (new_atom == new_edge) != (c.emb_size_atom == c.emb_size_edge):
+        # the edge->atom Dense (with its SiLU) of the atom update and output blocks exists only when the widths
+        # differ: adding or removing it cannot keep the outputs
+        raise ValueError(
+            f"widening cannot make the atom and edge widths {'equal' if new_atom == new_edge else 'differ'} "
+            f"(atom {c.emb_size_atom} -> {new_atom}, edge {c.emb_size_edge} -> {new_edge}): the edge-to-atom "
+            "projection layers exist only when they differ"
+        )
     cfg = copy.deepcopy(c)
     cfg.emb_size_atom, cfg.emb_size_edge = new_atom, new_edge
-    dtype = next(model.parameters()).dtype
+    first = next(model.parameters())
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        new = GemNetOC(cfg).to(dtype=dtype)
+        new = GemNetOC(cfg).to(dtype=first.dtype)
+    new = new.to(device=first.device)
     old_sizes = {"A": c.emb_size_atom, "E": c.emb_size_edge, "R": c.num_radial}
     new_sizes = {"A": new_atom, "E": new_edge, "R": c.num_radial}
     fresh = new.state_dict()
@@ -106,20 +117,28 @@ def widen_checkpoint(
     emb_size_edge: int | None = None,
     seed: int = 0,
 ) -> tuple[GemNetOC, GemNetOC]:
-    """`widen` a project checkpoint (or registry name) and save it to `out` with metadata saying where it came
-    from; returns (old, new)."""
+    """`widen` a project checkpoint (or registry name) and save it to `out`; the metadata keeps the source's
+    teacher fingerprint and says where it came from (source, its widths, parameters, sha256, recipe); returns
+    (old, new)."""
     model = load_model(str(source), device="cpu")
     if not isinstance(model, GemNetOC):
         raise ValueError(f"{source} is not a GemNet-OC model")
     wide = widen(model, emb_size_atom=emb_size_atom, emb_size_edge=emb_size_edge, seed=seed)
+    source_meta: dict = {}
+    if Path(source).is_file():
+        source_meta = load_project_checkpoint(source)[1]
     meta = {
         "widened_from": {
             "source": str(source),
+            "sha256": sha256_file(source) if Path(source).is_file() else None,
             "emb_size_atom": model.config.emb_size_atom,
             "emb_size_edge": model.config.emb_size_edge,
             "parameters": model.num_parameters(),
             "seed": seed,
+            "recipe": source_meta.get("recipe"),
         }
     }
+    if "teacher" in source_meta:
+        meta["teacher"] = source_meta["teacher"]
     save_checkpoint(wide, out, meta)
     return model, wide

@@ -273,3 +273,7 @@ def test_label_paths_teacher_and_on_policy_paths_with_pairs(tmp_path):
     pol = read(tmp_path / "labels" / "work" / "onpolicy" / "00000.extxyz", ":")
     assert np.allclose(ref[0].positions, pol[0].positions)
     assert not np.allclose(ref[-1].positions, pol[-1].positions, atol=1e-6)
+    # the same tag with another relaxing model would silently reuse the old paths: refused
+    with pytest.raises(ValueError, match="relaxed_by differ"):
+        label_paths(tmp_path / "labels", tag="relax", **{**common, "student": str(student_path)})
+    assert label_paths(tmp_path / "labels", tag="relax", **common) == cache  # same settings: resumes

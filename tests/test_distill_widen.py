@@ -58,6 +58,8 @@ def test_widening_rejects_shrinking_and_unsupported_presets():
         widen(_student(), emb_size_edge=8)
     with pytest.raises(ValueError, match="quad_interaction"):
         widen(tiny_model(), emb_size_edge=32)
+    with pytest.raises(ValueError, match="equal"):  # atom 16 / edge 24 -> 24 / 24
+        widen(_student(), emb_size_atom=24)
 
 
 def test_widen_command(tmp_path):
@@ -71,6 +73,7 @@ def test_widen_command(tmp_path):
     assert "edge 24 -> 32" in res.output
     ckpt = torch.load(tmp_path / "wide.pt", weights_only=True)
     assert ckpt["metadata"]["widened_from"]["emb_size_edge"] == 24
+    assert len(ckpt["metadata"]["widened_from"]["sha256"]) == 64
     wide, _ = load_project_checkpoint(tmp_path / "wide.pt")
     assert wide.config.emb_size_edge == 32 and wide.config.element_references[7] == pytest.approx(-7.1)
     res = runner.invoke(app, ["widen", str(tmp_path / "student.pt"), "-o", str(tmp_path / "w2.pt")])
