@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from calculators.gemnet import preset as preset_config
 from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
 from distill.labels import LabelCache
 
@@ -78,6 +79,10 @@ def main() -> None:
         for m in history
     ]
     preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
+    base = preset_config(preset)
+    c = model.config
+    if (c.emb_size_atom, c.emb_size_edge) != (base.emb_size_atom, base.emb_size_edge):  # grown by `distill widen`
+        preset = f"{preset} widened to {c.emb_size_atom} atom / {c.emb_size_edge} edge channels"
     scales = next((m["fitted_scale_factors"] for m in history if m.get("fitted_scale_factors")), {})
     keep = ("single_point", "relax", "gas", "heldout_labels", "speed", "targets", "conditions")
     meta = {
