@@ -295,13 +295,18 @@ def split_records(
     return [records[i] for i in perm[n_val:]], [records[i] for i in perm[:n_val]]
 
 
-def _path_split(records: Sequence[dict], n_val: int, seed: int) -> set[int] | None:
-    """Indices of whole `path_key` groups, drawn in a seeded order until at least `n_val` records; None when
-    they would take every record."""
+def _path_groups(records: Sequence[dict]) -> dict[tuple, list[int]]:
+    """Record indices per `path_key`, in first-seen order."""
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(records):
         groups.setdefault(path_key(r), []).append(i)
-    members = list(groups.values())
+    return groups
+
+
+def _path_split(records: Sequence[dict], n_val: int, seed: int) -> set[int] | None:
+    """Indices of whole `path_key` groups, drawn in a seeded order until at least `n_val` records; None when
+    they would take every record."""
+    members = list(_path_groups(records).values())
     chosen: set[int] = set()
     for g in torch.randperm(len(members), generator=torch.Generator().manual_seed(seed + 1)).tolist():
         if len(chosen) >= n_val:
@@ -319,10 +324,7 @@ def _path_hash(key: tuple, seed: int) -> float:
 def _path_hash_split(records: Sequence[dict], val_fraction: float, seed: int) -> set[int] | None:
     """Indices of the `path_key` groups whose `_path_hash` is below `val_fraction` (at least the lowest one);
     None when that would take every record."""
-    groups: dict[tuple, list[int]] = {}
-    for i, r in enumerate(records):
-        groups.setdefault(path_key(r), []).append(i)
-    scored = sorted((_path_hash(key, seed), members) for key, members in groups.items())
+    scored = sorted((_path_hash(key, seed), members) for key, members in _path_groups(records).items())
     chosen = {i for h, members in scored if h < val_fraction for i in members} or set(scored[0][1])
     return chosen if len(chosen) < len(records) else None
 
