@@ -356,7 +356,8 @@ def accuracy(
     *,
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """MAE (eV), max |error| (eV) and Spearman of `pred` vs `ref` ΔE, overall and within each adsorbate, over
+    """MAE (eV), max |error| (eV) and Spearman of `pred` vs `ref` ΔE, overall, within each adsorbate and within
+    each slab prototype (`HeldoutSet.by_prototype`: fcc … A2B_hcp, then "pure" and "binary"), over
     reactions not in `exclude` where both are finite; non-finite predictions/references are counted and listed
     (never averaged)."""
     from screening.metrics import mae, spearman
@@ -382,6 +383,7 @@ def accuracy(
     return {
         "overall": block(hset.reactions),
         "per_adsorbate": {a: block(rs) for a, rs in hset.by_adsorbate().items()},
+        "per_prototype": {p: block(rs) for p, rs in hset.by_prototype().items()},
         "n_excluded": len([r for r in hset.reactions if r.id in exclude]),
     }
 
@@ -994,7 +996,8 @@ def plot_parity(rows: Sequence[Mapping[str, Any]], key: str, path: Path, title: 
 
 
 def write_outputs(metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], hset: HeldoutSet, out: Path) -> None:
-    """report.md, metrics.json, reactions.csv, per_adsorbate.csv, targets.csv, gas.csv, speed.csv, parity PNGs."""
+    """report.md, metrics.json, reactions.csv, per_adsorbate.csv, per_prototype.csv, targets.csv, gas.csv, speed.csv,
+    parity PNGs."""
     out.mkdir(parents=True, exist_ok=True)
     clean = _clean_json({k: v for k, v in metrics.items() if not k.startswith("_")})
     _atomic_write_text(out / "metrics.json", json.dumps(clean, indent=1, ensure_ascii=False))
@@ -1011,6 +1014,15 @@ def write_outputs(metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
             "relax_nonfinite": rel.get("n_nonfinite"),
         })  # fmt: skip
     _write_csv(out / "per_adsorbate.csv", per_ads)
+    per_proto = []
+    for p, sp in metrics["single_point"].get("per_prototype", {}).items():
+        rel = metrics.get("relax", {}).get("per_prototype", {}).get(p, {})
+        per_proto.append({
+            "prototype": p, "n": sp["n"], "sp_mae_eV": sp["mae"], "sp_spearman": sp["spearman"],
+            "sp_max_abs_error_eV": sp["max_abs_error"], "relax_mae_eV": rel.get("mae"),
+        })  # fmt: skip
+    if per_proto:
+        _write_csv(out / "per_prototype.csv", per_proto)
     if "gas" in metrics:
         g = metrics["gas"]
         _write_csv(out / "gas.csv", [
@@ -1087,6 +1099,17 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
             f"| {a} | {b['n']} | {_fmt(b['mae'])} | {_fmt(b['spearman'])} | {_fmt(r.get('mae'))} | "
             f"{_fmt(r.get('spearman'))} |"
         )
+    if sp.get("per_prototype"):
+        lines += [
+            "",
+            "By slab prototype (pure metals fcc/hcp/bcc, binaries L12 … A2B_hcp; Spearman across all adsorbates):",
+            "",
+            "| prototype | n | MAE SP (eV) | Spearman SP | MAE relax (eV) |",
+            "|---|---|---|---|---|",
+        ]
+        for p, b in sp["per_prototype"].items():
+            r = m.get("relax", {}).get("per_prototype", {}).get(p, {})
+            lines.append(f"| {p} | {b['n']} | {_fmt(b['mae'])} | {_fmt(b['spearman'])} | {_fmt(r.get('mae'))} |")
     lines += ["", "![parity, single point](parity_single_point.png)", ""]
 
     tr = m["teacher_relax"]
@@ -1213,7 +1236,7 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
         "",
         "Teacher relaxations and labels are cached under --work (resumable); student numbers are recomputed on "
         "every run. Files: metrics.json (every number here), reactions.csv (per reaction), per_adsorbate.csv, "
-        "targets.csv, gas.csv, speed.csv, parity_single_point.png, parity_relax.png.",
+        "per_prototype.csv, targets.csv, gas.csv, speed.csv, parity_single_point.png, parity_relax.png.",
         "",
     ]
     return "\n".join(lines)

@@ -94,6 +94,19 @@ class HeldoutSet:
         order = [a for a in SCREENING_ADSORBATES if a in out] + sorted(set(out) - set(SCREENING_ADSORBATES))
         return {a: out[a] for a in order}
 
+    def by_prototype(self) -> dict[str, list[HeldoutReaction]]:
+        """Reactions grouped by the slab's bulk prototype (pure `PURE_PROTOTYPES`, then binary
+        `ALLOY_PROTOTYPES`, then any others), followed by the two groups "pure" and "binary"."""
+        out: dict[str, list[HeldoutReaction]] = {}
+        for r in self.reactions:
+            out.setdefault(r.prototype, []).append(r)
+        known = (*PURE_PROTOTYPES, *ALLOY_PROTOTYPES)
+        order = [p for p in known if p in out] + sorted(set(out) - set(known))
+        groups = {p: out[p] for p in order}
+        groups["pure"] = [r for r in self.reactions if r.prototype in PURE_PROTOTYPES]
+        groups["binary"] = [r for r in self.reactions if r.prototype not in PURE_PROTOTYPES]
+        return groups
+
 
 def reaction_energy(
     e_adslab: float, e_slab: float, e_gas: Mapping[str, float], coefficients: Mapping[str, float]

@@ -115,12 +115,17 @@ def test_reaction_energies_by_hand_and_identical_student(shared):
         assert sp["per_adsorbate"][a]["mae"] < 1e-4
         assert sp["per_adsorbate"][a]["spearman"] == pytest.approx(1.0)
     assert m["relax"]["overall"]["mae"] < 1e-3  # same model, same FIRE from the same structures
+    protos = sp["per_prototype"]
+    assert protos["pure"]["n"] + protos["binary"]["n"] == 6
+    assert sum(b["n"] for p, b in protos.items() if p not in ("pure", "binary")) == 6
+    assert all(b["mae"] < 1e-4 for b in protos.values() if b["n"])
     assert m["gas"]["student_minus_teacher"]["water_energy"] == pytest.approx(0.0, abs=1e-3)
     status = {t["name"]: t["status"] for t in m["targets"]}
     assert status["single point: ΔE MAE, all reactions"] == "PASS"
     assert status["speed: student single point (E+F)"] == "not run"
     out = shared["out"]
-    for name in ("report.md", "metrics.json", "reactions.csv", "per_adsorbate.csv", "targets.csv", "gas.csv",
+    for name in ("report.md", "metrics.json", "reactions.csv", "per_adsorbate.csv", "per_prototype.csv",
+                 "targets.csv", "gas.csv",
                  "parity_single_point.png", "parity_relax.png"):  # fmt: skip
         assert (out / name).is_file(), name
     text = (out / "metrics.json").read_text()
@@ -162,6 +167,11 @@ def test_nonfinite_student_energy_counted_not_averaged(shared, tmp_path):
     assert sp["n_nonfinite"] == 4 and sorted(sp["nonfinite_ids"]) == o_ids and sp["n"] == 2
     finite = [abs(r["dE_student_sp_eV"] - r["dE_teacher_eV"]) for r in rows if r["adsorbate"] == "H"]
     assert math.isfinite(sp["mae"]) and sp["mae"] == pytest.approx(float(np.mean(finite)))
+    for proto, b in m["single_point"]["per_prototype"].items():  # NaN rows left out of every group, by hand
+        ids = [r["id"] for r in rows if proto in (r["prototype"], "pure" if r["prototype"] in ("fcc", "hcp", "bcc")
+                                                   else "binary") and r["adsorbate"] == "H"]  # fmt: skip
+        errs = [abs(r["dE_student_sp_eV"] - r["dE_teacher_eV"]) for r in rows if r["id"] in ids]
+        assert b["n"] == len(ids) and (not ids or b["mae"] == pytest.approx(float(np.mean(errs))))
     assert m["single_point"]["per_adsorbate"]["O"]["n"] == 0 and math.isnan(
         m["single_point"]["per_adsorbate"]["O"]["mae"]
     )
