@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from calculators.files import atomic_torch_save
-from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
+from calculators.gemnet import PRESETS, GemNetOC, load_project_checkpoint, preset, save_checkpoint
+from calculators.hashing import sha256_file
 from calculators.keys import CELL, DFT_ENERGY, DFT_FORCES, NODE_FEATURES, NUMBERS, PAIR_ENERGY
 from calculators.loading import load_model
 from calculators.parsing import dataclass_from_dict
@@ -156,6 +157,19 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def is_fresh(config: TrainConfig) -> bool:
     """True when `student` names a preset (a new model), False for a checkpoint path or registered model."""
     return config.student in PRESETS
+
+
+def starting_point(config: TrainConfig) -> dict[str, Any] | None:
+    """Lineage of a run that starts from a checkpoint file: its path, sha256, step and, when it was grown by
+    `distill widen`, its `widened_from` record (so a fine-tuned widened student still says what it was widened
+    from); None for a fresh preset or a registry name."""
+    if is_fresh(config) or not Path(config.student).is_file():
+        return None
+    meta = load_project_checkpoint(config.student)[1]
+    out = {"path": str(config.student), "sha256": sha256_file(config.student), "step": meta.get("step")}
+    if "widened_from" in meta:
+        out["widened_from"] = meta["widened_from"]
+    return out
 
 
 def build_student(config: TrainConfig, element_references: list[float] | None = None) -> GemNetOC:
@@ -412,6 +426,9 @@ def train(
         "training_records": len(train_records), "dropped_over_max_force": n_dropped,
         "paired_records": sum(PAIR_ENERGY in r for r in train_records),
     }  # fmt: skip
+    start = saved.get("started_from") if resuming else starting_point(c)
+    if start is not None:
+        metadata["started_from"] = start
     has_dft = all(DFT_ENERGY in r and DFT_FORCES in r for r in train_records)
     total_steps = c.max_steps + (c.finetune_steps if has_dft else 0)
     log_path = out / "log.csv"
@@ -464,7 +481,7 @@ def train(
                     "config": c.to_dict(), "model": model.state_dict(), "ema": ema.state_dict(),
                     "heads": loss_soft.state_dict(), "optimizer": optimizer.state_dict(), "progress": state,
                     "element_references": model.config.element_references, "fitted_scales": fitted_scales,
-                    "teacher": (metadata or {}).get("teacher"),
+                    "teacher": (metadata or {}).get("teacher"), "started_from": metadata.get("started_from"),
                 },
                 state_path,
             )  # fmt: skip

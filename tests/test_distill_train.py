@@ -77,6 +77,29 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, records):
         train(_config(lr=5e-3), records, tmp_path / "resumed")
 
 
+def test_run_from_a_widened_checkpoint_records_its_lineage(tmp_path, records):
+    from distill.widen import widen_checkpoint
+
+    base = tmp_path / "base"
+    train(_config(max_steps=2, losses=LossConfig()), records, base)
+    assert "started_from" not in load_project_checkpoint(base / "student.pt")[1]  # a fresh preset: no lineage
+    widen_checkpoint(base / "student.pt", tmp_path / "wide.pt", emb_size_atom=12, emb_size_edge=12)
+
+    def kill(step):
+        if step == 2:  # after the checkpoint of step 2
+            raise KeyboardInterrupt
+
+    cfg = _config(student=str(tmp_path / "wide.pt"), max_steps=4, losses=LossConfig())
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, records, tmp_path / "fine", on_step=kill)
+    saved = torch.load(tmp_path / "fine" / "state.pt", weights_only=True)["started_from"]
+    assert saved["widened_from"]["emb_size_atom"] == 8  # the resumed run takes the lineage from its saved state
+    train(cfg, records, tmp_path / "fine")
+    start = load_project_checkpoint(tmp_path / "fine" / "student.pt")[1]["started_from"]
+    assert start["path"] == str(tmp_path / "wide.pt") and len(start["sha256"]) == 64
+    assert start["widened_from"]["emb_size_atom"] == 8 and start["widened_from"]["source"] == str(base / "student.pt")
+
+
 def test_training_reduces_the_loss(tmp_path, records):
     cfg = _config(losses=LossConfig(), max_steps=14, warmup_steps=1, lr=1e-2, eval_every=100, checkpoint_every=100)
     train(cfg, records, tmp_path)
