@@ -13,10 +13,12 @@ with --rounds) and "remake" (the commands that rebuild it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from calculators.gemnet import GemNetOC
 from calculators.gemnet import preset as preset_config
 from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
 from distill.labels import LabelCache
@@ -61,6 +63,14 @@ def data_description(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def with_zero_net_force(model: GemNetOC) -> GemNetOC:
+    """The same weights with `zero_net_force` on (direct forces minus each structure's mean force): a free molecule
+    no longer drifts under a net force, and the forces can only get closer to conservative labels."""
+    out = GemNetOC(dataclasses.replace(model.config, zero_net_force=True)).to(next(model.parameters()).dtype)
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True)
@@ -72,6 +82,8 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "calculators" / "weights" / "default_student.pt"))
     args = p.parse_args()
     model, meta = load_project_checkpoint(args.student)
+    if not model.config.zero_net_force and not model.conservative:  # direct forces: ship them net-force free
+        model = with_zero_net_force(model)
     bench = json.loads(Path(args.benchmark).read_text())
     history = [load_project_checkpoint(path)[1] for path in args.rounds] + [meta]
     rounds = [

@@ -101,3 +101,23 @@ def test_calculators_load_gemnet_checkpoints(tmp_path):
         direct = ref.predict(AtomsBatch.from_atoms(atoms, tags=[atoms.get_tags()]))
         assert atoms.get_potential_energy() == pytest.approx(float(direct["energy"][0]), abs=1e-4)
         np.testing.assert_allclose(atoms.get_forces(apply_constraint=False), direct["forces"].numpy(), atol=1e-4)
+
+
+def test_zero_net_force_projects_direct_forces():
+    """`zero_net_force`: each structure's forces sum to zero, energies unchanged, forces differ from the plain
+    direct ones only by that structure's mean force (a batch of two checks the per-structure split)."""
+    from gemnet_helpers import pt_slab_o
+
+    plain = _student("gemnet-oc-student-fast")
+    torch.manual_seed(0)
+    zeroed = GemNetOC(preset("gemnet-oc-student-fast", zero_net_force=True)).to(torch.float64).eval()
+    zeroed.load_state_dict(plain.state_dict())
+    structures = [pt_slab_o(size=(2, 2, 2), seed=1), pt_slab_o(size=(1, 1, 3), seed=2)]
+    batch = AtomsBatch.from_atoms(structures, dtype=torch.float64, tags=[a.get_tags() for a in structures])
+    a, b = plain.predict(batch), zeroed.predict(batch)
+    torch.testing.assert_close(a["energy"], b["energy"])
+    assert not torch.allclose(a["forces"], b["forces"])  # random direct forces carry a net force
+    for s in range(2):
+        m = batch.batch == s
+        torch.testing.assert_close(b["forces"][m].sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
+        torch.testing.assert_close(b["forces"][m], a["forces"][m] - a["forces"][m].mean(0))

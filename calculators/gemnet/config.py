@@ -73,6 +73,11 @@ class GemNetOCConfig:
     # Project extension: per-element reference energies E_ref(Z) in eV, index Z-1 (length num_elements), added to
     # every atom's energy so that the network learns the residual (fitted by `distill.references`). None: none.
     element_references: list[float] | None = None
+    # Project extension: direct forces only: subtract each structure's mean force. The forces of any
+    # translation-invariant energy sum to zero over a structure (fixed atoms included), so this projects the
+    # predicted forces onto what exact ones satisfy (never a larger L2 error against conservative labels) and stops
+    # a free molecule from drifting under a net force, which stalls ASE BFGS. False: fairchem's behaviour.
+    zero_net_force: bool = False
 
     # -------------------------------------------------------------------------------------- derived values
     def resolved_cutoffs(self) -> tuple[float, float, float, float]:

@@ -77,6 +77,7 @@ class GemNetOC(nn.Module):
         self.regress_forces = c.regress_forces
         self.extensive = c.extensive
         self.forces_coupled = c.forces_coupled
+        self.zero_net_force = c.zero_net_force
         self.cutoff, self.cutoff_qint, self.cutoff_aeaint, self.cutoff_aint = c.resolved_cutoffs()
         (
             self.max_neighbors,
@@ -411,7 +412,11 @@ class GemNetOC(nn.Module):
                     f_st = self.out_forces(edge_feat)
                     if self.forces_coupled:
                         f_st = self._couple(f_st, g)
-                    out[FORCES] = segment_sum(f_st * g.main.vector, idx_t, batch.num_atoms)
+                    f = segment_sum(f_st * g.main.vector, idx_t, batch.num_atoms)
+                    if self.zero_net_force:
+                        mean = segment_sum(f, batch.batch, batch.num_structures) / batch.natoms[:, None].to(f.dtype)
+                        f = f - mean[batch.batch]
+                    out[FORCES] = f
                 else:
                     keep = self.training if create_graph is None else create_graph
                     (grad,) = torch.autograd.grad(energy.sum(), pos, create_graph=keep, retain_graph=keep or features)
