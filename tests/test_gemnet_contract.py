@@ -108,9 +108,10 @@ def test_zero_net_force_projects_direct_forces():
     direct ones only by that structure's mean force (a batch of two checks the per-structure split)."""
     from gemnet_helpers import pt_slab_o
 
-    plain = _student("gemnet-oc-student-fast")
     torch.manual_seed(0)
-    zeroed = GemNetOC(preset("gemnet-oc-student-fast", zero_net_force=True)).to(torch.float64).eval()
+    plain = GemNetOC(preset("gemnet-oc-student-fast", zero_net_force=False)).to(torch.float64).eval()
+    zeroed = _student("gemnet-oc-student-fast")  # the direct-force presets have it on
+    assert zeroed.config.zero_net_force
     zeroed.load_state_dict(plain.state_dict())
     structures = [pt_slab_o(size=(2, 2, 2), seed=1), pt_slab_o(size=(1, 1, 3), seed=2)]
     batch = AtomsBatch.from_atoms(structures, dtype=torch.float64, tags=[a.get_tags() for a in structures])

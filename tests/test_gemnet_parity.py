@@ -31,7 +31,7 @@ TOL_F = 1e-4  # eV/Å
 
 def fairchem_kwargs(name: str) -> dict:
     """Preset hyperparameters as fairchem constructor arguments (no project extensions)."""
-    return {k: v for k, v in preset(name).to_dict().items() if not k.startswith("neighbor_")}
+    return {k: v for k, v in preset(name).to_dict().items() if not k.startswith("neighbor_") and k != "zero_net_force"}
 
 
 def structures():
