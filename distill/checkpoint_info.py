@@ -51,7 +51,11 @@ class CheckpointInfo:
             f"graph         {c['num_blocks']} blocks, atom {c['emb_size_atom']} / edge {c['emb_size_edge']}, cutoff "
             f"{c['cutoff']:g} Å, {c['max_neighbors']} neighbours ({strict}, "
             f"{c.get('neighbor_symmetrization', 'reference')} symmetrisation), "
-            + ("direct forces" if c["direct_forces"] else "forces = -dE/dx")
+            + (
+                ("direct forces" + (", net force removed" if c.get("zero_net_force") else ""))
+                if c["direct_forces"]
+                else "forces = -dE/dx"
+            )
             + (", quadruplets" if c["quad_interaction"] else ""),
         ]
         if self.teacher:

@@ -81,6 +81,7 @@ def test_info_shows_architecture_recipe_teacher_and_metrics(workdir, tmp_path):
     n_params = load_project_checkpoint(DEFAULT_STUDENT)[0].num_parameters()
     assert "architecture  gemnet_oc" in text and f"parameters    {n_params:,}" in text
     assert "12 neighbours (non-strict, mutual symmetrisation)" in text  # the fast preset's neighbour selection
+    assert "direct forces, net force removed" in text  # zero_net_force of the shipped student
     assert meta["teacher"]["weights_sha256"] in text and "sevennet-0" in text
     assert f"max_steps: {meta['recipe']['max_steps']}" in text and '"forces": 10.0' in text  # the recipe
     assert "validation: energy_mae_per_atom" in text  # the metrics, and the benchmark's judged numbers
