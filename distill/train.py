@@ -25,7 +25,8 @@ from typing import Any
 import torch
 
 from calculators.files import atomic_torch_save
-from calculators.gemnet import PRESETS, GemNetOC, load_project_checkpoint, preset, save_checkpoint
+from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
+from calculators.gemnet.checkpoint import read_checkpoint
 from calculators.hashing import sha256_file
 from calculators.keys import CELL, DFT_ENERGY, DFT_FORCES, NODE_FEATURES, NUMBERS, PAIR_ENERGY
 from calculators.loading import load_model
@@ -165,7 +166,7 @@ def starting_point(config: TrainConfig) -> dict[str, Any] | None:
     from); None for a fresh preset or a registry name."""
     if is_fresh(config) or not Path(config.student).is_file():
         return None
-    meta = load_project_checkpoint(config.student)[1]
+    meta = read_checkpoint(config.student).get("metadata") or {}  # metadata only: build_student loads the model
     out = {"path": str(config.student), "sha256": sha256_file(config.student), "step": meta.get("step")}
     if "widened_from" in meta:
         out["widened_from"] = meta["widened_from"]
