@@ -19,11 +19,15 @@ def he_orthogonal_(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
+_INV_0_6 = 1.0 / 0.6
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+
+
 class ScaledSiLU(nn.Module):
     """SiLU(x) / 0.6, keeping activations at unit scale."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.silu(x) * (1.0 / 0.6)
+        return torch.nn.functional.silu(x) * _INV_0_6
 
 
 class Dense(nn.Module):
@@ -41,9 +45,19 @@ class Dense(nn.Module):
             self._activation = ScaledSiLU()
         else:
             raise ValueError(f"unknown activation {activation!r} (GemNet-OC supports 'silu')")
+        self._silu = activation is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._activation(self.linear(x))
+        # functional calls, not the submodules': at ~100 Dense calls per structure the module-call overhead shows
+        return self.activate(torch.nn.functional.linear(x, self.linear.weight, self.linear.bias))
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """This layer's activation applied to pre-activations `y` (in place when autograd is off)."""
+        if not self._silu:
+            return y
+        if torch.is_grad_enabled():
+            return torch.nn.functional.silu(y) * _INV_0_6
+        return torch.nn.functional.silu(y, inplace=True).mul_(_INV_0_6)  # inference: no new buffers
 
 
 class ResidualLayer(nn.Module):
@@ -56,7 +70,12 @@ class ResidualLayer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.dense_mlp(x)) * (1.0 / math.sqrt(2.0))
+        y = x
+        for dense in self.dense_mlp:
+            y = dense.forward(y)
+        if torch.is_grad_enabled() or y is x:
+            return (x + y) * _INV_SQRT_2
+        return y.add_(x).mul_(_INV_SQRT_2)  # inference: y is this layer's own buffer
 
 
 def residual_stack(units_in: int, units: int, n_hidden: int, activation: str | None) -> nn.ModuleList:
@@ -108,10 +127,21 @@ class EdgeEmbedding(nn.Module):
 
     def __init__(self, atom_features: int, edge_features: int, out_features: int, activation: str | None):
         super().__init__()
+        self.atom_features = atom_features
         self.dense = Dense(2 * atom_features + edge_features, out_features, bias=False, activation=activation)
 
     def forward(self, h: torch.Tensor, m: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        return self.dense(torch.cat([h[edge_index[0]], h[edge_index[1]], m], dim=-1))
+        """Dense([h_s, h_t, m]) computed as (h·W_s)[s] + (h·W_t)[t] + m·W_m: the atom parts are projected once
+        per atom, not once per edge (same weight, same result up to float rounding; E ≫ N makes it cheaper)."""
+        a = self.atom_features
+        w = self.dense.linear.weight  # (out, 2a + edge): columns [source | target | edge]
+        out = w.shape[0]
+        w_atoms = torch.cat([w[:, :a], w[:, a : 2 * a]], dim=0)  # (2·out, a)
+        hw = torch.nn.functional.linear(h, w_atoms)  # (N, 2·out)
+        x = hw[:, :out][edge_index[0]] + hw[:, out:][edge_index[1]] + torch.nn.functional.linear(m, w[:, 2 * a :])
+        if self.dense.linear.bias is not None:
+            x = x + self.dense.linear.bias
+        return self.dense.activate(x)
 
 
 def _pad(values: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int) -> torch.Tensor:

@@ -1,0 +1,64 @@
+"""GemNet-OC layers: the inference fast paths (in-place activations without autograd, the edge embedding's
+per-atom projections) compute what the plain definitions compute, and training still gets gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from calculators.gemnet.layers import Dense, EdgeEmbedding, ResidualLayer
+
+
+def _scaled_silu(x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.silu(x) / 0.6
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+def test_dense_matches_its_definition_with_and_without_autograd(gen):
+    layer = Dense(24, 16, activation="silu")
+    x = torch.randn(50, 24, generator=gen)
+    expected = _scaled_silu(x @ layer.linear.weight.T)
+    with torch.no_grad():
+        fast = layer(x)
+    slow = layer(x)
+    assert slow.requires_grad
+    torch.testing.assert_close(fast, expected.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(slow.detach(), fast, rtol=0, atol=0)
+    plain = Dense(24, 16, activation=None)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), x @ plain.linear.weight.T, rtol=1e-6, atol=1e-6)
+
+
+def test_residual_layer_leaves_its_input_untouched_and_matches_definition(gen):
+    layer = ResidualLayer(16, 2, "silu")
+    x = torch.randn(40, 16, generator=gen)
+    x_before = x.clone()
+    d0, d1 = layer.dense_mlp
+    expected = (x + _scaled_silu(_scaled_silu(x @ d0.linear.weight.T) @ d1.linear.weight.T)) / math.sqrt(2.0)
+    with torch.no_grad():
+        fast = layer(x)
+    assert torch.equal(x, x_before), "the in-place inference path must not write into its input"
+    torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer(x).detach(), fast, rtol=0, atol=0)
+
+
+def test_edge_embedding_equals_dense_of_concatenation_and_its_gradients(gen):
+    emb = EdgeEmbedding(atom_features=12, edge_features=8, out_features=10, activation="silu")
+    h = torch.randn(7, 12, generator=gen, requires_grad=True)
+    m = torch.randn(30, 8, generator=gen, requires_grad=True)
+    edge_index = torch.randint(0, 7, (2, 30), generator=gen)
+    reference = emb.dense(torch.cat([h[edge_index[0]], h[edge_index[1]], m], dim=-1))
+    out = emb(h, m, edge_index)
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-6)
+    g_ref = torch.autograd.grad(reference.square().sum(), [h, m, emb.dense.linear.weight])
+    g_out = torch.autograd.grad(out.square().sum(), [h, m, emb.dense.linear.weight])
+    for a, b in zip(g_out, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(emb(h, m, edge_index), reference.detach(), rtol=1e-5, atol=1e-6)
