@@ -21,6 +21,7 @@ from typing import Any
 from calculators.gemnet import GemNetOC
 from calculators.gemnet import preset as preset_config
 from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
+from calculators.hashing import tensors_sha256
 from distill.labels import LabelCache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +72,18 @@ def with_zero_net_force(model: GemNetOC) -> GemNetOC:
     return out.eval()
 
 
+def check_benchmark_weights(bench: dict[str, Any], model: GemNetOC) -> None:
+    """Refuse to ship benchmark numbers measured on other weights (`student.weights_sha256` of the benchmark's
+    metrics.json against the state_dict being shipped; the metadata may differ, the weights may not)."""
+    measured = bench.get("student", {}).get("weights_sha256")
+    shipped = tensors_sha256(model.state_dict())
+    if measured != shipped:
+        raise ValueError(
+            f"the benchmark's student weights ({str(measured)[:12] if measured else 'not recorded'}) are not the "
+            f"weights being shipped ({shipped[:12]}); rerun benchmarks/student_benchmark.py on them"
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True)
@@ -85,6 +98,7 @@ def main() -> None:
     if not model.config.zero_net_force and not model.conservative:  # direct forces: ship them net-force free
         model = with_zero_net_force(model)
     bench = json.loads(Path(args.benchmark).read_text())
+    check_benchmark_weights(bench, model)
     history = [load_project_checkpoint(path)[1] for path in args.rounds] + [meta]
     rounds = [
         {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records", "paired_records")}

@@ -1056,8 +1056,9 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
     lines = [
         "# Student benchmark: distilled GemNet-OC vs its teacher",
         "",
-        f"Student: `{m['student'].get('path', 'n/a')}` (sha256 {str(m['student'].get('sha256', ''))[:12]}, "
-        f"{m['student'].get('num_parameters', 'n/a')} parameters). Teacher / reference: **{m['teacher']}** "
+        f"Student: `{m['student'].get('path', 'n/a')}` (sha256 {str(m['student'].get('sha256', ''))[:12]}, weights "
+        f"sha256 {str(m['student'].get('weights_sha256', 'n/a'))[:12]}, {m['student'].get('num_parameters', 'n/a')} "
+        "parameters). Teacher / reference: **{m['teacher']}** "
         "(not DFT).",
         "",
         f"Held-out set: {m['heldout_set']['n_reactions']} reactions on {m['heldout_set']['n_slabs']} clean slabs "
@@ -1246,10 +1247,14 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
 
 
 def student_description(path: str | os.PathLike, model: Any) -> dict[str, Any]:
-    """Path, sha256, parameter count and a few config/metadata entries of a student checkpoint."""
+    """Path, file sha256, weights sha256 (of the state_dict: unchanged when only the metadata is rewritten, as
+    `benchmarks/ship_default_student.py` does), parameter count and a few config/metadata entries of a student."""
+    from calculators.hashing import sha256_file, tensors_sha256
+
     p = Path(path)
-    info: dict[str, Any] = {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    info: dict[str, Any] = {"path": str(p), "sha256": sha256_file(p)}
     if isinstance(model, torch.nn.Module):
+        info["weights_sha256"] = tensors_sha256(model.state_dict())
         info["num_parameters"] = int(sum(x.numel() for x in model.parameters()))
     cfg = getattr(model, "config", None)
     if cfg is not None and hasattr(cfg, "to_dict"):

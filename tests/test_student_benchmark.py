@@ -245,3 +245,28 @@ def test_teacher_relaxations_resume_after_kill(tmp_path):
     other = Counting(tiny_model(seed=4, dtype=torch.float32, **CHEAP))
     with pytest.raises(sb.CacheMismatchError, match="teacher"):
         sb.cached_relaxations(other, structures, tmp_path, **kw)
+
+
+def test_student_description_names_the_weights_and_shipping_checks_them(tmp_path):
+    """The benchmark records the weights' sha256 (state_dict), which a metadata rewrite keeps and the file sha256
+    does not; the ship script refuses benchmark numbers of other weights."""
+    from calculators.gemnet.checkpoint import load_project_checkpoint, save_checkpoint
+
+    spec = importlib.util.spec_from_file_location(
+        "ship_default_student", ROOT / "benchmarks" / "ship_default_student.py"
+    )
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+
+    model = tiny_model(dtype=torch.float32, **CHEAP)
+    save_checkpoint(model, tmp_path / "a.pt", {"note": "first"})
+    save_checkpoint(model, tmp_path / "b.pt", {"note": "metadata rewritten"})
+    a = sb.student_description(tmp_path / "a.pt", load_project_checkpoint(tmp_path / "a.pt")[0])
+    b = sb.student_description(tmp_path / "b.pt", load_project_checkpoint(tmp_path / "b.pt")[0])
+    assert a["sha256"] != b["sha256"] and a["weights_sha256"] == b["weights_sha256"]
+    ship.check_benchmark_weights({"student": a}, load_project_checkpoint(tmp_path / "b.pt")[0])  # same weights
+    other = tiny_model(seed=3, dtype=torch.float32, **CHEAP)
+    with pytest.raises(ValueError, match="not the weights being shipped"):
+        ship.check_benchmark_weights({"student": a}, other)
+    with pytest.raises(ValueError, match="not recorded"):
+        ship.check_benchmark_weights({"student": {"sha256": a["sha256"]}}, model)
