@@ -1058,7 +1058,7 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
         "",
         f"Student: `{m['student'].get('path', 'n/a')}` (sha256 {str(m['student'].get('sha256', ''))[:12]}, weights "
         f"sha256 {str(m['student'].get('weights_sha256', 'n/a'))[:12]}, {m['student'].get('num_parameters', 'n/a')} "
-        "parameters). Teacher / reference: **{m['teacher']}** "
+        f"parameters). Teacher / reference: **{m['teacher']}** "
         "(not DFT).",
         "",
         f"Held-out set: {m['heldout_set']['n_reactions']} reactions on {m['heldout_set']['n_slabs']} clean slabs "

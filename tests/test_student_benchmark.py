@@ -130,7 +130,8 @@ def test_reaction_energies_by_hand_and_identical_student(shared):
         assert (out / name).is_file(), name
     text = (out / "metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["heldout_set"]["n_reactions"] == 6
-    assert "PASS" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "PASS" in report and f"Teacher / reference: **{m['teacher']}**" in report
 
 
 def test_teacher_cache_reused_on_second_run(shared, tmp_path):
