@@ -122,3 +122,23 @@ def test_zero_net_force_projects_direct_forces():
         m = batch.batch == s
         torch.testing.assert_close(b["forces"][m].sum(0), torch.zeros(3, dtype=torch.float64), atol=1e-10, rtol=0)
         torch.testing.assert_close(b["forces"][m], a["forces"][m] - a["forces"][m].mean(0))
+
+
+def test_direct_predict_runs_without_autograd_and_returns_plain_tensors():
+    """A direct-force model predicts without autograd (inference mode inside `predict`), gives exactly what the
+    forward pass gives, and hands back ordinary tensors: a caller may still use them in autograd."""
+    from gemnet_helpers import pt_slab_o
+
+    model = _student("gemnet-oc-student-fast")
+    atoms = pt_slab_o(size=(2, 2, 2), seed=3)
+    batch = AtomsBatch.from_atoms(atoms, dtype=torch.float64, tags=[atoms.get_tags()])
+    out = model.predict(batch, forces=True, features=True)
+    with torch.no_grad():
+        ref = model(batch, forces=True)
+    torch.testing.assert_close(out["energy"], ref["energy"])
+    torch.testing.assert_close(out["forces"], ref["forces"])
+    for v in [out["energy"], out["forces"], out["node_features"], *out["h_blocks"]]:
+        assert not v.is_inference() and not v.requires_grad
+    w = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    (w * out["energy"] * out["forces"].square().sum()).sum().backward()  # multiplications save their inputs
+    assert w.grad is not None and torch.isfinite(w.grad).all()

@@ -228,7 +228,7 @@ class GemNetOC(nn.Module):
     def neighbor_candidates(self, batch: AtomsBatch, skin: float = 0.0) -> G.PairCandidates:
         """All pairs within the largest cutoff + `skin` Å; reusable while no atom moves more than skin/2."""
         with torch.no_grad():
-            return G.find_pairs(batch.to(dtype=batch.dtype), self.search_radius + skin)
+            return G.find_pairs(batch, self.search_radius + skin)
 
     def build_graphs(self, batch: AtomsBatch, candidates: G.PairCandidates | None = None) -> GraphSet:
         """Graphs and interaction indices of a batch (distances and vectors stay differentiable)."""
@@ -486,9 +486,14 @@ class GemNetOC(nn.Module):
                 )
             candidates = pair_candidates_from(neighbors)
         keep_graph = bool(create_graph and self.conservative and batch.positions.requires_grad)
-        with torch.set_grad_enabled(keep_graph or (forces and self.conservative)):
+        needs_grad = keep_graph or (forces and self.conservative)
+        # without autograd, inference mode also skips version counters and view tracking (~5 % per call)
+        with torch.enable_grad() if needs_grad else torch.inference_mode():
             out = self.forward(batch, forces=forces, features=features, candidates=candidates, create_graph=keep_graph)
-        return out if keep_graph else {k: _detach(v) for k, v in out.items()}
+        if keep_graph:
+            return out
+        # outputs made in inference mode are cloned out of it: callers may use them in autograd afterwards
+        return {k: _detach(v) if needs_grad else _plain(v) for k, v in out.items()}
 
 
 def pair_candidates_from(neighbors: NeighborCandidates) -> G.PairCandidates:
@@ -519,6 +524,15 @@ def _detach(v):
         return v.detach()
     if isinstance(v, list):
         return [_detach(x) for x in v]
+    return v
+
+
+def _plain(v):
+    """A normal tensor (or list of them) from one made in inference mode."""
+    if isinstance(v, torch.Tensor):
+        return v.clone() if v.is_inference() else v
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
     return v
 
 
