@@ -54,7 +54,10 @@ def data_description(meta: dict[str, Any]) -> dict[str, Any]:
         "snapshots every 6; later rounds 60-80 % binaries) labelled by the teacher; longer teacher relaxations "
         "(150-300 BFGS steps, snapshots every 5-6; label_relaxations), one set 85 % binaries plus the metals "
         "with the largest errors (Zr Si Ir Ru Os Re Hf Ti), and sampled "
-        "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces); adsorbate-removal "
+        "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces); from round 14, "
+        "distinct teacher relaxations of 60 % binaries with sparse snapshots (every 15 steps: diversity over "
+        "density) and on-policy paths of the newest student (`python -m distill.screening_data paths`); "
+        "adsorbate-removal "
         "pairs: every adslab record's structure without its tag-2 atoms, labelled by the teacher into "
         "<cache>-pairs (distill.pairs) for the pair loss on interaction energies",
         "caches": caches,
