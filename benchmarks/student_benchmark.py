@@ -19,7 +19,8 @@ What is measured (issue 10, "How it is judged"), energies in eV, distances in Å
    cached with `distill.labels.label_structures` (resumable);
 7. speed in the same run at --threads: the 37-atom Pt(111)+O slab, single point (ASE calculator, energy and
    forces, fresh neighbour list; and energy only) and relax mode (ASE BFGS from a 0.05 Å rattle, neighbour
-   lists reused within the calculators' skin), ms per structure / per force call (≤ 10 ms, ≥ 10× SevenNet-0);
+   lists reused within the calculators' skin), ms per structure / per force call (≤ 10 ms, ≥ 10× SevenNet-0),
+   student and teacher calls interleaved in blocks so that load changes during the run hit both alike;
 8. parity plots (PNG); 9. report.md, metrics.json and CSV tables.
 Non-finite values are never averaged: they are counted and listed. Every number is reported, misses included.
 """
@@ -509,76 +510,126 @@ def pt111_o_slab() -> Atoms:
     return atoms
 
 
-def _median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(1000.0 * (time.perf_counter() - t0))
-    return float(statistics.median(times)), times
+class SpeedProbe:
+    """Timed calls of one model in its ASE calculator (`calculator_cls`, a ModelCalculator) on the Pt(111)+O slab.
 
+    `single_point()`: energy and forces with a fresh calculator state (neighbour list rebuilt each call);
+    `energy_only()`: `model.predict`, forces=False, batch of one (batch construction included); `relax()`: ASE
+    BFGS (fmax 0.05 eV/Å, at most `relax_steps` steps) from a 0.05 Å rattle of seed `seed`, candidate neighbour
+    lists reused within the calculator's skin.
+    """
 
-def model_speed(
-    model: Any, calculator_cls: type, *, repeats: int = 20, relax_steps: int = MAX_STEPS, seed: int = 0
-) -> dict[str, Any]:
-    """ms per structure on the Pt(111)+O slab with `model` in `calculator_cls` (an ASE ModelCalculator):
-    single point with energy and forces (fresh calculator state, neighbour list rebuilt each call), energy only
-    (`model.predict`, forces=False, batch of one), and ASE BFGS relax mode (fmax 0.05 eV/Å, at most
-    `relax_steps` steps, from a 0.05 Å rattle of seed `seed`; candidate neighbour lists reused within the
-    calculator's skin): wall time per force call."""
-    from ase.optimize import BFGS
+    def __init__(self, model: Any, calculator_cls: type, *, relax_steps: int = MAX_STEPS, seed: int = 0) -> None:
+        self.model = model
+        self.calculator_cls = calculator_cls
+        self.relax_steps = relax_steps
+        self.seed = seed
+        self.slab = pt111_o_slab()
+        self.calc = calculator_cls(model, device="cpu")
 
-    from calculators.batch import AtomsBatch
-
-    slab = pt111_o_slab()
-    calc = calculator_cls(model, device="cpu")
-
-    def sp() -> None:
-        atoms = slab.copy()
-        calc.reset()
-        atoms.calc = calc
+    def single_point(self) -> None:
+        atoms = self.slab.copy()
+        self.calc.reset()
+        atoms.calc = self.calc
         atoms.get_potential_energy()
         atoms.get_forces()
 
-    def energy_only() -> None:
+    def energy_only(self) -> None:
+        from calculators.batch import AtomsBatch
+
         with torch.no_grad():
-            model.predict(AtomsBatch.from_atoms(slab, tags=[slab.get_tags()]), forces=False)
+            self.model.predict(AtomsBatch.from_atoms(self.slab, tags=[self.slab.get_tags()]), forces=False)
 
-    sp_ms, sp_times = _median_ms(sp, repeats)
-    e_ms, _ = _median_ms(energy_only, repeats)
-    atoms = slab.copy()
-    atoms.rattle(0.05, seed=seed)
-    rcalc = calculator_cls(model, device="cpu")
-    atoms.calc = rcalc
-    opt = BFGS(atoms, logfile=None)
-    t0 = time.perf_counter()
-    converged = bool(opt.run(fmax=FMAX, steps=relax_steps))
-    wall = time.perf_counter() - t0
-    calls = max(1, rcalc.model_calls)
-    return {
-        "single_point_ms": sp_ms,
-        "single_point_ms_all": sp_times,
-        "energy_only_ms": e_ms,
-        "relax_ms_per_force_call": 1000.0 * wall / calls,
-        "relax_seconds": wall,
-        "relax_force_calls": rcalc.model_calls,
-        "relax_neighbor_builds": rcalc.neighbor_builds,
-        "relax_steps": int(opt.nsteps),
-        "relax_converged": converged,
-        "relax_final_fmax": float(np.linalg.norm(atoms.get_forces(), axis=1).max()),
-        "repeats": int(max(1, repeats)),
-    }
+    def relax(self) -> dict[str, Any]:
+        """One timed relaxation: wall seconds, ms per force call, calls, neighbour builds, steps, convergence."""
+        from ase.optimize import BFGS
+
+        atoms = self.slab.copy()
+        atoms.rattle(0.05, seed=self.seed)
+        rcalc = self.calculator_cls(self.model, device="cpu")
+        atoms.calc = rcalc
+        opt = BFGS(atoms, logfile=None)
+        t0 = time.perf_counter()
+        converged = bool(opt.run(fmax=FMAX, steps=self.relax_steps))
+        wall = time.perf_counter() - t0
+        return {
+            "relax_ms_per_force_call": 1000.0 * wall / max(1, rcalc.model_calls),
+            "relax_seconds": wall,
+            "relax_force_calls": rcalc.model_calls,
+            "relax_neighbor_builds": rcalc.neighbor_builds,
+            "relax_steps": int(opt.nsteps),
+            "relax_converged": converged,
+            "relax_final_fmax": float(np.linalg.norm(atoms.get_forces(), axis=1).max()),
+        }
 
 
-def speed_metrics(student: Any, teacher: Any, *, repeats: int = 20, relax_steps: int = MAX_STEPS) -> dict[str, Any]:
-    """`model_speed` of the student (`DistilledCalculator`) and the teacher (`TeacherCalculator`) in this run and
-    the teacher/student ratios."""
+def interleaved_speed(
+    probes: dict[str, SpeedProbe],
+    *,
+    repeats: int = 20,
+    relax_repeats: int = 3,
+    warmup: int = 2,
+    block: int = 5,
+) -> dict[str, dict[str, Any]]:
+    """Time the `probes` (name -> SpeedProbe) interleaved, so that a host getting busier or quieter during the run
+    shifts every model alike: blocks of `block` calls (a model's first call after another model's runs on cold
+    caches; a block keeps most calls warm, as in a screening run), each probe's single-point block then each
+    probe's energy-only block, the probe order reversed on every other round (ABBA), until `repeats` calls per
+    probe and kind; relaxations likewise, `relax_repeats` rounds. Per probe: medians in ms (`single_point_ms`,
+    `energy_only_ms`, `relax_ms_per_force_call`), the single-point samples, and the first relaxation's record."""
+    names = list(probes)
+    repeats, block = max(1, repeats), max(1, block)
+    for name in names:
+        for _ in range(warmup):
+            probes[name].single_point()
+            probes[name].energy_only()
+    samples: dict[str, dict[str, list[float]]] = {n: {"single_point": [], "energy_only": []} for n in names}
+    for r in range(-(-repeats // block)):
+        order = names if r % 2 == 0 else names[::-1]
+        n_calls = min(block, repeats - r * block)
+        for kind in ("single_point", "energy_only"):
+            for name in order:
+                fn = getattr(probes[name], kind)
+                for _ in range(n_calls):
+                    t0 = time.perf_counter()
+                    fn()
+                    samples[name][kind].append(1000.0 * (time.perf_counter() - t0))
+    relaxes: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    for r in range(max(1, relax_repeats)):
+        for name in names if r % 2 == 0 else names[::-1]:
+            relaxes[name].append(probes[name].relax())
+    out = {}
+    for name in names:
+        first = dict(relaxes[name][0])
+        first["relax_ms_per_force_call"] = float(statistics.median(x["relax_ms_per_force_call"] for x in relaxes[name]))
+        out[name] = {
+            "single_point_ms": float(statistics.median(samples[name]["single_point"])),
+            "single_point_ms_all": samples[name]["single_point"],
+            "energy_only_ms": float(statistics.median(samples[name]["energy_only"])),
+            **first,
+            "relax_ms_per_force_call_all": [x["relax_ms_per_force_call"] for x in relaxes[name]],
+            "repeats": int(max(1, repeats)),
+            "relax_repeats": int(max(1, relax_repeats)),
+        }
+    return out
+
+
+def speed_metrics(
+    student: Any, teacher: Any, *, repeats: int = 20, relax_steps: int = MAX_STEPS, relax_repeats: int = 3
+) -> dict[str, Any]:
+    """`interleaved_speed` of the student (`DistilledCalculator`) and the teacher (`TeacherCalculator`) in this
+    run and the teacher/student ratios of the medians."""
     from calculators import DistilledCalculator, TeacherCalculator
 
-    s = model_speed(student, DistilledCalculator, repeats=repeats, relax_steps=relax_steps)
-    t = model_speed(teacher, TeacherCalculator, repeats=repeats, relax_steps=relax_steps)
+    timed = interleaved_speed(
+        {
+            "student": SpeedProbe(student, DistilledCalculator, relax_steps=relax_steps),
+            "teacher": SpeedProbe(teacher, TeacherCalculator, relax_steps=relax_steps),
+        },
+        repeats=repeats,
+        relax_repeats=relax_repeats,
+    )
+    s, t = timed["student"], timed["teacher"]
 
     def ratio(key: str) -> float:
         return t[key] / s[key] if s[key] > 0 else math.nan
@@ -586,6 +637,7 @@ def speed_metrics(student: Any, teacher: Any, *, repeats: int = 20, relax_steps:
     return {
         "structure": "Pt(111) 3x3x4 + O fcc hollow (ase.build.fcc111, vacuum 10 Å), 37 atoms",
         "torch_threads": torch.get_num_threads(),
+        "timing": "student and teacher calls interleaved in blocks of 5 (ABBA), medians",
         "student": s,
         "teacher": t,
         "ratio_single_point": ratio("single_point_ms"),
@@ -1210,7 +1262,9 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
             f"{_fmt(s['student']['relax_ms_per_force_call'], '', 2)} | "
             f"{_fmt(s['teacher']['relax_ms_per_force_call'], '', 2)} | {_fmt(s['ratio_relax'], '×')} |",
             "",
-            f"Single points: median of {s['student']['repeats']} after 2 warm-up calls. Relax mode from a 0.05 Å "
+            f"Student and teacher calls interleaved in blocks of 5 (order reversed every other block), so load "
+            f"changes during the run hit both. Single points: median of {s['student']['repeats']} after 2 warm-up "
+            f"calls. Relax mode: median over {s['student'].get('relax_repeats', 1)} relaxations from a 0.05 Å "
             f"rattle: student {s['student']['relax_force_calls']} force calls / "
             f"{s['student']['relax_neighbor_builds']} neighbour builds (converged {s['student']['relax_converged']}), "
             f"teacher {s['teacher']['relax_force_calls']} / {s['teacher']['relax_neighbor_builds']} (converged "

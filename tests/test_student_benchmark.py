@@ -271,3 +271,33 @@ def test_student_description_names_the_weights_and_shipping_checks_them(tmp_path
         ship.check_benchmark_weights({"student": a}, other)
     with pytest.raises(ValueError, match="not recorded"):
         ship.check_benchmark_weights({"student": {"sha256": a["sha256"]}}, model)
+
+
+def test_speed_probes_are_interleaved_call_by_call():
+    """Student and teacher calls alternate in blocks (ABBA), so a load change during the run hits both: the call
+    log of two counting models shows the blocks in the promised order."""
+    log: list[str] = []
+
+    class Logged(Counting):
+        def __init__(self, model, name):
+            super().__init__(model)
+            self.name = name
+
+        def predict(self, batch, *, forces=True, features=False, **kw):
+            log.append(self.name)
+            return super().predict(batch, forces=forces, features=features)
+
+    a = Logged(tiny_model(seed=2, dtype=torch.float32, **CHEAP), "a")
+    b = Logged(tiny_model(seed=3, dtype=torch.float32, **CHEAP), "b")
+    from calculators.ase_calculator import ModelCalculator
+
+    probes = {n: sb.SpeedProbe(m, ModelCalculator, relax_steps=2) for n, m in (("a", a), ("b", b))}
+    out = sb.interleaved_speed(probes, repeats=4, relax_repeats=2, warmup=0, block=1)
+    timed = log[: 4 * 2 * 2]  # 4 repeats x (single point, energy only) x 2 models, before the relaxations
+    assert timed == ["a", "b", "a", "b", "b", "a", "b", "a", "a", "b", "a", "b", "b", "a", "b", "a"]
+    log.clear()
+    sb.interleaved_speed(probes, repeats=5, relax_repeats=1, warmup=0, block=2)  # blocks of 2, the last of 1
+    assert log[:20] == list("aabbaabb" + "bbaabbaa" + "abab")
+    for name in ("a", "b"):
+        assert len(out[name]["single_point_ms_all"]) == 4 and out[name]["single_point_ms"] > 0
+        assert len(out[name]["relax_ms_per_force_call_all"]) == 2 and out[name]["relax_force_calls"] >= 2
