@@ -132,12 +132,31 @@ def test_direct_predict_runs_without_autograd_and_returns_plain_tensors():
     model = _student("gemnet-oc-student-fast")
     atoms = pt_slab_o(size=(2, 2, 2), seed=3)
     batch = AtomsBatch.from_atoms(atoms, dtype=torch.float64, tags=[atoms.get_tags()])
+    modes: list[bool] = []
+
+    def record_mode(m: GemNetOC) -> None:
+        forward = m.forward
+
+        def recording_forward(*args, **kwargs):
+            modes.append(torch.is_inference_mode_enabled())
+            return forward(*args, **kwargs)
+
+        m.forward = recording_forward
+
+    conservative = _student("gemnet-oc-student-conservative")
+    record_mode(model)
+    record_mode(conservative)
     out = model.predict(batch, forces=True, features=True)
+    model.predict(batch, forces=False)
+    with torch.no_grad():  # forces of a conservative model still need autograd
+        conservative.predict(batch, forces=True)
+    assert modes == [True, True, False]
+    del model.forward
     with torch.no_grad():
         ref = model(batch, forces=True)
     torch.testing.assert_close(out["energy"], ref["energy"])
     torch.testing.assert_close(out["forces"], ref["forces"])
-    for v in [out["energy"], out["forces"], out["node_features"], *out["h_blocks"]]:
+    for v in [out["energy"], out["forces"], out["node_features"], *out["h_blocks"], *out["m_blocks"]]:
         assert not v.is_inference() and not v.requires_grad
     w = torch.ones(1, dtype=torch.float64, requires_grad=True)
     (w * out["energy"] * out["forces"].square().sum()).sum().backward()  # multiplications save their inputs
