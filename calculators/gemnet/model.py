@@ -490,10 +490,7 @@ class GemNetOC(nn.Module):
         # without autograd, inference mode also skips version counters and view tracking (~5 % per call)
         with torch.enable_grad() if needs_grad else torch.inference_mode():
             out = self.forward(batch, forces=forces, features=features, candidates=candidates, create_graph=keep_graph)
-        if keep_graph:
-            return out
-        # outputs made in inference mode are cloned out of it: callers may use them in autograd afterwards
-        return {k: _detach(v) if needs_grad else _plain(v) for k, v in out.items()}
+        return out if keep_graph else {k: _detach(v) for k, v in out.items()}
 
 
 def pair_candidates_from(neighbors: NeighborCandidates) -> G.PairCandidates:
@@ -520,19 +517,13 @@ def count_parameters(config: GemNetOCConfig) -> tuple[int, int]:
 
 
 def _detach(v):
+    """Detached tensors (or lists of them); those made in inference mode are cloned out of it, so callers may
+    still use them in autograd."""
     if isinstance(v, torch.Tensor):
-        return v.detach()
-    if isinstance(v, list):
-        return [_detach(x) for x in v]
-    return v
-
-
-def _plain(v):
-    """A normal tensor (or list of them) from one made in inference mode."""
-    if isinstance(v, torch.Tensor):
+        v = v.detach()
         return v.clone() if v.is_inference() else v
     if isinstance(v, list):
-        return [_plain(x) for x in v]
+        return [_detach(x) for x in v]
     return v
 
 
