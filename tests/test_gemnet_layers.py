@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from calculators.gemnet.layers import Dense, EdgeEmbedding, ResidualLayer
+from calculators.gemnet.index_ops import gather_padded, padded_source_index
+from calculators.gemnet.layers import Dense, EdgeEmbedding, ResidualLayer, _pad, dense_many
 
 
 def _scaled_silu(x: torch.Tensor) -> torch.Tensor:
@@ -62,3 +63,40 @@ def test_edge_embedding_equals_dense_of_concatenation_and_its_gradients(gen):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     with torch.no_grad():
         torch.testing.assert_close(emb(h, m, edge_index), reference.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_dense_many_equals_each_layer_and_refuses_mixed_activations(gen):
+    layers = [Dense(24, 16, activation="silu"), Dense(24, 8, activation="silu"), Dense(24, 4, activation="silu")]
+    x = torch.randn(30, 24, generator=gen, requires_grad=True)
+    outs = dense_many(layers, x)
+    assert [o.shape for o in outs] == [(30, 16), (30, 8), (30, 4)]
+    for layer, out in zip(layers, outs):
+        torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
+    sum(o.sum() for o in outs).backward()  # gradients reach every stacked weight
+    assert all(layer.linear.weight.grad is not None and layer.linear.weight.grad.abs().sum() > 0 for layer in layers)
+    with torch.no_grad():  # in-place activation path
+        for layer, out in zip(layers, dense_many(layers, x)):
+            torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="same activation"):
+        dense_many([Dense(24, 16, activation="silu"), Dense(24, 16, activation=None)], x)
+
+
+def test_padded_gather_equals_gather_then_pad(gen):
+    """The prebuilt gather index lays input rows out exactly as gathering per triplet and scattering would,
+    including empty slots (zeros), output edges without triplets and no triplets at all."""
+    n_in, n_out = 9, 6
+    out = torch.tensor([0, 0, 0, 2, 2, 5])  # sorted output edges; 1, 3, 4 have no triplets
+    inner = torch.tensor([0, 1, 2, 0, 1, 0])
+    source = torch.tensor([3, 8, 1, 0, 0, 7])  # input rows, repeats allowed
+    x = torch.randn(n_in, 4, generator=gen, requires_grad=True)
+    index = padded_source_index(source, out, inner, n_out, n_in)
+    fast = gather_padded(x, index, n_out)
+    slow = _pad(x[source], out, inner, n_out)
+    assert fast.shape == (n_out, 3, 4)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=0)
+    (g_fast,) = torch.autograd.grad((fast * fast).sum(), x)
+    (g_slow,) = torch.autograd.grad((slow * slow).sum(), x)
+    torch.testing.assert_close(g_fast, g_slow)
+    empty = torch.zeros(0, dtype=torch.long)
+    none = gather_padded(x, padded_source_index(empty, empty, empty, n_out, n_in), n_out)
+    assert none.shape == (n_out, 0, 4)

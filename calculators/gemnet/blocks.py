@@ -7,13 +7,15 @@ import math
 import torch
 from torch import nn
 
-from calculators.gemnet.index_ops import segment_sum
+from calculators.gemnet.index_ops import gather_padded, segment_sum
 from calculators.gemnet.layers import (
     Dense,
     EdgeEmbedding,
     EfficientInteractionBilinear,
     ResidualLayer,
     ScaleFactor,
+    _pad,
+    dense_many,
     residual_stack,
 )
 
@@ -67,7 +69,12 @@ class OutputBlock(AtomUpdateBlock):
         self, h: torch.Tensor, m: torch.Tensor, basis_rad: torch.Tensor, idx_atom: torch.Tensor, forces: bool = True
     ):
         """(x_E (N, emb_atom), x_F (E, emb_edge) or None: without `direct_forces`, or when `forces` is False)."""
-        x_e = segment_sum(m * self.dense_rbf(basis_rad), idx_atom, h.shape[0])
+        want_f = self.direct_forces and forces
+        if want_f:
+            rbf_e, rbf_f = dense_many([self.dense_rbf, self.dense_rbf_F], basis_rad)
+        else:
+            rbf_e = self.dense_rbf(basis_rad)
+        x_e = segment_sum(m * rbf_e, idx_atom, h.shape[0])
         x_e = self.scale_sum(x_e, ref=m)
         for layer in self.seq_energy_pre:
             x_e = layer(x_e)
@@ -76,11 +83,11 @@ class OutputBlock(AtomUpdateBlock):
             for layer in self.seq_energy2:
                 x_e = layer(x_e)
         x_f = None
-        if self.direct_forces and forces:
+        if want_f:
             x_f = m
             for layer in self.seq_forces:
                 x_f = layer(x_f)
-            x_f = self.scale_rbf_F(x_f * self.dense_rbf_F(basis_rad), ref=x_f)
+            x_f = self.scale_rbf_F(x_f * rbf_f, ref=x_f)
         return x_e, x_f
 
 
@@ -122,16 +129,24 @@ class TripletInteraction(nn.Module):
         idx_agg2: torch.Tensor | None = None,
         idx_agg2_inner: torch.Tensor | None = None,
         agg2_out_size: int | None = None,
+        x_ba: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x_ba = self.dense_ba(m)
+        """`idx`: a triplet dict with `pad_src` (`GemNetOC.build_graphs`); `x_ba`: `dense_ba(m)` when the caller
+        computed it already (fused with its own projection of m)."""
+        if x_ba is None:
+            x_ba = self.dense_ba(m)
         if expand_idx is not None:
             x_ba = x_ba[expand_idx]
         x_ba = self.scale_rbf(x_ba * self.mlp_rbf(bases["rad"]), ref=x_ba)
-        x_ba = self.down_projection(x_ba)[idx["in"]]
-        x = self.mlp_cbf(bases["cir"], x_ba, idx["out"], idx["out_agg"], idx_agg2, idx_agg2_inner, agg2_out_size)
-        x = self.scale_cbf_sum(x, ref=x_ba)
+        x_ba = self.down_projection(x_ba)  # (input edges, C): each triplet reads its input edge's row
+        rad_w1, sph = bases["cir"]
+        m_padded = gather_padded(x_ba, idx["pad_src"], sph.shape[0])
+        x = self.mlp_cbf(bases["cir"], m_padded, idx_agg2, idx_agg2_inner, agg2_out_size)
+        observed = self.scale_cbf_sum.observer is not None  # scale fitting compares with the per-triplet input
+        x = self.scale_cbf_sum(x, ref=x_ba[idx["in"]] if observed else None)
         if self.symmetric_mp:
-            return (self.up_projection_ca(x) + self.up_projection_ac(x)[id_swap]) * INV_SQRT_2
+            x_ca, x_ac = dense_many([self.up_projection_ca, self.up_projection_ac], x)
+            return (x_ca + x_ac.index_select(0, id_swap)) * INV_SQRT_2
         if self.swap_output:
             x = x[id_swap]
         return self.up_projection_ca(x)
@@ -171,10 +186,11 @@ class QuadrupletInteraction(nn.Module):
         x_db = self.down_projection(x_db)[idx["triplet_in"]["in"]]
         x_db = self.scale_cbf(x_db * self.mlp_cbf(bases["cir"]), ref=x_db)
         x_db = x_db[idx["trip_in_to_quad"]]
-        x = self.mlp_sbf(bases["sph"], x_db, idx["out"], idx["out_agg"])
+        x = self.mlp_sbf(bases["sph"], _pad(x_db, idx["out"], idx["out_agg"], bases["sph"][1].shape[0]))
         x = self.scale_sbf_sum(x, ref=x_db)
         if self.symmetric_mp:
-            return (self.up_projection_ca(x) + self.up_projection_ac(x)[id_swap]) * INV_SQRT_2
+            x_ca, x_ac = dense_many([self.up_projection_ca, self.up_projection_ac], x)
+            return (x_ca + x_ac.index_select(0, id_swap)) * INV_SQRT_2
         return self.up_projection_ca(x)
 
 
@@ -305,7 +321,8 @@ class InteractionBlock(nn.Module):
     def forward(self, h: torch.Tensor, m: torch.Tensor, g) -> tuple[torch.Tensor, torch.Tensor]:
         """`g` is the prepared `GraphSet` (graphs, indices, bases) of the batch."""
         num_atoms = h.shape[0]
-        x = self.dense_ca(m) + self.trip_interaction(m, g.bases_e2e, g.trip_e2e, g.id_swap)
+        x_ca, x_ba = dense_many([self.dense_ca, self.trip_interaction.dense_ba], m)  # both read m: one product
+        x = x_ca + self.trip_interaction(m, g.bases_e2e, g.trip_e2e, g.id_swap, x_ba=x_ba)
         if self.quad_interaction is not None:
             x = x + self.quad_interaction(m, g.bases_qint, g.quad_idx, g.id_swap)
         if self.atom_edge_interaction is not None:

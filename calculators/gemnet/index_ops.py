@@ -50,3 +50,24 @@ def csr_gather(
     query_pos = torch.repeat_interleave(torch.arange(queries.numel(), device=queries.device), n_per_query)
     item_pos = ptr[queries][query_pos] + ragged_range(n_per_query)
     return query_pos, order[item_pos]
+
+
+def padded_source_index(
+    source: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int, n_source: int
+) -> torch.Tensor:
+    """Flat gather index (n_outer·K,) that lays out rows `source` (T,) of an (n_source, ...) tensor as a
+    zero-padded (n_outer, K, ...) grid at [outer, inner], K = max(inner) + 1; empty slots point at row
+    `n_source` (the zero row `gather_padded` appends). Built once per graph, it replaces a gather, a zero fill and a
+    scatter per use with one `index_select`.
+    """
+    k = int(inner.max()) + 1 if inner.numel() else 0
+    index = source.new_full((n_outer * k,), n_source)
+    index[outer * k + inner] = source
+    return index
+
+
+def gather_padded(values: torch.Tensor, index: torch.Tensor, n_outer: int) -> torch.Tensor:
+    """`values` (n_source, ...) laid out by a `padded_source_index`: (n_outer, K, ...), zeros in empty slots."""
+    k = index.numel() // n_outer if n_outer else 0
+    rows = torch.cat([values, values.new_zeros((1, *values.shape[1:]))]).index_select(0, index)
+    return rows.view(n_outer, k, *values.shape[1:])

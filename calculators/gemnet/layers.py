@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -58,6 +59,20 @@ class Dense(nn.Module):
         if torch.is_grad_enabled():
             return torch.nn.functional.silu(y) * _INV_0_6
         return torch.nn.functional.silu(y, inplace=True).mul_(_INV_0_6)  # inference: no new buffers
+
+
+def dense_many(layers: Sequence[Dense], x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """`layer(x)` for each of `layers` (the same input, the same activation) from one matrix product with the
+    weights stacked: one call instead of len(layers) small ones. Outputs are column views of one buffer."""
+    first = layers[0]
+    if any(
+        layer._silu != first._silu or (layer.linear.bias is None) != (first.linear.bias is None) for layer in layers
+    ):
+        raise ValueError("dense_many needs layers with the same activation and bias setting")
+    weight = torch.cat([layer.linear.weight for layer in layers])
+    bias = None if first.linear.bias is None else torch.cat([layer.linear.bias for layer in layers])
+    y = first.activate(torch.nn.functional.linear(x, weight, bias))
+    return y.split([layer.linear.out_features for layer in layers], dim=-1)
 
 
 class ResidualLayer(nn.Module):
@@ -147,9 +162,9 @@ class EdgeEmbedding(nn.Module):
 def _pad(values: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int) -> torch.Tensor:
     """Scatter rows into a zero-padded (n_outer, K, ...) tensor at [outer, inner]."""
     k = int(inner.max()) + 1 if inner.numel() else 0
-    out = values.new_zeros((n_outer, k, *values.shape[1:]))
-    out[outer, inner] = values
-    return out
+    out = values.new_zeros((n_outer * k, *values.shape[1:]))
+    out[outer * k + inner] = values  # one flat index: cheaper than the pair [outer, inner]
+    return out.view(n_outer, k, *values.shape[1:])
 
 
 class BasisEmbedding(nn.Module):
@@ -206,17 +221,16 @@ class EfficientInteractionBilinear(nn.Module):
     def forward(
         self,
         basis: tuple[torch.Tensor, torch.Tensor],
-        m: torch.Tensor,
-        idx_agg_outer: torch.Tensor,
-        idx_agg_inner: torch.Tensor,
+        m_padded: torch.Tensor,
         idx_agg2_outer: torch.Tensor | None = None,
         idx_agg2_inner: torch.Tensor | None = None,
         agg2_out_size: int | None = None,
     ) -> torch.Tensor:
+        """`m_padded` (E, K, C): the messages of each output edge's K triplet slots (zeros where empty), laid
+        out like the spherical basis (`_pad`, or `index_ops.gather_padded` with a prebuilt index)."""
         rad_w1, sph = basis
-        m_padded = _pad(m, idx_agg_outer, idx_agg_inner, sph.shape[0])
         if m_padded.shape[1] != sph.shape[2]:  # no triplets at all
-            m_padded = m.new_zeros((sph.shape[0], sph.shape[2], m.shape[-1]))
+            m_padded = m_padded.new_zeros((sph.shape[0], sph.shape[2], m_padded.shape[-1]))
         sph_m = sph @ m_padded  # (E, S, C)
         if idx_agg2_outer is not None:
             padded = _pad(sph_m, idx_agg2_outer, idx_agg2_inner, agg2_out_size)

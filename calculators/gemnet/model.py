@@ -12,7 +12,7 @@ from calculators.gemnet import graph as G
 from calculators.gemnet.basis import CircularBasisLayer, RadialBasis, SphericalBasisLayer
 from calculators.gemnet.blocks import InteractionBlock, OutputBlock
 from calculators.gemnet.config import GemNetOCConfig
-from calculators.gemnet.index_ops import inner_index, segment_sum
+from calculators.gemnet.index_ops import inner_index, padded_source_index, segment_sum
 from calculators.gemnet.layers import (
     AtomEmbedding,
     BasisEmbedding,
@@ -273,13 +273,16 @@ class GemNetOC(nn.Module):
             batch.batch[main.edge_index[1]],
             {"reference": False, "union": True, "mutual": "mutual"}[c.neighbor_symmetrization],
         )
-        gs = GraphSet(main=main, id_swap=id_swap, trip_e2e=G.triplets(main, n), a2a=a2a, a2ee2a=a2ee2a, qint=qint)
+        gs = GraphSet(
+            main=main, id_swap=id_swap, trip_e2e=_padded(G.triplets(main, n), main, main), a2a=a2a, a2ee2a=a2ee2a,
+            qint=qint,
+        )  # fmt: skip
         if c.quad_interaction:
             gs.quad_idx = G.quadruplets(main, qint, n)
         if c.atom_edge_interaction:
-            gs.trip_a2e = G.mixed_triplets(a2ee2a, main, n, agg_index=True)
+            gs.trip_a2e = _padded(G.mixed_triplets(a2ee2a, main, n, agg_index=True), a2ee2a, main)
         if c.edge_atom_interaction:
-            gs.trip_e2a = G.mixed_triplets(main, a2ee2a, n, agg_index=True)
+            gs.trip_e2a = _padded(G.mixed_triplets(main, a2ee2a, n, agg_index=True), main, a2ee2a)
             gs.a2ee2a_inner = inner_index(a2ee2a.edge_index[1], n)
         if c.atom_interaction:
             gs.a2a_inner = inner_index(a2a.edge_index[1], n)
@@ -525,6 +528,15 @@ def _detach(v):
     if isinstance(v, list):
         return [_detach(x) for x in v]
     return v
+
+
+def _padded(trip: dict, graph_in: G.Graph, graph_out: G.Graph) -> dict:
+    """A triplet dict with `pad_src`: the gather index laying input-edge rows out as the (output edges, K) grid of
+    the triplet bilinear (`index_ops.padded_source_index`)."""
+    trip["pad_src"] = padded_source_index(
+        trip["in"], trip["out"], trip["out_agg"], graph_out.num_edges, graph_in.num_edges
+    )
+    return trip
 
 
 def _with_positions(batch: AtomsBatch, pos: torch.Tensor) -> AtomsBatch:
