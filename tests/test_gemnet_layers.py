@@ -70,12 +70,12 @@ def test_dense_many_equals_each_layer_and_refuses_mixed_activations(gen):
     x = torch.randn(30, 24, generator=gen, requires_grad=True)
     outs = dense_many(layers, x)
     assert [o.shape for o in outs] == [(30, 16), (30, 8), (30, 4)]
-    for layer, out in zip(layers, outs):
+    for layer, out in zip(layers, outs, strict=True):
         torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
     sum(o.sum() for o in outs).backward()  # gradients reach every stacked weight
     assert all(layer.linear.weight.grad is not None and layer.linear.weight.grad.abs().sum() > 0 for layer in layers)
     with torch.no_grad():  # in-place activation path
-        for layer, out in zip(layers, dense_many(layers, x)):
+        for layer, out in zip(layers, dense_many(layers, x), strict=True):
             torch.testing.assert_close(out, layer(x), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="same activation"):
         dense_many([Dense(24, 16, activation="silu"), Dense(24, 16, activation=None)], x)
