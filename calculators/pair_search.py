@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from calculators.batch import AtomsBatch
@@ -20,51 +21,60 @@ from calculators.batch import AtomsBatch
 MAX_BRUTE_FORCE_DISTANCES = 4_000_000
 
 
-def _search_cell(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
-    """Cell used only to count lattice repetitions: non-periodic zero rows replaced by unit normals."""
-    out = cell.clone()
-    eye = torch.eye(3, dtype=cell.dtype, device=cell.device)
+def _search_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """Cell (B, 3, 3) used only to count lattice repetitions and wrap atoms: non-periodic zero rows replaced by
+    unit normals. In numpy on a float64 copy: a few 3×3 matrices per call cost microseconds there, and a hundred
+    small torch ops here."""
+    out = cell.copy()
+    eye = np.eye(3)
     for d in range(3):  # in order: a replaced row serves as an 'other' row for the next axes, as before
-        replace = (~pbc[:, d]) & (torch.linalg.norm(out[:, d], dim=-1) < 1e-8)
-        if not bool(replace.any()):
+        replace = (~pbc[:, d]) & (np.linalg.norm(out[:, d], axis=-1) < 1e-8)
+        if not replace.any():
             continue
         i, j = [k for k in range(3) if k != d]
-        normal = torch.linalg.cross(out[:, i], out[:, j])
-        norm = torch.linalg.norm(normal, dim=-1, keepdim=True)
-        unit = torch.where(norm < 1e-8, eye[d].expand_as(normal), normal / norm.clamp(min=1e-30))
-        out[:, d] = torch.where(replace[:, None], unit, out[:, d])
+        normal = np.cross(out[:, i], out[:, j])
+        norm = np.linalg.norm(normal, axis=-1, keepdims=True)
+        unit = np.where(norm < 1e-8, eye[d], normal / np.maximum(norm, 1e-30))
+        out[:, d] = np.where(replace[:, None], unit, out[:, d])
     # a structure with two or three zero non-periodic vectors: fall back to the unit matrix rows
-    zero_rows = torch.linalg.norm(out, dim=-1) < 1e-8
-    if zero_rows.any():
-        out = torch.where(zero_rows[..., None], eye.expand_as(out), out)
-    return out
+    zero_rows = np.linalg.norm(out, axis=-1) < 1e-8
+    return np.where(zero_rows[..., None], eye, out)
 
 
-def _image_offsets(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure."""
-    cell, pbc = batch.cell, batch.pbc
-    search = _search_cell(cell, pbc)
+def _cell_arrays(batch: AtomsBatch) -> tuple[np.ndarray, np.ndarray]:
+    return batch.cell.detach().cpu().double().numpy(), batch.pbc.cpu().numpy().astype(bool)
+
+
+def _image_offsets(
+    batch: AtomsBatch, radius: float, search: np.ndarray, pbc: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure, for
+    the `_search_cell` `search` and periodicity `pbc` (B, 3)."""
     a1, a2, a3 = search[:, 0], search[:, 1], search[:, 2]
-    vol = torch.sum(a1 * torch.linalg.cross(a2, a3), dim=-1, keepdim=True)
-    crosses = [torch.linalg.cross(a2, a3), torch.linalg.cross(a3, a1), torch.linalg.cross(a1, a2)]
+    vol = np.sum(a1 * np.cross(a2, a3), axis=-1, keepdims=True)
+    crosses = [np.cross(a2, a3), np.cross(a3, a1), np.cross(a1, a2)]
     reps = []
     for d in range(3):
-        inv_dist = torch.linalg.norm(crosses[d] / vol, dim=-1)
-        rep = torch.ceil(radius * inv_dist)
-        rep = torch.where(pbc[:, d], rep, torch.zeros_like(rep))
-        reps.append(int(rep.max()) if rep.numel() else 0)
-    axes = [torch.arange(-r, r + 1, device=cell.device, dtype=torch.float32) for r in reps]
-    images = torch.cartesian_prod(*axes).reshape(-1, 3)
-    allowed = ((images[None, :, :] == 0) | pbc[:, None, :]).all(dim=-1)  # (B, C)
-    return images, allowed
+        rep = np.ceil(radius * np.linalg.norm(crosses[d] / vol, axis=-1))
+        rep = np.where(pbc[:, d], rep, 0)
+        reps.append(int(rep.max()) if rep.size else 0)
+    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reps], indexing="ij")
+    images = np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.float32)  # lexicographic, as before
+    allowed = ((images[None, :, :] == 0) | pbc[:, None, :]).all(axis=-1)  # (B, C)
+    device = batch.cell.device
+    return torch.from_numpy(images).to(device), torch.from_numpy(allowed).to(device)
 
 
-def _wrap_shifts(batch: AtomsBatch) -> torch.Tensor:
-    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions."""
-    search = _search_cell(batch.cell, batch.pbc)[batch.batch]  # (N, 3, 3)
-    frac = torch.linalg.solve(search.transpose(1, 2), batch.positions.unsqueeze(-1)).squeeze(-1)
-    shifts = torch.floor(frac)
-    return torch.where(batch.pbc[batch.batch], shifts, torch.zeros_like(shifts))
+def _wrap_shifts(batch: AtomsBatch, search: np.ndarray, pbc: np.ndarray) -> torch.Tensor | None:
+    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions; None when
+    every atom is inside already."""
+    pos = batch.positions.detach().cpu().double().numpy()
+    b = batch.batch.cpu().numpy()
+    frac = np.einsum("nk,nkl->nl", pos, np.linalg.inv(search)[b])  # pos = frac @ cell
+    shifts = np.where(pbc[b], np.floor(frac), 0.0)
+    if not shifts.any():
+        return None
+    return torch.from_numpy(shifts).to(device=batch.device, dtype=batch.dtype)
 
 
 def find_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -83,11 +93,13 @@ def find_pairs_within_budget(
     """`find_pairs`, or None without searching when it would compute more than `max_distances` pair-image
     distances (all atom pairs of each structure times the lattice images searched: its cost and memory scale);
     the caller then uses a binned search. One image count serves both."""
-    images, allowed = _image_offsets(batch, radius)
+    cell, pbc = _cell_arrays(batch)
+    search = _search_cell(cell, pbc)
+    images, allowed = _image_offsets(batch, radius, search, pbc)
     if max_distances is not None and int((batch.natoms * batch.natoms).sum()) * int(images.shape[0]) > max_distances:
         return None
-    shifts = _wrap_shifts(batch)
-    if not bool((shifts != 0).any()):
+    shifts = _wrap_shifts(batch, search, pbc)
+    if shifts is None:
         return _search_pairs(batch, radius, images, allowed)
     offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
     target, source, image = _search_pairs(replace(batch, positions=batch.positions - offset), radius, images, allowed)

@@ -133,14 +133,15 @@ def max_neighbors_mask(
     return mask, per_structure(kept_counts)
 
 
-def radius_graph(
+def select_pairs(
     batch: AtomsBatch,
     cutoff: float,
     max_neighbors: int,
     candidates: PairCandidates,
     strict: bool = True,
-) -> Graph:
-    """GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target) from precomputed pair candidates."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which candidates form GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target): (indices into the
+    candidates (E,), in candidate order; edges per structure (B,))."""
     if candidates.radius + 1e-9 < cutoff:
         raise ValueError(f"pair candidates of radius {candidates.radius} Å cannot serve a {cutoff} Å cutoff")
     pos, cell = batch.positions, batch.cell
@@ -149,30 +150,40 @@ def radius_graph(
     # squared distances the way the reference computes them for the neighbour search (cellᵀ @ image)
     shift = torch.bmm(cell[struct].transpose(1, 2), images.unsqueeze(-1)).squeeze(-1)
     d2 = torch.sum((pos[candidates.target] - (pos[candidates.source] + shift)) ** 2, dim=-1)
-    within = (d2 <= cutoff * cutoff) & (d2 > 1e-4)
-    target, source, images, d2 = (
-        candidates.target[within],
-        candidates.source[within],
-        images[within],
-        d2[within],
-    )
-    mask, num_neighbors = max_neighbors_mask(batch.natoms, target, d2, max_neighbors, strict)
+    within = torch.nonzero((d2 <= cutoff * cutoff) & (d2 > 1e-4)).squeeze(1)
+    mask, num_neighbors = max_neighbors_mask(batch.natoms, candidates.target[within], d2[within], max_neighbors, strict)
     if not bool(mask.all()):
-        target, source, images = target[mask], source[mask], images[mask]
-    struct = batch.batch[target]
-    shift = torch.bmm(images.unsqueeze(1), cell[struct]).squeeze(1)
-    vec_ts = pos[source] - pos[target] + shift  # target -> source image
-    dist = torch.linalg.norm(vec_ts, dim=-1)
-    nonzero = dist != 0
-    if not bool(nonzero.all()):
+        within = within[mask]
+    return within, num_neighbors
+
+
+def edge_geometry(
+    batch: AtomsBatch, edge_index: torch.Tensor, cell_offset: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distance (E,) Å, unit vector (E, 3) source -> target) of edges [source, target] with lattice offsets
+    (module docstring), differentiable in the positions. Raises ValueError for a zero distance."""
+    source, target = edge_index
+    shift = torch.bmm(cell_offset.unsqueeze(1), batch.cell[batch.batch[target]]).squeeze(1)
+    vec = batch.positions[target] - batch.positions[source] + shift
+    dist = torch.linalg.norm(vec, dim=-1)
+    if not bool((dist != 0).all()):
         raise ValueError("two atoms sit on top of each other (zero distance)")
-    return Graph(
-        edge_index=torch.stack([source, target]),
-        cell_offset=-images,
-        distance=dist,
-        vector=-vec_ts / dist[:, None],
-        num_neighbors=num_neighbors,
-    )
+    return dist, vec / dist[:, None]
+
+
+def radius_graph(
+    batch: AtomsBatch,
+    cutoff: float,
+    max_neighbors: int,
+    candidates: PairCandidates,
+    strict: bool = True,
+) -> Graph:
+    """GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target) from precomputed pair candidates."""
+    index, num_neighbors = select_pairs(batch, cutoff, max_neighbors, candidates, strict)
+    edge_index = torch.stack([candidates.source[index], candidates.target[index]])
+    cell_offset = -candidates.image[index].to(batch.positions.dtype)
+    distance, vector = edge_geometry(batch, edge_index, cell_offset)
+    return Graph(edge_index, cell_offset, distance, vector, num_neighbors)
 
 
 def subselect(
@@ -199,12 +210,16 @@ def _per_structure_counts(batch: AtomsBatch, target: torch.Tensor, keep: torch.T
 
 
 def _canonical_direction(graph: Graph) -> torch.Tensor:
-    """True for the edge direction that symmetrisation keeps: s < t, or s == t with the 'earlier' image."""
+    """True for the edge direction that symmetrisation keeps: s < t, or s == t with the 'earlier' image (the
+    lattice offset lexicographically negative)."""
     s, t = graph.edge_index
-    off = graph.cell_offset
-    earlier_cell = (off[:, 0] < 0) | ((off[:, 0] == 0) & (off[:, 1] < 0))
-    earlier_cell |= (off[:, 0] == 0) & (off[:, 1] == 0) & (off[:, 2] < 0)
-    return (s < t) | ((s == t) & earlier_cell)
+    # the offsets are small integers (|n| < 500: a cell vector longer than cutoff/500), so this weighted sum has
+    # the sign of their lexicographic order, exactly, in float64
+    code = graph.cell_offset.double() @ _LEXICOGRAPHIC.to(graph.cell_offset.device)
+    return (s < t) | ((s == t) & (code < 0))
+
+
+_LEXICOGRAPHIC = torch.tensor([1e6, 1e3, 1.0], dtype=torch.float64)
 
 
 def _undirected_union(graph: Graph, edge_struct: torch.Tensor, mutual: bool = False) -> tuple[Graph, torch.Tensor]:
@@ -254,10 +269,10 @@ def symmetrize(
         graph, edge_struct = _undirected_union(graph, edge_struct, mutual=union == "mutual")
     s, t = graph.edge_index
     off = graph.cell_offset
-    keep = _canonical_direction(graph)
-    struct = edge_struct[keep]
+    kept = torch.nonzero(_canonical_direction(graph)).squeeze(1)  # one search serves every field below
+    struct = edge_struct.index_select(0, kept)
     n_half = count_per_index(struct, num_structures)
-    n_dir = int(keep.sum())
+    n_dir = int(kept.numel())
     # position of every output edge: per structure [kept..., reversed...]
     start_out = torch.cumsum(2 * n_half, 0) - 2 * n_half
     start_half = torch.cumsum(n_half, 0) - n_half
@@ -265,14 +280,15 @@ def symmetrize(
     pos_fwd = start_out[struct] + local
     pos_rev = pos_fwd + n_half[struct]
     edge_index = torch.empty((2, 2 * n_dir), dtype=s.dtype, device=s.device)
-    kept_index = graph.edge_index[:, keep]
+    kept_index = graph.edge_index.index_select(1, kept)
     edge_index[:, pos_fwd] = kept_index
     edge_index[:, pos_rev] = kept_index.flip(0)
 
     def place(values: torch.Tensor, sign: float) -> torch.Tensor:
         out = values.new_empty((2 * n_dir, *values.shape[1:]))
-        out[pos_fwd] = values[keep]
-        out[pos_rev] = sign * values[keep]
+        kept_values = values.index_select(0, kept)
+        out[pos_fwd] = kept_values
+        out[pos_rev] = sign * kept_values
         return out
 
     id_swap = torch.empty(2 * n_dir, dtype=torch.long, device=s.device)
