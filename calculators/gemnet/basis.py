@@ -180,8 +180,12 @@ class CircularBasisLayer(nn.Module):
         elif self.kind != "spherical_harmonics":
             raise ValueError(f"unknown circular basis {self.kind!r}")
 
-    def forward(self, d: torch.Tensor, cos_angle: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rad = self.radial_basis(d)
+    def forward(
+        self, d: torch.Tensor, cos_angle: torch.Tensor, radial: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(radial basis (E, R) of `d`, or `radial` when the caller computed that same basis already; angular basis
+        (T, S) of `cos_angle`)."""
+        rad = self.radial_basis(d) if radial is None else radial
         if self.kind == "gaussian":
             cir = self.cosφ_basis(cos_angle)
         else:

@@ -118,6 +118,13 @@ class GemNetOC(nn.Module):
         if c.atom_interaction:
             self.radial_basis_aint = radial(self.cutoff_aint, c.rbf)
         self.cbf_basis_tint = CircularBasisLayer(c.num_spherical, radial_spherical, c.cbf, c.scale_basis)
+        # the triplet basis's radial part equals the main radial basis when both are the same parameter-free
+        # function of the same distances: computed once then
+        self._tint_radial_is_main = (
+            (c.rbf_spherical is None or c.rbf_spherical == c.rbf)
+            and not c.scale_basis
+            and not any(True for _ in radial_spherical.parameters())
+        )
 
         # basis down-projections shared by all interaction blocks
         if c.quad_interaction:
@@ -299,7 +306,9 @@ class GemNetOC(nn.Module):
         main = g.main
         rad_main = self.radial_basis(main.distance)
         cos_e2e = _cos(main.vector[g.trip_e2e["out"]], main.vector[g.trip_e2e["in"]])
-        rad_cir_e2e, cir_e2e = self.cbf_basis_tint(main.distance, cos_e2e)
+        rad_cir_e2e, cir_e2e = self.cbf_basis_tint(
+            main.distance, cos_e2e, radial=rad_main if self._tint_radial_is_main else None
+        )
         if c.quad_interaction:
             q = g.quad_idx
             v_ba = g.qint.vector[q["triplet_in"]["out"]]
