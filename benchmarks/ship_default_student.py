@@ -87,6 +87,28 @@ def check_benchmark_weights(bench: dict[str, Any], model: GemNetOC) -> None:
         )
 
 
+def training_history(
+    model: GemNetOC, meta: dict[str, Any], earlier: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+    """(rounds, preset, fitted scale factors) from the metadata of the earlier rounds' checkpoints (first to last)
+    and of the one being shipped. A file shipped before, given without earlier rounds (re-benchmarked with new
+    code, say), keeps its own record rather than losing it."""
+    if not earlier and meta.get("rounds") and meta.get("preset"):
+        return meta["rounds"], meta["preset"], meta.get("fitted_scale_factors", {})
+    history = earlier + [meta]
+    rounds = [
+        {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records", "paired_records")}
+        for m in history
+    ]
+    preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
+    base = preset_config(preset)
+    c = model.config
+    if (c.emb_size_atom, c.emb_size_edge) != (base.emb_size_atom, base.emb_size_edge):  # grown by `distill widen`
+        preset = f"{preset} widened to {c.emb_size_atom} atom / {c.emb_size_edge} edge channels"
+    scales = next((m["fitted_scale_factors"] for m in history if m.get("fitted_scale_factors")), {})
+    return rounds, preset, scales
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--student", required=True)
@@ -102,17 +124,7 @@ def main() -> None:
         model = with_zero_net_force(model)
     bench = json.loads(Path(args.benchmark).read_text())
     check_benchmark_weights(bench, model)
-    history = [load_project_checkpoint(path)[1] for path in args.rounds] + [meta]
-    rounds = [
-        {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records", "paired_records")}
-        for m in history
-    ]
-    preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
-    base = preset_config(preset)
-    c = model.config
-    if (c.emb_size_atom, c.emb_size_edge) != (base.emb_size_atom, base.emb_size_edge):  # grown by `distill widen`
-        preset = f"{preset} widened to {c.emb_size_atom} atom / {c.emb_size_edge} edge channels"
-    scales = next((m["fitted_scale_factors"] for m in history if m.get("fitted_scale_factors")), {})
+    rounds, preset, scales = training_history(model, meta, [load_project_checkpoint(p)[1] for p in args.rounds])
     keep = ("single_point", "relax", "gas", "heldout_labels", "speed", "targets", "conditions")
     meta = {
         **meta,

@@ -273,6 +273,24 @@ def test_student_description_names_the_weights_and_shipping_checks_them(tmp_path
         ship.check_benchmark_weights({"student": {"sha256": a["sha256"]}}, model)
 
 
+def test_reshipping_a_shipped_file_keeps_its_training_history():
+    """Re-benchmarking the shipped file with new code and shipping it again (no earlier rounds at hand) keeps the
+    rounds, preset and scale factors it carries; a first shipment builds them from the rounds' checkpoints."""
+    spec = importlib.util.spec_from_file_location(
+        "ship_default_student", ROOT / "benchmarks" / "ship_default_student.py"
+    )
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    model = tiny_model(dtype=torch.float32, **CHEAP)
+    round0 = {"recipe": {"student": "gemnet-oc-student"}, "step": 10, "fitted_scale_factors": {"a": 1.5}}
+    round1 = {"recipe": {"student": "runs/r0/student.pt"}, "step": 20}
+    rounds, preset, scales = ship.training_history(model, round1, [round0])
+    assert [r["step"] for r in rounds] == [10, 20] and scales == {"a": 1.5}
+    assert preset.startswith("gemnet-oc-student")
+    shipped = {**round1, "rounds": rounds, "preset": preset, "fitted_scale_factors": scales}
+    assert ship.training_history(model, shipped, []) == (rounds, preset, scales)
+
+
 def test_speed_probes_are_interleaved_call_by_call():
     """Student and teacher calls alternate in blocks (ABBA), so a load change during the run hits both: the call
     log of two counting models shows the blocks in the promised order."""
