@@ -22,12 +22,18 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _rounded(values, decimals: int) -> np.ndarray:
+    """float64 `values` rounded to `decimals`, with −0.0 made +0.0: a coordinate that is zero up to float noise
+    (an atom on a cell edge, ±2e-16 depending on the numerical libraries) must hash the same on every machine."""
+    return np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0
+
+
 def update_structure_hash(h, atoms: Atoms, *, decimals: int, constraints: bool = False) -> None:
     """Feed one structure into the hash object `h`: atomic numbers, positions and cell rounded to `decimals`
     (Å), pbc and, with `constraints`, the tags and the indices of atoms held by FixAtoms."""
     h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-    h.update(np.round(np.asarray(atoms.positions, dtype=np.float64), decimals).tobytes())
-    h.update(np.round(np.asarray(atoms.cell[:], dtype=np.float64), decimals).tobytes())
+    h.update(_rounded(atoms.positions, decimals).tobytes())
+    h.update(_rounded(atoms.cell[:], decimals).tobytes())
     h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
     if constraints:
         h.update(np.asarray(atoms.get_tags(), dtype=np.int64).tobytes())
