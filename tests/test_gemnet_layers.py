@@ -48,16 +48,15 @@ def test_residual_layer_leaves_its_input_untouched_and_matches_definition(gen):
     torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6)
     # autograd path: the plain definition (inference folds 1/0.6 into the second weight: rounding differs)
     torch.testing.assert_close(layer(x).detach(), fast, rtol=1e-5, atol=1e-6)
-    # the folded weight follows the layer's weight: an in-place update (an optimiser step) is seen at once
+    # the folded weight follows the layer's weight, however it is changed (a fused optimiser step, a write
+    # through .data, a load): an update is seen at the next call
     with torch.no_grad():
-        d1.linear.weight.mul_(2.0)
+        d1.linear.weight.data.mul_(2.0)
         doubled = layer(x)
     expected = (x + _scaled_silu(_scaled_silu(x @ d0.linear.weight.T) @ d1.linear.weight.T)) / math.sqrt(2.0)
     torch.testing.assert_close(doubled, expected, rtol=1e-5, atol=1e-6)
     with torch.inference_mode():
-        inf = layer(x)
-    assert not d1.scaled_weight(1 / 0.6).is_inference()  # a cache made in inference mode is still usable outside
-    torch.testing.assert_close(inf, doubled, rtol=0, atol=0)
+        torch.testing.assert_close(layer(x), doubled, rtol=0, atol=0)
 
 
 def test_edge_embedding_equals_dense_of_concatenation_and_its_gradients(gen):

@@ -213,13 +213,11 @@ def _canonical_direction(graph: Graph) -> torch.Tensor:
     """True for the edge direction that symmetrisation keeps: s < t, or s == t with the 'earlier' image (the
     lattice offset lexicographically negative)."""
     s, t = graph.edge_index
+    off = graph.cell_offset
     # the offsets are small integers (|n| < 500: a cell vector longer than cutoff/500), so this weighted sum has
-    # the sign of their lexicographic order, exactly, in float64
-    code = graph.cell_offset.double() @ _LEXICOGRAPHIC.to(graph.cell_offset.device)
+    # the sign of their lexicographic order, in float32 too (n1·1e3 + n2 is exact; n0·1e6 dominates when n0 ≠ 0)
+    code = off @ torch.tensor([1e6, 1e3, 1.0], dtype=off.dtype, device=off.device)
     return (s < t) | ((s == t) & (code < 0))
-
-
-_LEXICOGRAPHIC = torch.tensor([1e6, 1e3, 1.0], dtype=torch.float64)
 
 
 def _undirected_union(graph: Graph, edge_struct: torch.Tensor, mutual: bool = False) -> tuple[Graph, torch.Tensor]:
