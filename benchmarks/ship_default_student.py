@@ -36,14 +36,15 @@ REMAKE = [
 def data_description(meta: dict[str, Any]) -> dict[str, Any]:
     """The label caches the student was trained on (path, structures, label settings from each manifest) and a
     description of how their structures were generated."""
+    shipped = {c["path"]: c for c in (meta.get("data") or {}).get("caches", [])}  # a file shipped before
     caches = []
     for c in meta.get("label_caches", []):
         entry = dict(c)
         try:
             m = LabelCache(c["path"]).manifest
             entry.update(structures=m["num_structures"], settings=m["settings"])
-        except (FileNotFoundError, KeyError):
-            pass
+        except (FileNotFoundError, KeyError):  # caches gone: keep what the shipped record says of them
+            entry = {**shipped.get(c["path"], {}), **entry}
         caches.append(entry)
     return {
         "generator": "distill.screening_data (the 'screening' recipe): 41 metals of the alonso/saini/li sets, "

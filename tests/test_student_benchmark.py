@@ -289,6 +289,10 @@ def test_reshipping_a_shipped_file_keeps_its_training_history():
     assert preset.startswith("gemnet-oc-student")
     shipped = {**round1, "rounds": rounds, "preset": preset, "fitted_scale_factors": scales}
     assert ship.training_history(model, shipped, []) == (rounds, preset, scales)
+    # the label caches are gone by then: their recorded sizes and settings stay in the data description
+    shipped["label_caches"] = [{"path": "/nowhere/labels-v1", "structures": 9}]
+    shipped["data"] = {"caches": [{"path": "/nowhere/labels-v1", "structures": 9, "settings": {"seed": 1000}}]}
+    assert ship.data_description(shipped)["caches"] == shipped["data"]["caches"]
 
 
 def test_speed_probes_are_interleaved_call_by_call():
