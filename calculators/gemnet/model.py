@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -396,17 +397,12 @@ class GemNetOC(nn.Module):
             m = self.edge_emb(h, g.basis_rad_raw, g.main.edge_index)
             # the direct-force head's edge features only when forces are asked for (energy-only calls skip them)
             want_f = forces and self.regress_forces
-            x_e, x_f = self.out_blocks[0](h, m, g.basis_output, idx_t, want_f)
-            xs_e, xs_f, hs, ms = [x_e], [x_f], [h], [m]
-            for i, block in enumerate(self.int_blocks):
-                h, m = block(h, m, g)
-                x_e, x_f = self.out_blocks[i + 1](h, m, g.basis_output, idx_t, want_f)
-                xs_e.append(x_e)
-                xs_f.append(x_f)
-                hs.append(h)
-                ms.append(m)
-            node_feat = self.out_mlp_E(torch.cat(xs_e, dim=-1))
-            atom_e = self.out_energy(node_feat).squeeze(-1)
+            direct_f = want_f and self.direct_forces
+            if self._compiled is not None and not features and not torch.is_grad_enabled():
+                atom_e, f_st = self._run_compiled(h, m, g, direct_f)
+                node_feat = edge_feat = hs = ms = None
+            else:
+                node_feat, atom_e, edge_feat, f_st, hs, ms = self._network(h, m, g, want_f, direct_f)
             # an atom with no neighbour in any graph (a lone atom in a box, H2 pulled 10 Å apart) is in its
             # reference state: it contributes its element reference energy (0 without references), force 0
             atom_e = torch.where(self._isolated(g, batch.num_atoms), torch.zeros_like(atom_e), atom_e)
@@ -417,11 +413,8 @@ class GemNetOC(nn.Module):
                 energy = energy / batch.natoms.to(energy.dtype)
                 atom_e = atom_e / batch.natoms[batch.batch].to(energy.dtype)
             out = {ENERGY: energy, ATOM_ENERGIES: atom_e}
-            edge_feat = None
             if want_f:
                 if self.direct_forces:
-                    edge_feat = self.out_mlp_F(torch.cat(xs_f, dim=-1))
-                    f_st = self.out_forces(edge_feat)
                     if self.forces_coupled:
                         f_st = self._couple(f_st, g)
                     f = segment_sum(f_st * g.main.vector, idx_t, batch.num_atoms)
@@ -446,6 +439,77 @@ class GemNetOC(nn.Module):
                 }
             )
         return out
+
+    def _network(self, h: torch.Tensor, m: torch.Tensor, g: GraphSet, want_f: bool, direct_f: bool) -> tuple:
+        """Interaction and output blocks and both heads: (node features (N, A), per-atom network energies (N,) eV,
+        edge features (E, C) or None, edge force magnitudes (E, 1) eV/Å or None, per-block h and m)."""
+        idx_t = g.main.edge_index[1]
+        x_e, x_f = self.out_blocks[0](h, m, g.basis_output, idx_t, want_f)
+        xs_e, xs_f, hs, ms = [x_e], [x_f], [h], [m]
+        for i, block in enumerate(self.int_blocks):
+            h, m = block(h, m, g)
+            x_e, x_f = self.out_blocks[i + 1](h, m, g.basis_output, idx_t, want_f)
+            xs_e.append(x_e)
+            xs_f.append(x_f)
+            hs.append(h)
+            ms.append(m)
+        node_feat = self.out_mlp_E(torch.cat(xs_e, dim=-1))
+        atom_e = self.out_energy(node_feat).squeeze(-1)
+        edge_feat = f_st = None
+        if direct_f:
+            edge_feat = self.out_mlp_F(torch.cat(xs_f, dim=-1))
+            f_st = self.out_forces(edge_feat)
+        return node_feat, atom_e, edge_feat, f_st, hs, ms
+
+    # ------------------------------------------------------------------------------------ compiled network
+    _compiled = None  # torch.compile'd `_flat_network` once `compile_network()` is on
+
+    @property
+    def compilable(self) -> bool:
+        """True for configs whose blocks read only the main graph and its triplets (the student presets)."""
+        c = self.config
+        return not (c.quad_interaction or c.atom_edge_interaction or c.edge_atom_interaction or c.atom_interaction)
+
+    def compile_network(self, enabled: bool = True) -> GemNetOC:
+        """Opt-in: run the interaction/output blocks and heads through `torch.compile(dynamic=True)` in inference
+        (no autograd, no `features`); graphs and bases stay eager. The first call of each kind (forces, energy
+        only) compiles for ~30 s (needs a C++ compiler); later calls skip most of the per-op Python and dispatch
+        overhead (block stack 13.5 -> 9.7 ms on the shipped student, 37 atoms, 1 thread). Falls back to eager, with
+        a warning, when compiling fails. Configs with quadruplet or atom-graph interactions stay eager."""
+        if not enabled:
+            self._compiled = None
+        elif not self.compilable:
+            raise ValueError("compile_network supports GemNet-OC configs without quadruplet/atom-graph interactions")
+        else:
+            self._compiled = torch.compile(self._flat_network, dynamic=True)
+        return self
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)  # a compiled function does not pickle (Dask workers, deepcopy): compile again
+        return state
+
+    def _flat_network(self, h, m, rad, rad_w1, sph, pad_src, trip_in, id_swap, basis_atom_update, basis_output,
+                      edge_index, direct_f: bool):  # fmt: skip
+        """`_network` on plain tensors (what `torch.compile` traces: no dataclass guards on every call)."""
+        g = GraphSet(
+            main=G.Graph(edge_index, None, None, None, None), id_swap=id_swap,
+            trip_e2e={"pad_src": pad_src, "in": trip_in}, bases_e2e={"rad": rad, "cir": (rad_w1, sph)},
+            basis_atom_update=basis_atom_update, basis_output=basis_output,
+        )  # fmt: skip
+        _, atom_e, _, f_st, _, _ = self._network(h, m, g, direct_f, direct_f)
+        return atom_e, f_st
+
+    def _run_compiled(self, h: torch.Tensor, m: torch.Tensor, g: GraphSet, direct_f: bool):
+        rad_w1, sph = g.bases_e2e["cir"]
+        args = (h, m, g.bases_e2e["rad"], rad_w1, sph, g.trip_e2e["pad_src"], g.trip_e2e["in"], g.id_swap,
+                g.basis_atom_update, g.basis_output, g.main.edge_index, direct_f)  # fmt: skip
+        try:
+            return self._compiled(*args)
+        except Exception as exc:  # no compiler, an unsupported op: the eager network computes the same
+            warnings.warn(f"compile_network: falling back to eager ({type(exc).__name__}: {exc})", stacklevel=3)
+            self._compiled = None
+            return self._flat_network(*args)
 
     def _isolated(self, g: GraphSet, num_atoms: int) -> torch.Tensor:
         """(N,) bool: atoms that no edge of the widest graph reaches (the main graph, or the atom-atom graph)."""
