@@ -640,8 +640,10 @@ def speed_metrics(
         "student": SpeedProbe(student, DistilledCalculator, relax_steps=relax_steps),
         "teacher": SpeedProbe(teacher, TeacherCalculator, relax_steps=relax_steps),
     }
-    compile_seconds = None
-    if compiled and getattr(student, "compilable", False):
+    compile_seconds, twin, why_not = None, None, None
+    if compiled and not getattr(student, "compilable", False):
+        why_not = "this student cannot be compiled (not a student-like GemNet-OC)"
+    elif compiled:
         twin = copy.deepcopy(student).compile_network()
         t0 = time.perf_counter()
         probe = SpeedProbe(twin, DistilledCalculator, relax_steps=relax_steps)
@@ -650,7 +652,12 @@ def speed_metrics(
         compile_seconds = time.perf_counter() - t0
         if twin._compiled is not None:  # compiling worked (it falls back to eager, with a warning, otherwise)
             probes["student_compiled"] = probe
+        else:
+            why_not = "compiling failed; it ran eager"
     timed = interleaved_speed(probes, repeats=repeats, relax_repeats=relax_repeats)
+    if twin is not None and twin._compiled is None and "student_compiled" in timed:  # fell back while timed
+        del timed["student_compiled"]
+        why_not = "compiling failed during the timing; it ran eager"
     s, t = timed["student"], timed["teacher"]
 
     def ratio(key: str, who: Mapping[str, Any] = s) -> float:
@@ -678,7 +685,7 @@ def speed_metrics(
             "note": "opt-in GemNetOC.compile_network() (torch.compile of the block stack); not judged",
         }
     elif compiled:
-        out["student_compiled"] = {"unavailable": True, "compile_seconds": compile_seconds}
+        out["student_compiled"] = {"unavailable": why_not, "compile_seconds": compile_seconds}
     return out
 
 
@@ -1121,14 +1128,7 @@ def write_outputs(metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
             for k in g["student_minus_teacher"]
         ])  # fmt: skip
     if "speed" in metrics:
-        sp = metrics["speed"]
-        _write_csv(out / "speed.csv", [
-            {"mode": mode, "student_ms": sp["student"][key], "teacher_ms": sp["teacher"][key],
-             "teacher_over_student": sp[ratio]}
-            for mode, key, ratio in (("single point (energy+forces)", "single_point_ms", "ratio_single_point"),
-                                     ("single point (energy only)", "energy_only_ms", "ratio_energy_only"),
-                                     ("relax mode, per force call", "relax_ms_per_force_call", "ratio_relax"))
-        ])  # fmt: skip
+        _write_csv(out / "speed.csv", speed_rows(metrics["speed"]))
     sp_mae = metrics["single_point"]["overall"]["mae"]
     plot_parity(rows, "dE_student_sp_eV", out / "parity_single_point.png",
                 f"student single points on teacher geometries, MAE {_fmt(sp_mae, 'eV')}")  # fmt: skip
@@ -1139,13 +1139,31 @@ def write_outputs(metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
     (out / "report.md").write_text(render_report(metrics, hset))
 
 
+def speed_rows(sp: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """speed.csv: ms of the student and the teacher and their ratio per mode; the opt-in compiled student's rows
+    too when it was timed (marked not judged)."""
+    modes = (("single point (energy+forces)", "single_point_ms", "ratio_single_point"),
+             ("single point (energy only)", "energy_only_ms", "ratio_energy_only"),
+             ("relax mode, per force call", "relax_ms_per_force_call", "ratio_relax"))  # fmt: skip
+    students = [("student", sp["student"], sp)]
+    c = sp.get("student_compiled") or {}
+    if c and not c.get("unavailable"):
+        students.append(("student, opt-in compiled (not judged)", c, c))
+    return [
+        {"model": name, "mode": mode, "student_ms": times[key], "teacher_ms": sp["teacher"][key],
+         "teacher_over_student": ratios[ratio]}
+        for name, times, ratios in students
+        for mode, key, ratio in modes
+    ]  # fmt: skip
+
+
 def _compiled_rows(s: Mapping[str, Any]) -> list[str]:
     """Report rows of the opt-in compiled student (`compile_network`), when the run timed it."""
     c = s.get("student_compiled")
     if not c:
         return []
     if c.get("unavailable"):
-        return ["", "Compiled student (opt-in `compile_network()`): not available here (compiling failed; eager used)."]
+        return ["", f"Compiled student (opt-in `compile_network()`): not timed: {c['unavailable']}."]
     rows = [
         ("single point, energy + forces", "single_point_ms", "ratio_single_point"),
         ("single point, energy only", "energy_only_ms", "ratio_energy_only"),

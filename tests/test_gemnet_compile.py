@@ -30,6 +30,19 @@ def pair():
     return eager, compiled
 
 
+def _counting(model) -> list[int]:
+    """Count calls of the model's compiled function (it would give eager's numbers too: count to tell)."""
+    calls: list[int] = []
+    inner = model._compiled
+
+    def counted(*args):
+        calls.append(1)
+        return inner(*args)
+
+    model._compiled = counted
+    return calls
+
+
 def test_compiled_network_matches_eager_on_new_geometries_and_batches(pair):
     eager, compiled = pair
     cases = [
@@ -37,6 +50,7 @@ def test_compiled_network_matches_eager_on_new_geometries_and_batches(pair):
         _batch(pt_slab_o(rattle=0.2, seed=3)),  # other edge and triplet counts: dynamic shapes
         _batch(pt_slab_o(size=(3, 3, 3)), small_molecule_box()),  # a batch of two structures
     ]
+    calls = _counting(compiled)
     for batch in cases:
         for forces in (True, False):
             ref = eager.predict(batch, forces=forces)
@@ -46,11 +60,13 @@ def test_compiled_network_matches_eager_on_new_geometries_and_batches(pair):
             if forces:
                 torch.testing.assert_close(out["forces"], ref["forces"], rtol=1e-4, atol=1e-4)
     assert compiled._compiled is not None, "compiling fell back to eager"
+    assert len(calls) == 2 * len(cases)  # every call went through the compiled network
 
 
 def test_features_and_autograd_stay_eager(pair):
     eager, compiled = pair
     batch = _batch(pt_slab_o())
+    calls = _counting(compiled)
     out = compiled.predict(batch, features=True)
     assert out[NODE_FEATURES] is not None and len(out["h_blocks"]) == 3  # only the eager path returns these
     with torch.enable_grad():  # training-style call: gradients reach the weights through the eager network
@@ -58,6 +74,9 @@ def test_features_and_autograd_stay_eager(pair):
         e.backward()
     assert compiled.out_energy.linear.weight.grad is not None
     compiled.zero_grad()
+    assert calls == []  # neither call used the compiled network
+    compiled.predict(batch)
+    assert calls == [1]
     twin = copy.deepcopy(compiled)  # a compiled function does not travel: the copy is eager, and equal
     assert twin._compiled is None
     torch.testing.assert_close(twin.predict(batch)["energy"], eager.predict(batch)["energy"], rtol=1e-5, atol=1e-4)

@@ -295,6 +295,30 @@ def test_reshipping_a_shipped_file_keeps_its_training_history():
     assert ship.data_description(shipped)["caches"] == shipped["data"]["caches"]
 
 
+def test_report_shows_the_compiled_student_beside_the_judged_one():
+    """The opt-in compiled student's rows appear in the report when it was timed, a reason when it was not,
+    nothing when it was not asked for; the judged targets never read it."""
+    times = {"single_point_ms": 10.0, "energy_only_ms": 8.0, "relax_ms_per_force_call": 9.0}
+    speed = {"teacher": {k: 100.0 for k in times}}
+    compiled = {**times, "compile_seconds": 12.0, "ratio_single_point": 10.0, "ratio_energy_only": 12.5,
+                "ratio_relax": 11.1}  # fmt: skip
+    rows = sb._compiled_rows({**speed, "student_compiled": compiled})
+    assert len([r for r in rows if "not judged" in r]) == 3 and any("12.0 s" in r for r in rows)
+    why = sb._compiled_rows({**speed, "student_compiled": {"unavailable": "compiling failed; it ran eager"}})
+    assert any("compiling failed" in r for r in why)
+    assert sb._compiled_rows(speed) == []
+    csv_rows = sb.speed_rows({**speed, "student": times, "ratio_single_point": 10.0, "ratio_energy_only": 12.5,
+                              "ratio_relax": 11.1, "student_compiled": compiled})  # fmt: skip
+    assert [r["model"] for r in csv_rows].count("student, opt-in compiled (not judged)") == 3
+    metrics = {
+        "single_point": {"overall": {"mae": 0.1, "n_nonfinite": 0}, "per_adsorbate": {}},
+        "speed": {"student": dict(times), **speed, "student_compiled": {**compiled, "single_point_ms": 1.0}},
+    }
+    judged = sb.targets(metrics)
+    sp = next(t for t in judged if t["name"] == "speed: student single point (E+F)")
+    assert sp["value"] == 10.0  # the eager student, not the compiled one
+
+
 def test_speed_probes_are_interleaved_call_by_call():
     """Student and teacher calls alternate in blocks (ABBA), so a load change during the run hits both: the call
     log of two counting models shows the blocks in the promised order."""

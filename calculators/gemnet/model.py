@@ -485,7 +485,7 @@ class GemNetOC(nn.Module):
         return self
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
+        state = dict(super().__getstate__())
         state.pop("_compiled", None)  # a compiled function does not pickle (Dask workers, deepcopy): compile again
         return state
 
