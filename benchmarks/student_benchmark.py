@@ -1139,12 +1139,17 @@ def write_outputs(metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
     (out / "report.md").write_text(render_report(metrics, hset))
 
 
+# (label, time key, ratio key) of each timed mode, in report order
+SPEED_MODES = (
+    ("single point (energy+forces)", "single_point_ms", "ratio_single_point"),
+    ("single point (energy only)", "energy_only_ms", "ratio_energy_only"),
+    ("relax mode, per force call", "relax_ms_per_force_call", "ratio_relax"),
+)
+
+
 def speed_rows(sp: Mapping[str, Any]) -> list[dict[str, Any]]:
     """speed.csv: ms of the student and the teacher and their ratio per mode; the opt-in compiled student's rows
     too when it was timed (marked not judged)."""
-    modes = (("single point (energy+forces)", "single_point_ms", "ratio_single_point"),
-             ("single point (energy only)", "energy_only_ms", "ratio_energy_only"),
-             ("relax mode, per force call", "relax_ms_per_force_call", "ratio_relax"))  # fmt: skip
     students = [("student", sp["student"], sp)]
     c = sp.get("student_compiled") or {}
     if c and not c.get("unavailable"):
@@ -1153,7 +1158,7 @@ def speed_rows(sp: Mapping[str, Any]) -> list[dict[str, Any]]:
         {"model": name, "mode": mode, "student_ms": times[key], "teacher_ms": sp["teacher"][key],
          "teacher_over_student": ratios[ratio]}
         for name, times, ratios in students
-        for mode, key, ratio in modes
+        for mode, key, ratio in SPEED_MODES
     ]  # fmt: skip
 
 
@@ -1164,15 +1169,10 @@ def _compiled_rows(s: Mapping[str, Any]) -> list[str]:
         return []
     if c.get("unavailable"):
         return ["", f"Compiled student (opt-in `compile_network()`): not timed: {c['unavailable']}."]
-    rows = [
-        ("single point, energy + forces", "single_point_ms", "ratio_single_point"),
-        ("single point, energy only", "energy_only_ms", "ratio_energy_only"),
-        ("relax mode, per force call", "relax_ms_per_force_call", "ratio_relax"),
-    ]
     return [
         f"| opt-in compiled student (`compile_network()`), {mode}; not judged | {_fmt(c[key], '', 2)} | "
         f"{_fmt(s['teacher'][key], '', 2)} | {_fmt(c[ratio], '×')} |"
-        for mode, key, ratio in rows
+        for mode, key, ratio in SPEED_MODES
     ] + ["", f"The compiled student took {_fmt(c['compile_seconds'], 's', 1)} to compile (first call of each kind)."]
 
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from calculators.gemnet.index_ops import gather_padded, padded_source_index
-from calculators.gemnet.layers import Dense, EdgeEmbedding, ResidualLayer, _pad, dense_many
+from calculators.gemnet.index_ops import gather_padded, padded_source_index, scatter_padded
+from calculators.gemnet.layers import Dense, EdgeEmbedding, ResidualLayer, dense_many
 
 
 def _scaled_silu(x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +101,7 @@ def test_padded_gather_equals_gather_then_pad(gen):
     x = torch.randn(n_in, 4, generator=gen, requires_grad=True)
     index = padded_source_index(source, out, inner, n_out, n_in)
     fast = gather_padded(x, index, n_out)
-    slow = _pad(x[source], out, inner, n_out)
+    slow = scatter_padded(x[source], out, inner, n_out)
     assert fast.shape == (n_out, 3, 4)
     torch.testing.assert_close(fast, slow, rtol=0, atol=0)
     (g_fast,) = torch.autograd.grad((fast * fast).sum(), x)

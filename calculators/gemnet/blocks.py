@@ -7,14 +7,13 @@ import math
 import torch
 from torch import nn
 
-from calculators.gemnet.index_ops import gather_padded, segment_sum
+from calculators.gemnet.index_ops import gather_padded, scatter_padded, segment_sum
 from calculators.gemnet.layers import (
     Dense,
     EdgeEmbedding,
     EfficientInteractionBilinear,
     ResidualLayer,
     ScaleFactor,
-    _pad,
     dense_many,
     residual_stack,
 )
@@ -186,7 +185,7 @@ class QuadrupletInteraction(nn.Module):
         x_db = self.down_projection(x_db)[idx["triplet_in"]["in"]]
         x_db = self.scale_cbf(x_db * self.mlp_cbf(bases["cir"]), ref=x_db)
         x_db = x_db[idx["trip_in_to_quad"]]
-        x = self.mlp_sbf(bases["sph"], _pad(x_db, idx["out"], idx["out_agg"], bases["sph"][1].shape[0]))
+        x = self.mlp_sbf(bases["sph"], scatter_padded(x_db, idx["out"], idx["out_agg"], bases["sph"][1].shape[0]))
         x = self.scale_sbf_sum(x, ref=x_db)
         if self.symmetric_mp:
             x_ca, x_ac = dense_many([self.up_projection_ca, self.up_projection_ac], x)

@@ -52,17 +52,30 @@ def csr_gather(
     return query_pos, order[item_pos]
 
 
+def _grid_slots(outer: torch.Tensor, inner: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Flat slot of each [outer, inner] in an (n_outer, K) grid, K = max(inner) + 1 (0 when empty)."""
+    k = int(inner.max()) + 1 if inner.numel() else 0
+    return outer * k + inner, k
+
+
+def scatter_padded(values: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int) -> torch.Tensor:
+    """Rows of `values` (T, ...) in a zero-padded (n_outer, K, ...) grid at [outer, inner]."""
+    slots, k = _grid_slots(outer, inner)
+    out = values.new_zeros((n_outer * k, *values.shape[1:]))
+    out[slots] = values  # one flat index: cheaper than the pair [outer, inner]
+    return out.view(n_outer, k, *values.shape[1:])
+
+
 def padded_source_index(
     source: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int, n_source: int
 ) -> torch.Tensor:
-    """Flat gather index (n_outer·K,) that lays out rows `source` (T,) of an (n_source, ...) tensor as a
-    zero-padded (n_outer, K, ...) grid at [outer, inner], K = max(inner) + 1; empty slots point at row
-    `n_source` (the zero row `gather_padded` appends). Built once per graph, it replaces a gather, a zero fill and a
-    scatter per use with one `index_select`.
+    """Flat gather index (n_outer·K,) that lays out rows `source` (T,) of an (n_source, ...) tensor as
+    `scatter_padded` would; empty slots point at row `n_source` (the zero row `gather_padded` appends). Built once
+    per graph, it replaces a gather, a zero fill and a scatter per use with one `index_select`.
     """
-    k = int(inner.max()) + 1 if inner.numel() else 0
+    slots, k = _grid_slots(outer, inner)
     index = source.new_full((n_outer * k,), n_source)
-    index[outer * k + inner] = source
+    index[slots] = source
     return index
 
 

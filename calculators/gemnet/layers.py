@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from calculators.gemnet.index_ops import scatter_padded
+
 
 def he_orthogonal_(weight: torch.Tensor) -> torch.Tensor:
     """Orthogonal init standardised to zero mean and variance 1/fan_in (GemNet's 'HeOrthogonal')."""
@@ -171,14 +173,6 @@ class EdgeEmbedding(nn.Module):
         return self.dense.activate(x)
 
 
-def _pad(values: torch.Tensor, outer: torch.Tensor, inner: torch.Tensor, n_outer: int) -> torch.Tensor:
-    """Scatter rows into a zero-padded (n_outer, K, ...) tensor at [outer, inner]."""
-    k = int(inner.max()) + 1 if inner.numel() else 0
-    out = values.new_zeros((n_outer * k, *values.shape[1:]))
-    out[outer * k + inner] = values  # one flat index: cheaper than the pair [outer, inner]
-    return out.view(n_outer, k, *values.shape[1:])
-
-
 class BasisEmbedding(nn.Module):
     """Projects a radial basis (optionally times a circular/spherical basis) to an intermediate size.
 
@@ -212,13 +206,13 @@ class BasisEmbedding(nn.Module):
         else:
             rad_w1 = rad_basis @ self.weight.T
         if idx_rad_inner is not None:
-            padded = _pad(rad_w1, idx_rad_outer, idx_rad_inner, num_atoms).transpose(1, 2)
+            padded = scatter_padded(rad_w1, idx_rad_outer, idx_rad_inner, num_atoms).transpose(1, 2)
             rad_w1 = padded.reshape(num_atoms, rad_w1.shape[1], padded.shape[2:].numel())
         if sph_basis is None:
             return rad_w1
         if idx_sph_inner is None:
             return (rad_w1[idx_sph_outer] @ sph_basis[:, :, None]).squeeze(-1)
-        sph = _pad(sph_basis, idx_sph_outer, idx_sph_inner, num_edges).transpose(1, 2)
+        sph = scatter_padded(sph_basis, idx_sph_outer, idx_sph_inner, num_edges).transpose(1, 2)
         return rad_w1, sph
 
 
@@ -239,13 +233,13 @@ class EfficientInteractionBilinear(nn.Module):
         agg2_out_size: int | None = None,
     ) -> torch.Tensor:
         """`m_padded` (E, K, C): the messages of each output edge's K triplet slots (zeros where empty), laid
-        out like the spherical basis (`_pad`, or `index_ops.gather_padded` with a prebuilt index)."""
+        out like the spherical basis (`index_ops.scatter_padded`, or `gather_padded` with a prebuilt index)."""
         rad_w1, sph = basis
         if m_padded.shape[1] != sph.shape[2]:  # no triplets at all
             m_padded = m_padded.new_zeros((sph.shape[0], sph.shape[2], m_padded.shape[-1]))
         sph_m = sph @ m_padded  # (E, S, C)
         if idx_agg2_outer is not None:
-            padded = _pad(sph_m, idx_agg2_outer, idx_agg2_inner, agg2_out_size)
+            padded = scatter_padded(sph_m, idx_agg2_outer, idx_agg2_inner, agg2_out_size)
             sph_m = padded.reshape(agg2_out_size, padded.shape[1] * padded.shape[2], sph_m.shape[-1])
             if sph_m.shape[1] != rad_w1.shape[-1]:  # no edges into any atom: nothing to aggregate
                 sph_m = sph_m.new_zeros((agg2_out_size, rad_w1.shape[-1], sph_m.shape[-1]))
