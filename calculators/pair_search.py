@@ -1,7 +1,8 @@
-"""All atom pairs within a radius in a batch of (periodic) structures, in plain torch: a brute-force search over
-atom pairs and the lattice images the radius needs. Quadratic in the atoms of one structure, so fast for the
-tens-to-hundreds of atoms of a slab (no Python loop, no binning) and used by the models' own graph construction and
-by the calculators' candidate lists (`calculators.neighbors`) up to `MAX_BRUTE_FORCE_DISTANCES`.
+"""All atom pairs within a radius in a batch of (periodic) structures: a brute-force search over atom pairs and
+the lattice images the radius needs, in numpy on the host (a few dozen array operations per structure; each
+torch operation would cost several times as much at these sizes). Quadratic in the atoms of one structure, so fast
+for the tens-to-hundreds of atoms of a slab (no binning) and used by the models' own graph construction and by the
+calculators' candidate lists (`calculators.neighbors`) up to `MAX_BRUTE_FORCE_DISTANCES`.
 
 Convention: a pair (target t, source s, image n) has the vector pos_s + n @ cell − pos_t; pairs come ordered by
 target, then source, then lattice image; an atom is never paired with itself (its own periodic images are),
@@ -10,13 +11,14 @@ and two distinct atoms are paired even at zero distance (the callers decide what
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 
 from calculators.batch import AtomsBatch
 
+# pairs are returned up to radius·(1 + RADIUS_MARGIN): a superset that float32 distance tests at `radius` never
+# see short of a pair
+RADIUS_MARGIN = 1e-5
 # above this many pair-image distances (Σ n² × images) the calculators use ASE's binned neighbour list instead
 MAX_BRUTE_FORCE_DISTANCES = 4_000_000
 
@@ -32,7 +34,7 @@ def _search_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
         if not replace.any():
             continue
         i, j = [k for k in range(3) if k != d]
-        normal = np.cross(out[:, i], out[:, j])
+        normal = _cross(out[:, i], out[:, j])
         norm = np.linalg.norm(normal, axis=-1, keepdims=True)
         unit = np.where(norm < 1e-8, eye[d], normal / np.maximum(norm, 1e-30))
         out[:, d] = np.where(replace[:, None], unit, out[:, d])
@@ -41,40 +43,40 @@ def _search_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     return np.where(zero_rows[..., None], eye, out)
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (B, 3) arrays (`np.cross`'s formula without its axis bookkeeping)."""
+    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
+    b0, b1, b2 = b[:, 0], b[:, 1], b[:, 2]
+    return np.stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1)
+
+
 def _cell_arrays(batch: AtomsBatch) -> tuple[np.ndarray, np.ndarray]:
     return batch.cell.detach().cpu().double().numpy(), batch.pbc.cpu().numpy().astype(bool)
 
 
-def _image_offsets(
-    batch: AtomsBatch, radius: float, search: np.ndarray, pbc: np.ndarray
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _image_offsets(radius: float, search: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure, for
     the `_search_cell` `search` and periodicity `pbc` (B, 3)."""
     a1, a2, a3 = search[:, 0], search[:, 1], search[:, 2]
-    vol = np.sum(a1 * np.cross(a2, a3), axis=-1, keepdims=True)
-    crosses = [np.cross(a2, a3), np.cross(a3, a1), np.cross(a1, a2)]
-    reps = []
-    for d in range(3):
-        rep = np.ceil(radius * np.linalg.norm(crosses[d] / vol, axis=-1))
-        rep = np.where(pbc[:, d], rep, 0)
-        reps.append(int(rep.max()) if rep.size else 0)
-    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reps], indexing="ij")
-    images = np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.float32)  # lexicographic, as before
+    crosses = np.stack([_cross(a2, a3), _cross(a3, a1), _cross(a1, a2)], axis=1)  # (B, 3, 3)
+    vol = np.sum(a1 * crosses[:, 0], axis=-1)
+    # repetitions along each axis: radius / (spacing of the lattice planes), 0 along non-periodic axes
+    reps = np.ceil(radius * np.sqrt(np.sum((crosses / vol[:, None, None]) ** 2, axis=-1)))
+    reps = np.where(pbc, reps, 0).max(axis=0).astype(np.int64) if reps.size else np.zeros(3, dtype=np.int64)
+    grid = np.indices(tuple(2 * reps + 1)).reshape(3, -1).T - reps  # lexicographic, as before
+    images = grid.astype(np.float32)
     allowed = ((images[None, :, :] == 0) | pbc[:, None, :]).all(axis=-1)  # (B, C)
-    device = batch.cell.device
-    return torch.from_numpy(images).to(device), torch.from_numpy(allowed).to(device)
+    return images, allowed
 
 
-def _wrap_shifts(batch: AtomsBatch, search: np.ndarray, pbc: np.ndarray) -> torch.Tensor | None:
+def _wrap_shifts(batch: AtomsBatch, search: np.ndarray, pbc: np.ndarray) -> np.ndarray | None:
     """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions; None when
     every atom is inside already."""
     pos = batch.positions.detach().cpu().double().numpy()
     b = batch.batch.cpu().numpy()
     frac = np.einsum("nk,nkl->nl", pos, np.linalg.inv(search)[b])  # pos = frac @ cell
     shifts = np.where(pbc[b], np.floor(frac), 0.0)
-    if not shifts.any():
-        return None
-    return torch.from_numpy(shifts).to(device=batch.device, dtype=batch.dtype)
+    return shifts if shifts.any() else None
 
 
 def find_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -95,43 +97,58 @@ def find_pairs_within_budget(
     the caller then uses a binned search. One image count serves both."""
     cell, pbc = _cell_arrays(batch)
     search = _search_cell(cell, pbc)
-    images, allowed = _image_offsets(batch, radius, search, pbc)
-    if max_distances is not None and int((batch.natoms * batch.natoms).sum()) * int(images.shape[0]) > max_distances:
+    images, allowed = _image_offsets(radius, search, pbc)
+    natoms = batch.natoms.cpu().numpy()
+    if max_distances is not None and int((natoms * natoms).sum()) * images.shape[0] > max_distances:
         return None
+    pos = batch.positions.detach().cpu().numpy()
+    cell_t = batch.cell.detach().cpu().numpy()  # the model's dtype: distances as the model's graph computes them
     shifts = _wrap_shifts(batch, search, pbc)
-    if shifts is None:
-        return _search_pairs(batch, radius, images, allowed)
-    offset = torch.bmm(shifts.unsqueeze(1), batch.cell[batch.batch]).squeeze(1)
-    target, source, image = _search_pairs(replace(batch, positions=batch.positions - offset), radius, images, allowed)
-    return target, source, image + (shifts[target] - shifts[source]).to(image.dtype)
+    if shifts is not None:  # wrapped positions (pos − n @ cell), in the model's dtype as before
+        struct = batch.batch.cpu().numpy()
+        pos = pos - np.einsum("nk,nkl->nl", shifts.astype(pos.dtype), cell_t[struct])
+    target, source, image_idx = _search_pairs(pos, cell_t, natoms, radius, images, allowed)
+    image = images[image_idx].astype(pos.dtype)
+    if shifts is not None:
+        image = image + (shifts[target] - shifts[source]).astype(pos.dtype)
+    device = batch.device
+    return (
+        torch.from_numpy(target).to(device),
+        torch.from_numpy(source).to(device),
+        torch.from_numpy(image).to(device),
+    )
 
 
 def _search_pairs(
-    batch: AtomsBatch, radius: float, images: torch.Tensor, allowed: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pair search over all atom pairs and the lattice `images` (`_image_offsets`; the cell does not change when
-    atoms are wrapped) needed for atoms inside their cells."""
-    natoms = batch.natoms
-    device = batch.device
-    sq = natoms * natoms
-    total = int(sq.sum())
-    first = torch.cumsum(natoms, 0) - natoms
-    pair_struct = torch.repeat_interleave(torch.arange(natoms.numel(), device=device), sq)
-    local = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(sq, 0) - sq, sq)
-    n_exp = natoms[pair_struct]
-    target = torch.div(local, n_exp, rounding_mode="floor") + first[pair_struct]
-    source = local % n_exp + first[pair_struct]
-    offsets = _cell_image_positions(batch.cell, images)  # (B, 3, C)
-    pos_t = batch.positions[target].unsqueeze(-1)  # (P, 3, 1)
-    pos_s = batch.positions[source].unsqueeze(-1) + offsets[pair_struct]  # (P, 3, C)
-    d2 = torch.sum((pos_t - pos_s) ** 2, dim=1)  # (P, C)
-    own_image = (target == source)[:, None] & (images == 0).all(dim=-1)[None, :]  # an atom with itself
-    mask = (d2 <= radius * radius) & ~own_image & allowed[pair_struct]
-    pair_idx, cell_idx = torch.nonzero(mask, as_tuple=True)
-    return target[pair_idx], source[pair_idx], images[cell_idx].to(batch.dtype)
+    pos: np.ndarray, cell: np.ndarray, natoms: np.ndarray, radius: float, images: np.ndarray, allowed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair search over all atom pairs of each structure and the lattice `images` (C, 3) (`_image_offsets`; the
+    cell does not change when atoms are wrapped) needed for atoms inside their cells: (target, source, index of
+    the image) of every pair within `radius` Å, in (target, source, image) order.
 
-
-def _cell_image_positions(cell: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Cartesian shifts of lattice images per structure: (B, 3, C) = cellᵀ @ imagesᵀ."""
-    imgs = images.to(cell.dtype).T.unsqueeze(0).expand(cell.shape[0], -1, -1)
-    return torch.bmm(cell.transpose(1, 2), imgs)
+    Per structure, |pos_s + shift_c − pos_t|² = |d|² + 2 d·shift_c + |shift_c|² with d = pos_s − pos_t: one (n², 3)
+    @ (3, C) product instead of an (n², 3, C) array, in float64 (rounding ~1e-12 Å²). Pairs up to
+    `radius`·(1 + `RADIUS_MARGIN`) are returned, so that a caller recomputing distances in float32 with its own
+    formula never misses a pair its own test puts inside `radius`."""
+    pos = pos.astype(np.float64, copy=False)
+    cell = cell.astype(np.float64, copy=False)
+    limit = (radius * (1.0 + RADIUS_MARGIN)) ** 2
+    zero_image = int(np.flatnonzero((images == 0).all(axis=-1))[0])  # the grid is symmetric: always there
+    targets, sources, image_idx = [], [], []
+    start = 0
+    for b, n in enumerate(natoms.tolist()):
+        cols = np.flatnonzero(allowed[b])
+        shift = images[cols].astype(np.float64) @ cell[b]  # (C_b, 3) Cartesian image shifts
+        p = pos[start : start + n]
+        d = (p[None, :, :] - p[:, None, :]).reshape(-1, 3)  # [t·n + s] = pos_s − pos_t
+        d2 = np.einsum("ij,ij->i", d, d)[:, None] + 2.0 * (d @ shift.T) + np.einsum("ij,ij->i", shift, shift)[None, :]
+        mask = d2 <= limit
+        own = np.flatnonzero(cols == zero_image)  # an atom with itself in its own cell
+        if own.size:
+            mask[np.arange(n) * (n + 1), own[0]] = False
+        pair, col = np.nonzero(mask)
+        targets.append(pair // n + start)
+        sources.append(pair % n + start)
+        image_idx.append(cols[col])
+        start += n
+    return np.concatenate(targets), np.concatenate(sources), np.concatenate(image_idx)

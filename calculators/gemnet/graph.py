@@ -1,4 +1,10 @@
-"""Periodic radius graphs and GemNet-OC's interaction indices, in plain torch.
+"""Periodic radius graphs and GemNet-OC's interaction indices.
+
+The topology (which edges, their order, reverse-edge and triplet indices) is integer bookkeeping built in numpy
+on the host: for the tens to thousands of edges of a batch a numpy operation costs a few µs and a torch operation
+several times that, and this was a third of a single-point call. Only the geometry (distances and unit vectors)
+is computed in torch, differentiable in the positions; the functions take and return torch tensors (moved to the
+host and back when the batch lives on a GPU).
 
 Conventions (those of GemNet-OC): an edge (s, t) carries a message from source s to target t. Its
 `cell_offset` o (integer lattice coordinates, float tensor) places the source image so that the edge vector is
@@ -12,10 +18,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 from calculators.batch import AtomsBatch
-from calculators.gemnet.index_ops import count_per_index, csr_gather, inner_index, segment_sum
+from calculators.gemnet.index_ops import csr_gather, inner_index, segment_sum
 from calculators.pair_search import find_pairs as search_pairs
 
 log = logging.getLogger(__name__)
@@ -95,42 +102,39 @@ def max_neighbors_mask(
     sort), so the choice never depends on the rest of the batch. fairchem sorts unstably here, and its choice
     among tied edges can change with the batch composition. Returns (edge mask, edges per structure).
     """
-    device = index.device
-    num_atoms = int(natoms.sum())
-    counts = count_per_index(index, num_atoms)
-    bounds = torch.cumsum(natoms, 0)
-    per_struct_start = bounds - natoms
+    mask, counts = _max_neighbors_mask(
+        natoms.cpu().numpy(), _host(index), _host(distance), max_neighbors, strict, tolerance
+    )
+    return torch.from_numpy(mask).to(index.device), torch.from_numpy(counts).to(index.device)
 
-    def per_structure(c: torch.Tensor) -> torch.Tensor:
-        cs = torch.cat([c.new_zeros(1), torch.cumsum(c, 0)])
-        return cs[bounds] - cs[per_struct_start]
 
-    max_count = int(counts.max()) if counts.numel() else 0
-    if max_count <= max_neighbors or max_neighbors <= 0:
-        return torch.ones_like(index, dtype=torch.bool), per_structure(counts.clamp(max=max_neighbors))
-    start = torch.cumsum(counts, 0) - counts
-    slot = index * max_count + torch.arange(index.numel(), device=device) - torch.repeat_interleave(start, counts)
-    padded = torch.full((num_atoms * max_count,), float("inf"), device=device, dtype=distance.dtype)
-    padded.index_copy_(0, slot, distance)
-    padded = padded.view(num_atoms, max_count)
-    padded, order = torch.sort(padded, dim=1, stable=True)
+def _max_neighbors_mask(
+    natoms: np.ndarray, index: np.ndarray, distance: np.ndarray, max_neighbors: int, strict: bool, tolerance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """`max_neighbors_mask` on host arrays (the graph's topology is built in numpy: a few µs per operation on the
+    tens to thousands of edges of a batch, where each torch operation costs several times that)."""
+    counts = np.bincount(index, minlength=int(natoms.sum()))
+    bounds = np.cumsum(natoms)
+
+    def per_structure(c: np.ndarray) -> np.ndarray:
+        cs = np.concatenate([[0], np.cumsum(c)])
+        return cs[bounds] - cs[bounds - natoms]
+
+    if index.size == 0 or counts.max() <= max_neighbors or max_neighbors <= 0:
+        return np.ones(index.size, dtype=bool), per_structure(np.minimum(counts, max_neighbors))
+    start = np.cumsum(counts) - counts
+    order = np.lexsort((distance, index))  # by target, then distance; ties keep edge order (stable)
+    rank = np.arange(index.size) - start[index]  # rank of edge order[k] within its target: k − start
+    mask = np.zeros(index.size, dtype=bool)
     if strict:
-        padded = padded[:, :max_neighbors]
-        order = order[:, :max_neighbors]
-        kept_counts = counts.clamp(max=max_neighbors)
+        mask[order[rank < max_neighbors]] = True
     else:
-        limit = padded[:, max_neighbors] + tolerance
-        included = padded <= limit[:, None]
-        padded = torch.where(included, padded, torch.full_like(padded, float("inf")))
-        n_incl = included.sum(dim=1)
-        width = int(n_incl.max())
-        padded, order = padded[:, :width], order[:, :width]
-        kept_counts = torch.minimum(counts, n_incl)
-    order = order + start[:, None]
-    keep = order[torch.isfinite(padded)]
-    mask = torch.zeros(index.numel(), dtype=torch.bool, device=device)
-    mask[keep] = True
-    return mask, per_structure(kept_counts)
+        # the (max_neighbors + 1)-th smallest distance of each atom that has more, plus the tolerance
+        limit = np.full(counts.size, np.inf, dtype=distance.dtype)
+        over = counts > max_neighbors
+        limit[over] = distance[order[start[over] + max_neighbors]] + distance.dtype.type(tolerance)
+        mask = distance <= limit[index]
+    return mask, per_structure(np.bincount(index[mask], minlength=counts.size))
 
 
 def select_pairs(
@@ -142,19 +146,34 @@ def select_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Which candidates form GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target): (indices into the
     candidates (E,), in candidate order; edges per structure (B,))."""
+    index, num_neighbors = _select_pairs(batch, cutoff, max_neighbors, candidates, strict)
+    device = candidates.target.device
+    return torch.from_numpy(index).to(device), torch.from_numpy(num_neighbors).to(device)
+
+
+def _select_pairs(
+    batch: AtomsBatch, cutoff: float, max_neighbors: int, candidates: PairCandidates, strict: bool
+) -> tuple[np.ndarray, np.ndarray]:
     if candidates.radius + 1e-9 < cutoff:
         raise ValueError(f"pair candidates of radius {candidates.radius} Å cannot serve a {cutoff} Å cutoff")
-    pos, cell = batch.positions, batch.cell
-    struct = batch.batch[candidates.target]
-    images = candidates.image.to(pos.dtype)
+    pos, cell = _host(batch.positions), _host(batch.cell)
+    target, source = _host(candidates.target), _host(candidates.source)
+    struct = _host(batch.batch)[target]
+    images = _host(candidates.image).astype(pos.dtype, copy=False)
     # squared distances the way the reference computes them for the neighbour search (cellᵀ @ image)
-    shift = torch.bmm(cell[struct].transpose(1, 2), images.unsqueeze(-1)).squeeze(-1)
-    d2 = torch.sum((pos[candidates.target] - (pos[candidates.source] + shift)) ** 2, dim=-1)
-    within = torch.nonzero((d2 <= cutoff * cutoff) & (d2 > 1e-4)).squeeze(1)
-    mask, num_neighbors = max_neighbors_mask(batch.natoms, candidates.target[within], d2[within], max_neighbors, strict)
-    if not bool(mask.all()):
-        within = within[mask]
-    return within, num_neighbors
+    shift = np.matmul(cell[struct].transpose(0, 2, 1), images[:, :, None])[:, :, 0]
+    diff = pos[target] - (pos[source] + shift)
+    d2 = (diff * diff).sum(axis=-1)
+    within = np.flatnonzero((d2 <= pos.dtype.type(cutoff * cutoff)) & (d2 > pos.dtype.type(1e-4)))
+    mask, num_neighbors = _max_neighbors_mask(
+        _host(batch.natoms), target[within], d2[within], max_neighbors, strict, 0.01
+    )
+    return within[mask], num_neighbors
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A tensor's values as a numpy array (shared memory on CPU; never part of autograd)."""
+    return t.detach().cpu().numpy()
 
 
 def edge_geometry(
@@ -163,8 +182,9 @@ def edge_geometry(
     """(distance (E,) Å, unit vector (E, 3) source -> target) of edges [source, target] with lattice offsets
     (module docstring), differentiable in the positions. Raises ValueError for a zero distance."""
     source, target = edge_index
-    shift = torch.bmm(cell_offset.unsqueeze(1), batch.cell[batch.batch[target]]).squeeze(1)
-    vec = batch.positions[target] - batch.positions[source] + shift
+    cell = batch.cell.index_select(0, batch.batch.index_select(0, target))
+    shift = torch.bmm(cell_offset.unsqueeze(1), cell).squeeze(1)
+    vec = batch.positions.index_select(0, target) - batch.positions.index_select(0, source) + shift
     dist = torch.linalg.norm(vec, dim=-1)
     if not bool((dist != 0).all()):
         raise ValueError("two atoms sit on top of each other (zero distance)")
@@ -179,11 +199,13 @@ def radius_graph(
     strict: bool = True,
 ) -> Graph:
     """GemNet-OC's radius graph (≤ cutoff Å, ≤ max_neighbors per target) from precomputed pair candidates."""
-    index, num_neighbors = select_pairs(batch, cutoff, max_neighbors, candidates, strict)
-    edge_index = torch.stack([candidates.source[index], candidates.target[index]])
-    cell_offset = -candidates.image[index].to(batch.positions.dtype)
+    index, num_neighbors = _select_pairs(batch, cutoff, max_neighbors, candidates, strict)
+    device, dtype = candidates.target.device, batch.positions.dtype
+    edge_index = torch.from_numpy(np.stack([_host(candidates.source)[index], _host(candidates.target)[index]]))
+    edge_index = edge_index.to(device)
+    cell_offset = torch.from_numpy(-_host(candidates.image)[index]).to(device=device, dtype=dtype)
     distance, vector = edge_geometry(batch, edge_index, cell_offset)
-    return Graph(edge_index, cell_offset, distance, vector, num_neighbors)
+    return Graph(edge_index, cell_offset, distance, vector, torch.from_numpy(num_neighbors).to(device))
 
 
 def subselect(
@@ -209,46 +231,36 @@ def _per_structure_counts(batch: AtomsBatch, target: torch.Tensor, keep: torch.T
     return segment_sum(keep.long(), batch.batch[target], batch.num_structures)
 
 
-def _canonical_direction(graph: Graph) -> torch.Tensor:
+def _canonical_direction(edge_index: np.ndarray, cell_offset: np.ndarray) -> np.ndarray:
     """True for the edge direction that symmetrisation keeps: s < t, or s == t with the 'earlier' image (the
     lattice offset lexicographically negative)."""
-    s, t = graph.edge_index
-    off = graph.cell_offset
+    s, t = edge_index
     # the offsets are small integers (|n| < 500: a cell vector longer than cutoff/500), so this weighted sum has
     # the sign of their lexicographic order, in float32 too (n1·1e3 + n2 is exact; n0·1e6 dominates when n0 ≠ 0)
-    code = off @ torch.tensor([1e6, 1e3, 1.0], dtype=off.dtype, device=off.device)
+    code = cell_offset @ np.array([1e6, 1e3, 1.0], dtype=cell_offset.dtype)
     return (s < t) | ((s == t) & (code < 0))
 
 
-def _undirected_union(graph: Graph, edge_struct: torch.Tensor, mutual: bool = False) -> tuple[Graph, torch.Tensor]:
-    """Every pair connected in either direction (`mutual`: in both directions), once, in its canonical direction
-    (order of first appearance)."""
-    keep = _canonical_direction(graph)
-    s, t = graph.edge_index
-    cs, ct = torch.where(keep, s, t), torch.where(keep, t, s)
-    co = torch.where(keep[:, None], graph.cell_offset, -graph.cell_offset)
-    img = co.round().long()
-    span = int(img.abs().max()) + 1 if img.numel() else 1
+def _undirected_union(
+    edge_index: np.ndarray, cell_offset: np.ndarray, mutual: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair connected in either direction (`mutual`: in both directions), once: (indices of the edges that
+    represent them (U,), in order of first appearance; True where such an edge is already in canonical
+    direction, False where it must be reversed)."""
+    keep = _canonical_direction(edge_index, cell_offset)
+    s, t = edge_index
+    cs, ct = np.where(keep, s, t), np.where(keep, t, s)
+    img = np.where(keep[:, None], cell_offset, -cell_offset).round().astype(np.int64)
+    span = int(np.abs(img).max()) + 1 if img.size else 1
     base = 2 * span + 1
-    n_atoms = int(torch.maximum(cs.max(), ct.max())) + 1 if cs.numel() else 1
+    n_atoms = int(max(cs.max(), ct.max())) + 1 if cs.size else 1
     image_code = ((img[:, 0] + span) * base + (img[:, 1] + span)) * base + (img[:, 2] + span)
     key = (cs * n_atoms + ct) * base**3 + image_code  # one int64 per (source, target, image); atoms are global
-    _, inverse = torch.unique(key, return_inverse=True)
-    n_unique = int(inverse.max()) + 1 if inverse.numel() else 0
-    first = torch.full((n_unique,), inverse.numel(), dtype=torch.long, device=inverse.device)
-    positions = torch.arange(inverse.numel(), device=inverse.device)
-    first = first.scatter_reduce(0, inverse, positions, reduce="amin")
+    _, first, count = np.unique(key, return_index=True, return_counts=True)  # first occurrence of each key
     if mutual:  # a pair and its reverse share one canonical key: two occurrences = selected from both ends
-        first = first[torch.bincount(inverse, minlength=n_unique) >= 2]
-    first = torch.sort(first).values
-    canon = Graph(
-        edge_index=torch.stack([cs, ct])[:, first],
-        cell_offset=co[first],
-        distance=graph.distance[first],
-        vector=torch.where(keep[:, None], graph.vector, -graph.vector)[first],
-        num_neighbors=None,
-    )
-    return canon, edge_struct[first]
+        first = first[count >= 2]
+    first = np.sort(first)
+    return first, keep[first]
 
 
 def symmetrize(
@@ -263,43 +275,42 @@ def symmetrize(
     come first, then their reverses in the same order. Returns the new graph and `id_swap` (E,): the index of
     each edge's reverse.
     """
+    edge_index, offset = _host(graph.edge_index), _host(graph.cell_offset)
+    struct = _host(edge_struct)
     if union:
-        graph, edge_struct = _undirected_union(graph, edge_struct, mutual=union == "mutual")
-    s, t = graph.edge_index
-    off = graph.cell_offset
-    kept = torch.nonzero(_canonical_direction(graph)).squeeze(1)  # one search serves every field below
-    struct = edge_struct.index_select(0, kept)
-    n_half = count_per_index(struct, num_structures)
-    n_dir = int(kept.numel())
+        kept, forward = _undirected_union(edge_index, offset, mutual=union == "mutual")
+    else:
+        kept = np.flatnonzero(_canonical_direction(edge_index, offset))
+        forward = np.ones(kept.size, dtype=bool)
+    struct = struct[kept]
+    n_half = np.bincount(struct, minlength=num_structures)
+    n_dir = kept.size
     # position of every output edge: per structure [kept..., reversed...]
-    start_out = torch.cumsum(2 * n_half, 0) - 2 * n_half
-    start_half = torch.cumsum(n_half, 0) - n_half
-    local = torch.arange(n_dir, device=s.device) - start_half[struct]
-    pos_fwd = start_out[struct] + local
+    start_out = np.cumsum(2 * n_half) - 2 * n_half
+    start_half = np.cumsum(n_half) - n_half
+    pos_fwd = start_out[struct] + np.arange(n_dir) - start_half[struct]
     pos_rev = pos_fwd + n_half[struct]
-    edge_index = torch.empty((2, 2 * n_dir), dtype=s.dtype, device=s.device)
-    kept_index = graph.edge_index.index_select(1, kept)
-    edge_index[:, pos_fwd] = kept_index
-    edge_index[:, pos_rev] = kept_index.flip(0)
-
-    def place(values: torch.Tensor, sign: float) -> torch.Tensor:
-        out = values.new_empty((2 * n_dir, *values.shape[1:]))
-        kept_values = values.index_select(0, kept)
-        out[pos_fwd] = kept_values
-        out[pos_rev] = sign * kept_values
-        return out
-
-    id_swap = torch.empty(2 * n_dir, dtype=torch.long, device=s.device)
+    source = np.empty(2 * n_dir, dtype=np.int64)  # the input edge each output edge is made from
+    source[pos_fwd] = kept
+    source[pos_rev] = kept
+    flip = np.empty(2 * n_dir, dtype=bool)  # output edge = that input edge reversed
+    flip[pos_fwd] = ~forward
+    flip[pos_rev] = forward
+    new_index = np.where(flip, edge_index[::-1][:, source], edge_index[:, source])
+    id_swap = np.empty(2 * n_dir, dtype=np.int64)
     id_swap[pos_fwd] = pos_rev
     id_swap[pos_rev] = pos_fwd
+    device = graph.edge_index.device
+    src = torch.from_numpy(source).to(device)
+    sign = torch.from_numpy(np.where(flip, -1.0, 1.0)).to(device=device, dtype=graph.vector.dtype)[:, None]
     new = Graph(
-        edge_index=edge_index,
-        cell_offset=place(off, -1.0),
-        distance=place(graph.distance, 1.0),
-        vector=place(graph.vector, -1.0),
-        num_neighbors=2 * n_half,
+        edge_index=torch.from_numpy(new_index).to(device),
+        cell_offset=graph.cell_offset.index_select(0, src) * sign.to(graph.cell_offset.dtype),
+        distance=graph.distance.index_select(0, src),
+        vector=graph.vector.index_select(0, src) * sign,
+        num_neighbors=torch.from_numpy(2 * n_half).to(device),
     )
-    return new, id_swap
+    return new, torch.from_numpy(id_swap).to(device)
 
 
 # ---------------------------------------------------------------------------------------- interaction indices
@@ -311,12 +322,24 @@ def triplets(graph: Graph, num_atoms: int) -> dict[str, torch.Tensor]:
     in: (T,) input edge b->a; out: (T,) output edge c->a (sorted); out_agg: (T,) rank of the triplet within its
     output edge.
     """
-    s, t = graph.edge_index
-    order = torch.argsort(t * num_atoms + s, stable=True)
-    out, edge_in = csr_gather(t, num_atoms, t, order)
+    s, t = _host(graph.edge_index)
+    order = np.argsort(t * num_atoms + s, kind="stable")
+    counts = np.bincount(t, minlength=num_atoms)
+    ptr = np.cumsum(counts) - counts
+    n_per_edge = counts[t]  # each output edge c->a meets every edge into a (itself included, removed below)
+    out = np.repeat(np.arange(t.size), n_per_edge)
+    edge_in = order[ptr[t][out] + _ragged_range(n_per_edge)]
     keep = edge_in != out
     out, edge_in = out[keep], edge_in[keep]
-    return {"in": edge_in, "out": out, "out_agg": inner_index(out, graph.num_edges)}
+    out_agg = _ragged_range(np.bincount(out, minlength=t.size))
+    device = graph.edge_index.device
+    return {k: torch.from_numpy(v).to(device) for k, v in (("in", edge_in), ("out", out), ("out_agg", out_agg))}
+
+
+def _ragged_range(sizes: np.ndarray) -> np.ndarray:
+    """Concatenated ranges (`index_ops.ragged_range` on host arrays): [1, 4, 2] -> [0, 0, 1, 2, 3, 0, 1]."""
+    starts = np.cumsum(sizes) - sizes
+    return np.arange(int(sizes.sum())) - np.repeat(starts, sizes)
 
 
 def mixed_triplets(

@@ -167,7 +167,11 @@ class EdgeEmbedding(nn.Module):
         out = w.shape[0]
         w_atoms = torch.cat([w[:, :a], w[:, a : 2 * a]], dim=0)  # (2·out, a)
         hw = torch.nn.functional.linear(h, w_atoms)  # (N, 2·out)
-        x = hw[:, :out][edge_index[0]] + hw[:, out:][edge_index[1]] + torch.nn.functional.linear(m, w[:, 2 * a :])
+        # index_select of whole contiguous rows, then the column halves: several times cheaper than indexing the
+        # strided halves
+        x_s = hw.index_select(0, edge_index[0])[:, :out]
+        x_t = hw.index_select(0, edge_index[1])[:, out:]
+        x = x_s + x_t + torch.nn.functional.linear(m, w[:, 2 * a :])
         if self.dense.linear.bias is not None:
             x = x + self.dense.linear.bias
         return self.dense.activate(x)

@@ -278,7 +278,7 @@ class GemNetOC(nn.Module):
         main, id_swap = G.symmetrize(
             main,
             batch.num_structures,
-            batch.batch[main.edge_index[1]],
+            batch.batch.index_select(0, main.edge_index[1]),
             {"reference": False, "union": True, "mutual": "mutual"}[c.neighbor_symmetrization],
         )
         gs = GraphSet(
@@ -306,7 +306,7 @@ class GemNetOC(nn.Module):
         c = self.config
         main = g.main
         rad_main = self.radial_basis(main.distance)
-        cos_e2e = _cos(main.vector[g.trip_e2e["out"]], main.vector[g.trip_e2e["in"]])
+        cos_e2e = _cos(main.vector.index_select(0, g.trip_e2e["out"]), main.vector.index_select(0, g.trip_e2e["in"]))
         rad_cir_e2e, cir_e2e = self.cbf_basis_tint(
             main.distance, cos_e2e, radial=rad_main if self._tint_radial_is_main else None
         )
@@ -407,7 +407,7 @@ class GemNetOC(nn.Module):
             # reference state: it contributes its element reference energy (0 without references), force 0
             atom_e = torch.where(self._isolated(g, batch.num_atoms), torch.zeros_like(atom_e), atom_e)
             if self.element_references is not None:
-                atom_e = atom_e + self.element_references.to(atom_e.dtype)[batch.atomic_numbers - 1]
+                atom_e = atom_e + self.element_references.to(atom_e.dtype).index_select(0, batch.atomic_numbers - 1)
             energy = segment_sum(atom_e, batch.batch, batch.num_structures)
             if not self.extensive:
                 energy = energy / batch.natoms.to(energy.dtype)
@@ -420,7 +420,7 @@ class GemNetOC(nn.Module):
                     f = segment_sum(f_st * g.main.vector, idx_t, batch.num_atoms)
                     if self.zero_net_force:
                         mean = segment_sum(f, batch.batch, batch.num_structures) / batch.natoms[:, None].to(f.dtype)
-                        f = f - mean[batch.batch]
+                        f = f - mean.index_select(0, batch.batch)
                     out[FORCES] = f
                 else:
                     keep = self.training if create_graph is None else create_graph
