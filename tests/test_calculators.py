@@ -256,3 +256,35 @@ def test_hessian_rows_autograd_equals_fd(morse64):
     torch.testing.assert_close(full[0], full[0].T, atol=1e-8, rtol=0)
     with pytest.raises(ValueError, match="flat coordinate"):
         hessian_rows(morse64, batch, torch.tensor([[0], [12]]))
+
+
+def test_check_state_reports_what_ase_compare_atoms_reports(morse):
+    from ase.calculators.calculator import all_changes, compare_atoms
+
+    atoms = mc.pt_slab_o()
+    calc = ModelCalculator(morse, device="cpu")
+    atoms.calc = calc
+    atoms.get_potential_energy()
+
+    def edits():
+        yield "same", lambda a: None
+        yield "below tol", lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-16)
+        yield "moved", lambda a: a.positions.__setitem__((3, 2), a.positions[3, 2] + 1e-9)
+        yield "nan", lambda a: a.positions.__setitem__((1, 1), np.nan)
+        yield "numbers", lambda a: a.numbers.__setitem__(0, 29)
+        yield "cell", lambda a: a.set_cell(a.cell[:] * 1.001)
+        yield "pbc", lambda a: a.set_pbc([True, True, not a.pbc[2]])
+        yield "new array", lambda a: a.set_initial_magnetic_moments(np.ones(len(a)))
+        yield "fewer atoms", lambda a: a.pop()
+
+    for name, edit in edits():
+        other = atoms.copy()
+        edit(other)
+        expected = compare_atoms(calc.atoms, other, tol=1e-15, excluded_properties=set(calc.ignored_changes))
+        assert sorted(calc.check_state(other)) == sorted(expected), name
+    calc.ignored_changes = {"initial_magmoms"}
+    other = atoms.copy()
+    other.set_initial_magnetic_moments(np.ones(len(other)))
+    assert calc.check_state(other) == []
+    calc.reset()
+    assert sorted(calc.check_state(atoms)) == sorted(all_changes)
