@@ -248,6 +248,58 @@ def test_teacher_relaxations_resume_after_kill(tmp_path):
         sb.cached_relaxations(other, structures, tmp_path, **kw)
 
 
+def test_committed_reference_seeds_a_missing_cache_only_when_it_fits(tmp_path):
+    h = heldout_reactions(3, 9000, per_surface=3, elements=("Cu",), adsorbates=ADSORBATES)
+    structures = h.structures()
+    teacher = Counting(tiny_model(seed=3, dtype=torch.float32, **CHEAP))
+    kw = dict(teacher_name="tiny", params=h.params, max_steps=2, batch_size=3)
+    reference = tmp_path / "reference" / "heldout"
+    made = sb.cached_relaxations(teacher, structures, reference, **kw)
+    calls = teacher.structures
+
+    def run(cache, model):
+        return sb.seeded_cache(cache, reference, lambda: sb.cached_relaxations(model, structures, cache, **kw))
+
+    # a missing cache is copied from the reference and nothing is relaxed again
+    seeded = run(tmp_path / "work" / "heldout", teacher)
+    assert teacher.structures == calls and (tmp_path / "work" / "heldout" / "manifest.json").is_file()
+    assert all(seeded[k].energy == made[k].energy for k in structures)
+    # a reference of another teacher is removed again and the cache computed with this one
+    other = Counting(tiny_model(seed=4, dtype=torch.float32, **CHEAP))
+    fresh = run(tmp_path / "work2" / "heldout", other)
+    assert other.structures == len(structures) * 2
+    manifest = json.loads((tmp_path / "work2" / "heldout" / "manifest.json").read_text())
+    assert manifest["teacher"] != json.loads((reference / "manifest.json").read_text())["teacher"]
+    assert any(fresh[k].energy != made[k].energy for k in structures)
+    # an existing cache is never replaced: its own mismatch is the user's to resolve
+    with pytest.raises(sb.CacheMismatchError, match="teacher"):
+        run(tmp_path / "work" / "heldout", other)
+
+
+def test_committed_reference_caches_fit_the_default_benchmark():
+    """The committed SevenNet-0 caches (benchmarks/reference/) carry the names and hashes of the default held-out
+    sets as this checkout generates them, so a fresh machine skips ~1 CPU-hour of teacher relaxations."""
+    from calculators.hashing import structures_sha256
+    from distill.heldout import heldout_label_structures
+
+    config = sb.BenchmarkConfig()
+    hset = heldout_reactions(
+        config.n_reactions, config.seed, per_surface=config.per_surface, elements=config.elements,
+        adsorbates=config.adsorbates,
+    )  # fmt: skip
+    base = sb.REFERENCE_DIR / "sevennet-0"
+    relax = json.loads(
+        (base / f"heldout-n{config.n_reactions}-seed{config.seed}-{hset.key}" / "manifest.json").read_text()
+    )
+    structures = hset.structures()
+    assert relax["structures_sha256"] == structures_sha256([structures[k] for k in structures])
+    assert relax["params"] == json.loads(json.dumps(hset.params))
+    labels = json.loads((base / f"labels-n{config.n_labels}-seed{config.label_seed}" / "manifest.json").read_text())
+    structs, _ = heldout_label_structures(config.n_labels, config.label_seed)
+    assert labels["structures_sha256"] == structures_sha256(structs)
+    assert labels["num_structures"] == len(structs) and len(labels["chunks"]) == -(-len(structs) // 8)
+
+
 def test_student_description_names_the_weights_and_shipping_checks_them(tmp_path):
     """The benchmark records the weights' sha256 (state_dict), which a metadata rewrite keeps and the file sha256
     does not; the ship script refuses benchmark numbers of other weights."""
