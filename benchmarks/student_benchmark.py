@@ -54,7 +54,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from distill.heldout import HeldoutSet, heldout_label_structures, heldout_reactions, reaction_energy  # noqa: E402
+from distill.heldout import (  # noqa: E402
+    HASH_DECIMALS,
+    HeldoutSet,
+    heldout_label_structures,
+    heldout_reactions,
+    reaction_energy,
+)
 from distill.labels import CacheMismatchError  # noqa: E402
 from distill.screening_data import SCREENING_ADSORBATES, SCREENING_METALS  # noqa: E402
 
@@ -198,7 +204,7 @@ def cached_relaxations(
         "params": dict(params),
         "settings": {"fmax": fmax, "max_steps": max_steps, "batch_size": batch_size},
         "keys_sha256": hashlib.sha256("\n".join(keys).encode()).hexdigest(),
-        "structures_sha256": structures_hash([structures[k] for k in keys]),
+        "structures_sha256": structures_hash([structures[k] for k in keys], HASH_DECIMALS),
     }
     mpath = cache / "manifest.json"
     if mpath.is_file():
@@ -860,7 +866,9 @@ def run_benchmark(
         settings = LabelSettings(hessian_rows=0, features=False, chunk_size=8, seed=config.label_seed)
         cache = seeded_cache(
             label_dir, _reference(reference_dir, teacher_name, label_dir),
-            lambda: label_structures(structs, teacher, label_dir, settings, teacher_name=teacher_name),
+            lambda: label_structures(
+                structs, teacher, label_dir, settings, teacher_name=teacher_name, hash_decimals=HASH_DECIMALS
+            ),
         )  # fmt: skip
         timings["teacher_labels_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -27,6 +27,8 @@ def _search_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     """Cell (B, 3, 3) used only to count lattice repetitions and wrap atoms: non-periodic zero rows replaced by
     unit normals. In numpy on a float64 copy: a few 3×3 matrices per call cost microseconds there, and a hundred
     small torch ops here."""
+    if not (np.einsum("bij,bij->bi", cell, cell) < 1e-16).any():  # no zero row (every periodic cell): as is
+        return cell
     out = cell.copy()
     eye = np.eye(3)
     for d in range(3):  # in order: a replaced row serves as an 'other' row for the next axes, as before
@@ -51,17 +53,15 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cell_arrays(batch: AtomsBatch) -> tuple[np.ndarray, np.ndarray]:
-    return batch.cell.detach().cpu().double().numpy(), batch.pbc.cpu().numpy().astype(bool)
+    return batch.cell.detach().cpu().numpy().astype(np.float64), batch.pbc.cpu().numpy().astype(bool)
 
 
-def _image_offsets(radius: float, search: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _image_offsets(radius: float, inverse: np.ndarray, pbc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lattice images to search: (C, 3) float lattice coordinates and (B, C) bool allowed-per-structure, for
-    the `_search_cell` `search` and periodicity `pbc` (B, 3)."""
-    a1, a2, a3 = search[:, 0], search[:, 1], search[:, 2]
-    crosses = np.stack([_cross(a2, a3), _cross(a3, a1), _cross(a1, a2)], axis=1)  # (B, 3, 3)
-    vol = np.sum(a1 * crosses[:, 0], axis=-1)
-    # repetitions along each axis: radius / (spacing of the lattice planes), 0 along non-periodic axes
-    reps = np.ceil(radius * np.sqrt(np.sum((crosses / vol[:, None, None]) ** 2, axis=-1)))
+    the inverse (B, 3, 3) of the `_search_cell` and periodicity `pbc` (B, 3)."""
+    # repetitions along each axis: radius / (spacing of the lattice planes) = radius · |reciprocal vector|, the
+    # reciprocal vectors being the columns of the inverse cell; 0 along non-periodic axes
+    reps = np.ceil(radius * np.sqrt(np.einsum("bkd,bkd->bd", inverse, inverse)))
     reps = np.where(pbc, reps, 0).max(axis=0).astype(np.int64) if reps.size else np.zeros(3, dtype=np.int64)
     grid = np.indices(tuple(2 * reps + 1)).reshape(3, -1).T - reps  # lexicographic, as before
     images = grid.astype(np.float32)
@@ -69,12 +69,12 @@ def _image_offsets(radius: float, search: np.ndarray, pbc: np.ndarray) -> tuple[
     return images, allowed
 
 
-def _wrap_shifts(batch: AtomsBatch, search: np.ndarray, pbc: np.ndarray) -> np.ndarray | None:
-    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions; None when
-    every atom is inside already."""
-    pos = batch.positions.detach().cpu().double().numpy()
+def _wrap_shifts(batch: AtomsBatch, inverse: np.ndarray, pbc: np.ndarray) -> np.ndarray | None:
+    """Integer lattice shifts n (N, 3) that bring each atom into its cell along periodic directions (`inverse`:
+    of the `_search_cell`); None when every atom is inside already."""
+    pos = batch.positions.detach().cpu().numpy().astype(np.float64)
     b = batch.batch.cpu().numpy()
-    frac = np.einsum("nk,nkl->nl", pos, np.linalg.inv(search)[b])  # pos = frac @ cell
+    frac = np.einsum("nk,nkl->nl", pos, inverse[b])  # pos = frac @ cell
     shifts = np.where(pbc[b], np.floor(frac), 0.0)
     return shifts if shifts.any() else None
 
@@ -96,14 +96,14 @@ def find_pairs_within_budget(
     distances (all atom pairs of each structure times the lattice images searched: its cost and memory scale);
     the caller then uses a binned search. One image count serves both."""
     cell, pbc = _cell_arrays(batch)
-    search = _search_cell(cell, pbc)
-    images, allowed = _image_offsets(radius, search, pbc)
+    inverse = np.linalg.inv(_search_cell(cell, pbc))
+    images, allowed = _image_offsets(radius, inverse, pbc)
     natoms = batch.natoms.cpu().numpy()
     if max_distances is not None and int((natoms * natoms).sum()) * images.shape[0] > max_distances:
         return None
     pos = batch.positions.detach().cpu().numpy()
     cell_t = batch.cell.detach().cpu().numpy()  # the model's dtype: distances as the model's graph computes them
-    shifts = _wrap_shifts(batch, search, pbc)
+    shifts = _wrap_shifts(batch, inverse, pbc)
     if shifts is not None:  # wrapped positions (pos − n @ cell), in the model's dtype as before
         struct = batch.batch.cpu().numpy()
         pos = pos - np.einsum("nk,nkl->nl", shifts.astype(pos.dtype), cell_t[struct])

@@ -41,6 +41,9 @@ LAYERS = 4
 VACUUM = 7.5  # Å on each side of the slab
 GAS_BOX = 15.0  # Å, cubic periodic box of the gas references
 GAS_FOR_METRICS = ("H2", "O2", "H2O")  # always relaxed: bond lengths and E(H2O) − E(H2) − ½E(O2)
+# structure-set hashes of the held-out sets round to 1e-5 Å: regenerated in memory on every machine, they differ
+# in their last digits between numpy/scipy builds (`calculators.hashing.structures_sha256`)
+HASH_DECIMALS = 5
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class HeldoutSet:
         from distill.labels import structures_hash
 
         h = hashlib.sha256(json.dumps(self.params, sort_keys=True).encode())
-        h.update(structures_hash(list(self.structures().values())).encode())
+        h.update(structures_hash(list(self.structures().values()), HASH_DECIMALS).encode())
         return h.hexdigest()[:12]
 
     def by_adsorbate(self) -> dict[str, list[HeldoutReaction]]:

@@ -275,6 +275,7 @@ def label_structures(
     on_chunk: Callable[[int], None] | None = None,
     executor: Any = None,
     device: str = "cpu",
+    hash_decimals: int = 8,
 ) -> LabelCache:
     """Label `structures` with `teacher` (an `AtomisticModel`) into `cache_dir`, resuming from verified chunks;
     chunks that fail verification are quarantined and labelled again (`cache.repaired`, a
@@ -282,7 +283,8 @@ def label_structures(
 
     Raises `CacheMismatchError` if the directory holds labels from another teacher, settings or structure set,
     and `calculators.files.LockedError` while another process labels into it.
-    `on_chunk(k)` is called after chunk k is written (progress hooks, tests).
+    `on_chunk(k)` is called after chunk k is written (progress hooks, tests). `hash_decimals`: the rounding (Å)
+    of the structure-set hash in the manifest (`calculators.hashing.structures_sha256`).
 
     `executor`: a `calculators.distributed.DaskExecutor` (default: the one of an enclosing `dask_executor`
     context): one task per chunk, the teacher loaded on each worker from `teacher_name` (a registry name or
@@ -298,11 +300,22 @@ def label_structures(
     cache = LabelCache(cache_dir)
     cache.path.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(cache.path / ".lock", "another `distill label`"):
-        return _label(structures, teacher, cache, settings, teacher_name, progress, on_chunk, executor, device)
+        return _label(
+            structures, teacher, cache, settings, teacher_name, progress, on_chunk, executor, device, hash_decimals
+        )
 
 
 def _label(
-    structures, teacher, cache: LabelCache, settings: LabelSettings, teacher_name, progress, on_chunk, executor, device
+    structures,
+    teacher,
+    cache: LabelCache,
+    settings: LabelSettings,
+    teacher_name,
+    progress,
+    on_chunk,
+    executor,
+    device,
+    hash_decimals: int = 8,
 ):
     from calculators.distributed import current
 
@@ -325,7 +338,7 @@ def _label(
         "teacher": teacher_fingerprint(teacher, teacher_name),
         "settings": settings.to_dict(),
         "num_structures": len(structures),
-        "structures_sha256": structures_hash(structures),
+        "structures_sha256": structures_hash(structures, hash_decimals),
     }
     mpath = cache.path / MANIFEST
     if mpath.is_file():

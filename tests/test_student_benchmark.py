@@ -292,11 +292,11 @@ def test_committed_reference_caches_fit_the_default_benchmark():
         (base / f"heldout-n{config.n_reactions}-seed{config.seed}-{hset.key}" / "manifest.json").read_text()
     )
     structures = hset.structures()
-    assert relax["structures_sha256"] == structures_sha256([structures[k] for k in structures])
+    assert relax["structures_sha256"] == structures_sha256([structures[k] for k in structures], sb.HASH_DECIMALS)
     assert relax["params"] == json.loads(json.dumps(hset.params))
     labels = json.loads((base / f"labels-n{config.n_labels}-seed{config.label_seed}" / "manifest.json").read_text())
     structs, _ = heldout_label_structures(config.n_labels, config.label_seed)
-    assert labels["structures_sha256"] == structures_sha256(structs)
+    assert labels["structures_sha256"] == structures_sha256(structs, sb.HASH_DECIMALS)
     assert labels["num_structures"] == len(structs) and len(labels["chunks"]) == -(-len(structs) // 8)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -571,17 +572,27 @@ class GemNetOC(nn.Module):
 
 def pair_candidates_from(neighbors: NeighborCandidates) -> G.PairCandidates:
     """Convert the calculators' `NeighborCandidates` ([i, j], vector pos_j + S·cell − pos_i) to pair candidates
-    (target i, source j, image S), in the order this model's own search produces (target, source, image)."""
-    i, j = neighbors.edge_index
-    s = neighbors.cell_offsets.round().long()
-    span = int(s.abs().max()) + 1 if s.numel() else 1
+    (target i, source j, image S), in the order this model's own search produces (target, source, image): the
+    order `calculators.neighbors` lists from the brute-force search already have (then nothing moves), and
+    ASE's binned list is sorted into."""
+    i, j = (x.cpu().numpy() for x in neighbors.edge_index)
+    s = neighbors.cell_offsets.detach().cpu().numpy().round().astype(np.int64)
+    span = int(np.abs(s).max()) + 1 if s.size else 1
     base = 2 * span + 1
-    n = int(torch.maximum(i.max(), j.max())) + 1 if i.numel() else 1
+    n = int(max(i.max(), j.max())) + 1 if i.size else 1
     image_key = ((s[:, 0] + span) * base + (s[:, 1] + span)) * base + (s[:, 2] + span)
     key = (i * n + j) * base**3 + image_key
-    order = torch.argsort(key, stable=True)
+    if bool((key[1:] >= key[:-1]).all()):
+        return G.PairCandidates(
+            target=neighbors.edge_index[0], source=neighbors.edge_index[1], image=neighbors.cell_offsets,
+            radius=neighbors.radius,
+        )  # fmt: skip
+    order = torch.from_numpy(np.argsort(key, kind="stable")).to(neighbors.edge_index.device)
     return G.PairCandidates(
-        target=i[order], source=j[order], image=neighbors.cell_offsets[order].clone(), radius=neighbors.radius
+        target=neighbors.edge_index[0].index_select(0, order),
+        source=neighbors.edge_index[1].index_select(0, order),
+        image=neighbors.cell_offsets.index_select(0, order),
+        radius=neighbors.radius,
     )
 
 
