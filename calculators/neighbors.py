@@ -15,7 +15,7 @@ def build_neighbors(batch: AtomsBatch, radius: float) -> NeighborCandidates:
     """All ordered pairs (i, j, lattice shift) closer than `radius` (Å) in every structure of `batch`.
 
     Small batches (up to `MAX_BRUTE_FORCE_DISTANCES` pair-image distances, e.g. slabs of a few hundred atoms) use
-    the torch search of `calculators.pair_search` (~0.5 ms for a 37-atom slab); larger ones ASE's binned
+    the brute-force search of `calculators.pair_search` (~0.5 ms for a 37-atom slab); larger ones ASE's binned
     `primitive_neighbor_list` per structure on CPU (linear in atoms, ~5 ms of Python for the same slab). Both give
     the same pairs; non-periodic directions may have a zero cell.
     """

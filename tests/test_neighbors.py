@@ -1,4 +1,5 @@
-"""Candidate neighbour lists: the torch pair search and ASE's binned list give the same pairs."""
+"""Candidate neighbour lists: the brute-force pair search (`calculators.pair_search`) and ASE's binned list give the
+same pairs."""
 
 from __future__ import annotations
 
