@@ -121,15 +121,22 @@ def seeded_cache(cache_dir: Path, reference_dir: Path | None, build: Callable[[]
     committed `reference_dir` of the same name when it does not exist yet (`benchmarks/reference/`: the
     teacher's relaxations and labels of the default held-out sets, ~1 CPU-hour of SevenNet-0). A reference that
     does not match this teacher, set or settings (`CacheMismatchError` from the cache's own checks) is removed
-    again and the cache is computed."""
+    again and the cache is computed. The copy lands whole or not at all (a temporary folder renamed into place);
+    if it cannot (the folder appeared meanwhile: one benchmark run per --work directory), the cache is left to
+    `build()` as it is."""
     seeded = False
     if reference_dir is not None and reference_dir.is_dir() and not cache_dir.exists():
         cache_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_dir.parent, prefix=cache_dir.name + ".seed"))
-        shutil.copytree(reference_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock"))
-        os.replace(tmp, cache_dir)  # whole or not at all
-        seeded = True
-        log(f"teacher cache {cache_dir.name}: copied from the committed reference {reference_dir}")
+        try:
+            shutil.copytree(reference_dir, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock"))
+            os.rename(tmp, cache_dir)
+            seeded = True
+            log(f"teacher cache {cache_dir.name}: copied from the committed reference {reference_dir}")
+        except OSError as err:
+            log(f"teacher cache {cache_dir.name}: not copied from the committed reference ({err})")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     try:
         return build()
     except CacheMismatchError as err:
@@ -857,10 +864,14 @@ def run_benchmark(
         metrics["gas"] = gas_metrics(t_rel, s_rel)
 
     if "labels" not in config.skip and config.n_labels > 0:
+        from calculators.hashing import structures_sha256
         from distill.labels import LabelSettings, label_structures
 
         structs, kinds = heldout_label_structures(config.n_labels, config.label_seed)
-        label_dir = base / f"labels-n{config.n_labels}-seed{config.label_seed}"
+        # named by content like the relaxation cache: caches of other structure sets (or of the 1e-8 Å hash of
+        # earlier versions) sit beside it instead of failing its manifest check
+        label_key = structures_sha256(structs, HASH_DECIMALS)[:12]
+        label_dir = base / f"labels-n{config.n_labels}-seed{config.label_seed}-{label_key}"
         log(f"held-out labels: {len(structs)} structures in {label_dir}")
         t0 = time.perf_counter()
         settings = LabelSettings(hessian_rows=0, features=False, chunk_size=8, seed=config.label_seed)

@@ -241,15 +241,15 @@ class ModelCalculator(Calculator):
 
 
 def _close(a, b, tol: float) -> bool:
-    """ASE's `equal(a, b, atol=tol)` (same shape, |a − b| ≤ tol everywhere; NaN never equal) without allclose's
-    bookkeeping."""
+    """ASE's `equal(a, b, atol=tol)` (same shape, |a − b| ≤ tol or equal everywhere; NaN never equal) without
+    allclose's bookkeeping."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return False
     if a.dtype.kind in "biu" and b.dtype.kind in "biu":
         return bool(np.array_equal(a, b))
-    with np.errstate(invalid="ignore"):
-        return bool(np.all(np.abs(a - b) <= tol))
+    with np.errstate(invalid="ignore"):  # equal infinities are equal (allclose's rule); NaN never is
+        return bool(np.all((a == b) | (np.abs(a - b) <= tol)))
 
 
 def DistilledCalculator(  # noqa: N802 - reads like the class it builds (README: atoms.calc = DistilledCalculator())

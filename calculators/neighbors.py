@@ -17,7 +17,8 @@ def build_neighbors(batch: AtomsBatch, radius: float) -> NeighborCandidates:
     Small batches (up to `MAX_BRUTE_FORCE_DISTANCES` pair-image distances, e.g. slabs of a few hundred atoms) use
     the brute-force search of `calculators.pair_search` (~0.5 ms for a 37-atom slab); larger ones ASE's binned
     `primitive_neighbor_list` per structure on CPU (linear in atoms, ~5 ms of Python for the same slab). Both give
-    the same pairs; non-periodic directions may have a zero cell.
+    the same pairs within `radius`; the brute-force list may hold a few more up to radius·(1 + 1e-5), which every
+    consumer filters with its own cutoff. Non-periodic directions may have a zero cell.
     """
     with torch.no_grad():
         found = find_pairs_within_budget(batch, radius, MAX_BRUTE_FORCE_DISTANCES)

@@ -80,7 +80,8 @@ def _wrap_shifts(batch: AtomsBatch, inverse: np.ndarray, pbc: np.ndarray) -> np.
 
 
 def find_pairs(batch: AtomsBatch, radius: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(target (P,), source (P,), image (P, 3) float lattice coordinates) of every pair closer than `radius` Å.
+    """(target (P,), source (P,), image (P, 3) float lattice coordinates) of every pair closer than `radius` Å,
+    and of the few between `radius` and radius·(1 + `RADIUS_MARGIN`) (a superset: callers apply their own cutoff).
 
     Atoms outside their cell are wrapped for the search; the returned images refer to the unwrapped positions.
     """

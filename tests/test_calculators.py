@@ -288,3 +288,15 @@ def test_check_state_reports_what_ase_compare_atoms_reports(morse):
     assert calc.check_state(other) == []
     calc.reset()
     assert sorted(calc.check_state(atoms)) == sorted(all_changes)
+
+
+def test_check_state_treats_equal_infinities_as_ase_does(morse):
+    from ase.calculators.calculator import compare_atoms
+
+    atoms = mc.pt_slab_o()
+    atoms.set_initial_charges(np.full(len(atoms), np.inf))
+    calc = ModelCalculator(morse, device="cpu")
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    other = atoms.copy()
+    assert calc.check_state(other) == compare_atoms(calc.atoms, other) == []

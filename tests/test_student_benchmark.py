@@ -248,7 +248,7 @@ def test_teacher_relaxations_resume_after_kill(tmp_path):
         sb.cached_relaxations(other, structures, tmp_path, **kw)
 
 
-def test_committed_reference_seeds_a_missing_cache_only_when_it_fits(tmp_path):
+def test_committed_reference_seeds_a_missing_cache_only_when_it_fits(tmp_path, monkeypatch):
     h = heldout_reactions(3, 9000, per_surface=3, elements=("Cu",), adsorbates=ADSORBATES)
     structures = h.structures()
     teacher = Counting(tiny_model(seed=3, dtype=torch.float32, **CHEAP))
@@ -275,6 +275,17 @@ def test_committed_reference_seeds_a_missing_cache_only_when_it_fits(tmp_path):
     with pytest.raises(sb.CacheMismatchError, match="teacher"):
         run(tmp_path / "work" / "heldout", other)
 
+    # a copy that cannot be put in place (another run made the folder meanwhile) leaves no temporary folder and
+    # the cache to `build()`
+    def taken(src, dst):
+        raise FileExistsError(dst)
+
+    monkeypatch.setattr(sb.os, "rename", taken)
+    calls = teacher.structures
+    run(tmp_path / "work3" / "heldout", teacher)
+    assert teacher.structures == calls + len(structures) * 2
+    assert [p.name for p in (tmp_path / "work3").iterdir()] == ["heldout"]
+
 
 def test_committed_reference_caches_fit_the_default_benchmark():
     """The committed SevenNet-0 caches (benchmarks/reference/) carry the names and hashes of the default held-out
@@ -294,9 +305,11 @@ def test_committed_reference_caches_fit_the_default_benchmark():
     structures = hset.structures()
     assert relax["structures_sha256"] == structures_sha256([structures[k] for k in structures], sb.HASH_DECIMALS)
     assert relax["params"] == json.loads(json.dumps(hset.params))
-    labels = json.loads((base / f"labels-n{config.n_labels}-seed{config.label_seed}" / "manifest.json").read_text())
     structs, _ = heldout_label_structures(config.n_labels, config.label_seed)
-    assert labels["structures_sha256"] == structures_sha256(structs, sb.HASH_DECIMALS)
+    label_hash = structures_sha256(structs, sb.HASH_DECIMALS)
+    label_dir = base / f"labels-n{config.n_labels}-seed{config.label_seed}-{label_hash[:12]}"
+    labels = json.loads((label_dir / "manifest.json").read_text())
+    assert labels["structures_sha256"] == label_hash
     assert labels["num_structures"] == len(structs) and len(labels["chunks"]) == -(-len(structs) // 8)
 
 

@@ -82,7 +82,8 @@ class Graph:
 
 
 def find_pairs(batch: AtomsBatch, radius: float) -> PairCandidates:
-    """All (target, source, image) pairs closer than `radius` Å (`calculators.pair_search.find_pairs`)."""
+    """All (target, source, image) pairs closer than `radius` Å, and possibly a few up to 1e-5 relative beyond
+    (`calculators.pair_search.find_pairs`; `select_pairs` applies the exact cutoff)."""
     target, source, image = search_pairs(batch, radius)
     return PairCandidates(target, source, image, float(radius))
 
