@@ -242,6 +242,17 @@ def _canonical_direction(edge_index: np.ndarray, cell_offset: np.ndarray) -> np.
     return (s < t) | ((s == t) & (code < 0))
 
 
+def pair_keys(first: np.ndarray, second: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """One int64 per (first atom, second atom, lattice image) (E,), increasing in that lexicographic order: the
+    key that orders pair lists and finds an edge's reverse (`images`: (E, 3) integer-valued lattice offsets)."""
+    img = np.asarray(images).round().astype(np.int64)
+    span = int(np.abs(img).max()) + 1 if img.size else 1
+    base = 2 * span + 1
+    n_atoms = int(max(first.max(), second.max())) + 1 if first.size else 1
+    image_code = ((img[:, 0] + span) * base + (img[:, 1] + span)) * base + (img[:, 2] + span)
+    return (first * n_atoms + second) * base**3 + image_code
+
+
 def _undirected_union(
     edge_index: np.ndarray, cell_offset: np.ndarray, mutual: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -250,13 +261,7 @@ def _undirected_union(
     direction, False where it must be reversed)."""
     keep = _canonical_direction(edge_index, cell_offset)
     s, t = edge_index
-    cs, ct = np.where(keep, s, t), np.where(keep, t, s)
-    img = np.where(keep[:, None], cell_offset, -cell_offset).round().astype(np.int64)
-    span = int(np.abs(img).max()) + 1 if img.size else 1
-    base = 2 * span + 1
-    n_atoms = int(max(cs.max(), ct.max())) + 1 if cs.size else 1
-    image_code = ((img[:, 0] + span) * base + (img[:, 1] + span)) * base + (img[:, 2] + span)
-    key = (cs * n_atoms + ct) * base**3 + image_code  # one int64 per (source, target, image); atoms are global
+    key = pair_keys(np.where(keep, s, t), np.where(keep, t, s), np.where(keep[:, None], cell_offset, -cell_offset))
     _, first, count = np.unique(key, return_index=True, return_counts=True)  # first occurrence of each key
     if mutual:  # a pair and its reverse share one canonical key: two occurrences = selected from both ends
         first = first[count >= 2]

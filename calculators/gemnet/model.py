@@ -576,12 +576,7 @@ def pair_candidates_from(neighbors: NeighborCandidates) -> G.PairCandidates:
     order `calculators.neighbors` lists from the brute-force search already have (then nothing moves), and
     ASE's binned list is sorted into."""
     i, j = (x.cpu().numpy() for x in neighbors.edge_index)
-    s = neighbors.cell_offsets.detach().cpu().numpy().round().astype(np.int64)
-    span = int(np.abs(s).max()) + 1 if s.size else 1
-    base = 2 * span + 1
-    n = int(max(i.max(), j.max())) + 1 if i.size else 1
-    image_key = ((s[:, 0] + span) * base + (s[:, 1] + span)) * base + (s[:, 2] + span)
-    key = (i * n + j) * base**3 + image_key
+    key = G.pair_keys(i, j, neighbors.cell_offsets.detach().cpu().numpy())
     if bool((key[1:] >= key[:-1]).all()):
         return G.PairCandidates(
             target=neighbors.edge_index[0], source=neighbors.edge_index[1], image=neighbors.cell_offsets,
