@@ -454,52 +454,80 @@ def _check_paths_settings(folder: Path, wanted: dict) -> None:
     atomic_write_json(record, wanted, indent=1)
 
 
-def _paths_command(argv: Sequence[str]) -> Path:
-    """`python -m distill.screening_data paths OUT TAG SEED N [options]`: `label_paths` from the command line."""
+def _parser():
+    """The command line of `python -m distill.screening_data`: one subcommand per labelling stage."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m distill.screening_data paths", description=label_paths.__doc__)
-    parser.add_argument("out")
-    parser.add_argument("tag")
-    parser.add_argument("seed", type=int)
-    parser.add_argument("n_starts", type=int)
-    parser.add_argument("--teacher", default="sevennet-0")
-    parser.add_argument("--student", default=None, help="relax with this student (on-policy data)")
-    parser.add_argument("--alloy-fraction", type=float, default=0.45)
-    parser.add_argument("--clean-fraction", type=float, default=0.2)
-    parser.add_argument("--elements", default=None, help="comma-separated metals (default: the screening metals)")
-    parser.add_argument("--steps", type=int, default=300, help="relaxation steps at most")
-    parser.add_argument("--every", type=int, default=6, help="snapshot every this many steps")
-    parser.add_argument("--no-pairs", action="store_true", help="skip the adsorbate-free partners")
-    a = parser.parse_args(list(argv))
+    parser = argparse.ArgumentParser(
+        prog="python -m distill.screening_data", description="Label training data matched to what the student screens."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{set,relax,surfaces,paths}")
+
+    p = sub.add_parser(
+        "set", help="the whole screening set (label_screening_set)", description=label_screening_set.__doc__
+    )
+    p.add_argument("out")
+    p.add_argument("n_surfaces", type=int, nargs="?", default=6000)
+    p.add_argument("n_relax", type=int, nargs="?", default=250)
+    p.add_argument("n_md", type=int, nargs="?", default=100)
+    p.add_argument("n_gas", type=int, nargs="?", default=80, help="stretched/bent copies per gas molecule")
+
+    p = sub.add_parser("relax", help="teacher relaxations (label_relaxations)", description=label_relaxations.__doc__)
+    p.add_argument("out")
+    p.add_argument("seed", type=int, nargs="?", default=2000)
+    p.add_argument("n_relax", type=int, nargs="?", default=240)
+    p.add_argument("relax_steps", type=int, nargs="?", default=150)
+    p.add_argument("every", type=int, nargs="?", default=5)
+
+    p = sub.add_parser("surfaces", help="sampled slabs/adslabs (label_surfaces)", description=label_surfaces.__doc__)
+    p.add_argument("out")
+    p.add_argument("tag")
+    p.add_argument("seed", type=int)
+    p.add_argument("n_surfaces", type=int)
+    p.add_argument("elements", nargs="?", default=None, help="comma-separated metals (default: the screening metals)")
+
+    p = sub.add_parser("paths", help="relaxation paths and their pairs (label_paths)", description=label_paths.__doc__)
+    p.add_argument("out")
+    p.add_argument("tag")
+    p.add_argument("seed", type=int)
+    p.add_argument("n_starts", type=int)
+    p.add_argument("--teacher", default="sevennet-0")
+    p.add_argument("--student", default=None, help="relax with this student (on-policy data)")
+    p.add_argument("--alloy-fraction", type=float, default=0.45)
+    p.add_argument("--clean-fraction", type=float, default=0.2)
+    p.add_argument("--elements", default=None, help="comma-separated metals (default: the screening metals)")
+    p.add_argument("--steps", type=int, default=300, help="relaxation steps at most")
+    p.add_argument("--every", type=int, default=6, help="snapshot every this many steps")
+    p.add_argument("--no-pairs", action="store_true", help="skip the adsorbate-free partners")
+    return parser
+
+
+def _elements(text: str | None) -> Sequence[str]:
+    return [e for e in text.split(",") if e] if text else SCREENING_METALS
+
+
+def main(argv: Sequence[str] | None = None) -> object:
+    """Run one labelling stage from the command line (one thread, as the labelling caches expect) and return its
+    result. Unknown subcommands and options are refused by argparse with a one-line error before anything is
+    written."""
+    a = _parser().parse_args(None if argv is None else list(argv))
+    import torch
+
+    torch.set_num_threads(1)
+    if a.command == "set":
+        return label_screening_set(
+            a.out, n_surfaces=a.n_surfaces, n_relax=a.n_relax, n_md=a.n_md, n_gas_per_molecule=a.n_gas
+        )
+    if a.command == "relax":
+        return label_relaxations(a.out, seed=a.seed, n_relax=a.n_relax, relax_steps=a.relax_steps, every=a.every)
+    if a.command == "surfaces":
+        return label_surfaces(a.out, tag=a.tag, seed=a.seed, n_surfaces=a.n_surfaces, elements=_elements(a.elements))
     return label_paths(
         a.out, tag=a.tag, seed=a.seed, n_starts=a.n_starts, teacher=a.teacher, student=a.student,
-        alloy_fraction=a.alloy_fraction, clean_fraction=a.clean_fraction,
-        elements=a.elements.split(",") if a.elements else SCREENING_METALS, relax_steps=a.steps, every=a.every,
-        pairs=not a.no_pairs, progress=False,
+        alloy_fraction=a.alloy_fraction, clean_fraction=a.clean_fraction, elements=_elements(a.elements),
+        relax_steps=a.steps, every=a.every, pairs=not a.no_pairs, progress=False,
     )  # fmt: skip
 
 
 if __name__ == "__main__":
-    # python -m distill.screening_data OUT [n_surfaces n_relax n_md n_gas]
-    # python -m distill.screening_data relax OUT [seed n_relax relax_steps every]
-    # python -m distill.screening_data surfaces OUT TAG seed n_surfaces [Elements,comma,separated]
-    # python -m distill.screening_data paths OUT TAG seed n_starts [--student PATH] [--alloy-fraction F] ... (-h)
-    import sys
-
-    import torch
-
-    torch.set_num_threads(1)
-    args = sys.argv[1:]
-    if args and args[0] == "relax":
-        kw = dict(zip(("seed", "n_relax", "relax_steps", "every"), map(int, args[2:]), strict=False))
-        print(label_relaxations(args[1], **kw))
-    elif args and args[0] == "paths":
-        print(_paths_command(args[1:]))
-    elif args and args[0] == "surfaces":
-        elements = args[5].split(",") if len(args) > 5 else SCREENING_METALS
-        print(label_surfaces(args[1], tag=args[2], seed=int(args[3]), n_surfaces=int(args[4]), elements=elements))
-    else:
-        sizes = [int(a) for a in args[1:]]
-        kw = dict(zip(("n_surfaces", "n_relax", "n_md", "n_gas_per_molecule"), sizes, strict=False))
-        print(label_screening_set(args[0], **kw))
+    print(main())

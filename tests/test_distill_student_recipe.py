@@ -251,7 +251,7 @@ def test_label_paths_teacher_and_on_policy_paths_with_pairs(tmp_path):
 
     from distill.labels import LabelCache
     from distill.pairs import pair_dir
-    from distill.screening_data import _paths_command, label_paths
+    from distill.screening_data import label_paths, main
 
     teacher_path = tmp_path / "teacher.pt"
     save_checkpoint(CountingTeacher().model.float(), teacher_path)
@@ -260,7 +260,7 @@ def test_label_paths_teacher_and_on_policy_paths_with_pairs(tmp_path):
     common = dict(seed=11, n_starts=2, teacher=str(teacher_path), elements=["Cu", "Pt"], relax_steps=4, every=2,
                   clean_fraction=0.0, features=False, progress=False)  # fmt: skip
     cache = label_paths(tmp_path / "labels", tag="relax", **common)
-    onpolicy = _paths_command([str(tmp_path / "labels"), "onpolicy", "11", "2", "--teacher", str(teacher_path),
+    onpolicy = main(["paths", str(tmp_path / "labels"), "onpolicy", "11", "2", "--teacher", str(teacher_path),
                                "--student", str(student_path), "--elements", "Cu,Pt", "--steps", "4", "--every", "2",
                                "--clean-fraction", "0"])  # fmt: skip
     for c, tag in ((cache, "relax"), (onpolicy, "onpolicy")):
@@ -277,3 +277,17 @@ def test_label_paths_teacher_and_on_policy_paths_with_pairs(tmp_path):
     with pytest.raises(ValueError, match="relaxed_by differ"):
         label_paths(tmp_path / "labels", tag="relax", **{**common, "student": str(student_path)})
     assert label_paths(tmp_path / "labels", tag="relax", **common) == cache  # same settings: resumes
+
+
+@pytest.mark.parametrize("argv", [["--help"], [], ["path", "out"], ["paths", "out", "tag", "not-a-seed", "3"]])
+def test_screening_data_command_refuses_bad_input_before_writing(argv, tmp_path, monkeypatch, capsys):
+    """`python -m distill.screening_data --help` once took `--help` for an output folder and started labelling."""
+    from distill.screening_data import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == (0 if argv == ["--help"] else 2)
+    out = capsys.readouterr()
+    assert ("usage: python -m distill.screening_data" in out.out + out.err) and "paths" in out.out + out.err
+    assert list(tmp_path.iterdir()) == []  # nothing written
