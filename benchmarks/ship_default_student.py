@@ -58,6 +58,9 @@ def data_description(meta: dict[str, Any]) -> dict[str, Any]:
         "slabs/adslabs of the metals whose builder volumes were corrected (label_surfaces); from round 14, "
         "distinct teacher relaxations of 60 % binaries with sparse snapshots (every 15 steps: diversity over "
         "density) and on-policy paths of the newest student (`python -m distill.screening_data paths`); "
+        "round 16 fine-tuned round 15 on new caches only (the earlier ones were no longer on the machine): the "
+        "round-15 student's 350 relaxations labelled by the teacher, 470 new teacher relaxations (every 15 steps, "
+        "60 % binaries), 8,000 sampled slabs/adslabs and 1,132 gas/bulk structures (seeds 12000-14002); "
         "adsorbate-removal "
         "pairs: every adslab record's structure without its tag-2 atoms, labelled by the teacher into "
         "<cache>-pairs (distill.pairs) for the pair loss on interaction energies",
@@ -88,24 +91,32 @@ def check_benchmark_weights(bench: dict[str, Any], model: GemNetOC) -> None:
         )
 
 
+_ROUND_KEYS = ("recipe", "validation", "step", "label_caches", "training_records", "paired_records")
+
+
 def training_history(
     model: GemNetOC, meta: dict[str, Any], earlier: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
     """(rounds, preset, fitted scale factors) from the metadata of the earlier rounds' checkpoints (first to last)
     and of the one being shipped. A file shipped before, given without earlier rounds (re-benchmarked with new
-    code, say), keeps its own record rather than losing it."""
+    code, say), keeps its own record rather than losing it; given as an earlier round (the start of a fine-tune
+    whose own earlier checkpoints are gone), its record is continued."""
     if not earlier and meta.get("rounds") and meta.get("preset"):
         return meta["rounds"], meta["preset"], meta.get("fitted_scale_factors", {})
     history = earlier + [meta]
-    rounds = [
-        {k: m.get(k) for k in ("recipe", "validation", "step", "label_caches", "training_records", "paired_records")}
-        for m in history
-    ]
-    preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
-    base = preset_config(preset)
-    c = model.config
-    if (c.emb_size_atom, c.emb_size_edge) != (base.emb_size_atom, base.emb_size_edge):  # grown by `distill widen`
-        preset = f"{preset} widened to {c.emb_size_atom} atom / {c.emb_size_edge} edge channels"
+    rounds: list[dict[str, Any]] = []
+    preset = None
+    for m in history:
+        if m.get("rounds") and m.get("preset"):  # a file shipped before: its own rounds, itself the last of them
+            rounds, preset = list(m["rounds"]), m["preset"]
+            continue
+        rounds.append({k: m.get(k) for k in _ROUND_KEYS})
+    if preset is None:
+        preset = history[0]["recipe"]["student"]  # round 0 starts from the preset; later rounds from checkpoints
+        base = preset_config(preset)
+        c = model.config
+        if (c.emb_size_atom, c.emb_size_edge) != (base.emb_size_atom, base.emb_size_edge):  # grown by `distill widen`
+            preset = f"{preset} widened to {c.emb_size_atom} atom / {c.emb_size_edge} edge channels"
     scales = next((m["fitted_scale_factors"] for m in history if m.get("fitted_scale_factors")), {})
     return rounds, preset, scales
 

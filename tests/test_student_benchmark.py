@@ -354,6 +354,10 @@ def test_reshipping_a_shipped_file_keeps_its_training_history():
     assert preset.startswith("gemnet-oc-student")
     shipped = {**round1, "rounds": rounds, "preset": preset, "fitted_scale_factors": scales}
     assert ship.training_history(model, shipped, []) == (rounds, preset, scales)
+    # a fine-tune of the shipped file, shipped with it as its earlier round: the record goes on from it
+    round2 = {"recipe": {"student": "runs/shipped.pt"}, "step": 30}
+    assert ship.training_history(model, round2, [shipped]) == (rounds + [{**round2, **dict.fromkeys(
+        ("validation", "label_caches", "training_records", "paired_records"))}], preset, scales)  # fmt: skip
     # the label caches are gone by then: their recorded sizes and settings stay in the data description
     shipped["label_caches"] = [{"path": "/nowhere/labels-v1", "structures": 9}]
     shipped["data"] = {"caches": [{"path": "/nowhere/labels-v1", "structures": 9, "settings": {"seed": 1000}}]}
