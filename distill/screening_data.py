@@ -466,18 +466,18 @@ def _parser():
     p = sub.add_parser(
         "set", help="the whole screening set (label_screening_set)", description=label_screening_set.__doc__
     )
-    p.add_argument("out")
-    p.add_argument("n_surfaces", type=int, nargs="?", default=6000)
-    p.add_argument("n_relax", type=int, nargs="?", default=250)
-    p.add_argument("n_md", type=int, nargs="?", default=100)
-    p.add_argument("n_gas", type=int, nargs="?", default=80, help="stretched/bent copies per gas molecule")
+    p.add_argument("out")  # the optional sizes, left out, keep label_screening_set's defaults
+    p.add_argument("n_surfaces", type=int, nargs="?")
+    p.add_argument("n_relax", type=int, nargs="?")
+    p.add_argument("n_md", type=int, nargs="?")
+    p.add_argument("n_gas_per_molecule", metavar="n_gas", type=int, nargs="?")
 
     p = sub.add_parser("relax", help="teacher relaxations (label_relaxations)", description=label_relaxations.__doc__)
-    p.add_argument("out")
-    p.add_argument("seed", type=int, nargs="?", default=2000)
-    p.add_argument("n_relax", type=int, nargs="?", default=240)
-    p.add_argument("relax_steps", type=int, nargs="?", default=150)
-    p.add_argument("every", type=int, nargs="?", default=5)
+    p.add_argument("out")  # left out, these keep label_relaxations' defaults
+    p.add_argument("seed", type=int, nargs="?")
+    p.add_argument("n_relax", type=int, nargs="?")
+    p.add_argument("relax_steps", type=int, nargs="?")
+    p.add_argument("every", type=int, nargs="?")
 
     p = sub.add_parser("surfaces", help="sampled slabs/adslabs (label_surfaces)", description=label_surfaces.__doc__)
     p.add_argument("out")
@@ -514,12 +514,11 @@ def main(argv: Sequence[str] | None = None) -> object:
     import torch
 
     torch.set_num_threads(1)
+    given = {k: v for k, v in vars(a).items() if k not in ("command", "out") and v is not None}
     if a.command == "set":
-        return label_screening_set(
-            a.out, n_surfaces=a.n_surfaces, n_relax=a.n_relax, n_md=a.n_md, n_gas_per_molecule=a.n_gas
-        )
+        return label_screening_set(a.out, **given)
     if a.command == "relax":
-        return label_relaxations(a.out, seed=a.seed, n_relax=a.n_relax, relax_steps=a.relax_steps, every=a.every)
+        return label_relaxations(a.out, **given)
     if a.command == "surfaces":
         return label_surfaces(a.out, tag=a.tag, seed=a.seed, n_surfaces=a.n_surfaces, elements=_elements(a.elements))
     return label_paths(

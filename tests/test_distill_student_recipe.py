@@ -291,3 +291,18 @@ def test_screening_data_command_refuses_bad_input_before_writing(argv, tmp_path,
     out = capsys.readouterr()
     assert ("usage: python -m distill.screening_data" in out.out + out.err) and "paths" in out.out + out.err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_screening_data_command_passes_only_the_sizes_given(monkeypatch):
+    """Sizes left out keep the labelling functions' own defaults (not a second copy of them in the parser)."""
+    from distill import screening_data
+
+    calls = []
+    monkeypatch.setattr(screening_data, "label_relaxations", lambda out, **kw: calls.append((out, kw)))
+    monkeypatch.setattr(screening_data, "label_screening_set", lambda out, **kw: calls.append((out, kw)))
+    screening_data.main(["relax", "out", "7"])
+    screening_data.main(["set", "out2", "10", "2", "3", "4"])
+    assert calls == [
+        ("out", {"seed": 7}),
+        ("out2", {"n_surfaces": 10, "n_relax": 2, "n_md": 3, "n_gas_per_molecule": 4}),
+    ]
