@@ -21,8 +21,10 @@ What is measured (issue 10, "How it is judged"), energies in eV, distances in Å
 7. speed in the same run at --threads: the 37-atom Pt(111)+O slab, single point (ASE calculator, energy and
    forces, fresh neighbour list; and energy only) and relax mode (ASE BFGS from a 0.05 Å rattle, neighbour
    lists reused within the calculators' skin), ms per structure / per force call (≤ 10 ms, ≥ 10× SevenNet-0),
-   student and teacher calls interleaved in blocks so that load changes during the run hit both alike; also,
-   not judged, the opt-in compiled student (`GemNetOC.compile_network`) in the same interleaving;
+   student and teacher calls interleaved in blocks so that load changes during the run hit both alike; the
+   judged student is the default one (its network traced by `predict`, `GemNetOC.trace_network`); also, not
+   judged, the same student untraced (`trace_network(False)`) and the opt-in compiled student
+   (`GemNetOC.compile_network`) in the same interleaving;
 8. parity plots (PNG); 9. report.md, metrics.json and CSV tables.
 Non-finite values are never averaged: they are counted and listed. Every number is reported, misses included.
 """
@@ -671,12 +673,14 @@ def speed_metrics(
     relax_steps: int = MAX_STEPS,
     relax_repeats: int = 3,
     compiled: bool = False,
+    untraced: bool = True,
 ) -> dict[str, Any]:
     """`interleaved_speed` of the student (`DistilledCalculator`) and the teacher (`TeacherCalculator`) in this
     run and the teacher/student ratios of the medians. With `compiled` (and a student that supports
     `compile_network`), a copy of the student with its network compiled is timed in the same interleaving, its
-    compile time and ratios reported under `student_compiled` — beside the judged default (eager) numbers, not
-    instead of them."""
+    compile time and ratios reported under `student_compiled` — beside the judged default numbers, not
+    instead of them. With `untraced` (and a student with `trace_network`), a copy whose `predict` runs the eager
+    Python network is timed likewise, under `student_untraced` (what tracing gains)."""
     import copy
 
     from calculators import DistilledCalculator, TeacherCalculator
@@ -685,6 +689,10 @@ def speed_metrics(
         "student": SpeedProbe(student, DistilledCalculator, relax_steps=relax_steps),
         "teacher": SpeedProbe(teacher, TeacherCalculator, relax_steps=relax_steps),
     }
+    if untraced and hasattr(student, "trace_network"):
+        probes["student_untraced"] = SpeedProbe(
+            copy.deepcopy(student).trace_network(False), DistilledCalculator, relax_steps=relax_steps
+        )
     compile_seconds, twin, why_not = None, None, None
     if compiled and not getattr(student, "compilable", False):
         why_not = "this student cannot be compiled (not a student-like GemNet-OC)"
@@ -719,6 +727,15 @@ def speed_metrics(
         "ratio_energy_only": ratio("energy_only_ms"),
         "ratio_relax": ratio("relax_ms_per_force_call"),
     }
+    if "student_untraced" in timed:
+        c = timed["student_untraced"]
+        out["student_untraced"] = {
+            **c,
+            "ratio_single_point": ratio("single_point_ms", c),
+            "ratio_energy_only": ratio("energy_only_ms", c),
+            "ratio_relax": ratio("relax_ms_per_force_call", c),
+            "note": "the same student with trace_network(False): predict runs the eager Python network; not judged",
+        }
     if "student_compiled" in timed:
         c = timed["student_compiled"]
         out["student_compiled"] = {
@@ -1207,6 +1224,8 @@ def speed_rows(sp: Mapping[str, Any]) -> list[dict[str, Any]]:
     """speed.csv: ms of the student and the teacher and their ratio per mode; the opt-in compiled student's rows
     too when it was timed (marked not judged)."""
     students = [("student", sp["student"], sp)]
+    if sp.get("student_untraced"):
+        students.append(("student, untraced network (not judged)", sp["student_untraced"], sp["student_untraced"]))
     c = sp.get("student_compiled") or {}
     if c and not c.get("unavailable"):
         students.append(("student, opt-in compiled (not judged)", c, c))
@@ -1216,6 +1235,18 @@ def speed_rows(sp: Mapping[str, Any]) -> list[dict[str, Any]]:
         for name, times, ratios in students
         for mode, key, ratio in SPEED_MODES
     ]  # fmt: skip
+
+
+def _untraced_rows(s: Mapping[str, Any]) -> list[str]:
+    """Report rows of the same student with its network untraced (`trace_network(False)`), when timed."""
+    c = s.get("student_untraced")
+    if not c:
+        return []
+    return [
+        f"| same student, network untraced (`trace_network(False)`), {mode}; not judged | {_fmt(c[key], '', 2)} | "
+        f"{_fmt(s['teacher'][key], '', 2)} | {_fmt(c[ratio], '×')} |"
+        for mode, key, ratio in SPEED_MODES
+    ]
 
 
 def _compiled_rows(s: Mapping[str, Any]) -> list[str]:
@@ -1392,6 +1423,7 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
             f"| relax mode, ASE BFGS, per force call (skin reuse) | "
             f"{_fmt(s['student']['relax_ms_per_force_call'], '', 2)} | "
             f"{_fmt(s['teacher']['relax_ms_per_force_call'], '', 2)} | {_fmt(s['ratio_relax'], '×')} |",
+            *_untraced_rows(s),
             *_compiled_rows(s),
             "",
             f"{s.get('timing', 'each model timed in one block').capitalize()}; load changes during the run "
@@ -1401,6 +1433,16 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
             f"{s['student']['relax_neighbor_builds']} neighbour builds (converged {s['student']['relax_converged']}), "
             f"teacher {s['teacher']['relax_force_calls']} / {s['teacher']['relax_neighbor_builds']} (converged "
             f"{s['teacher']['relax_converged']}).",
+            *(
+                [
+                    "",
+                    "The judged student is the default one: its `predict` runs the network as a TorchScript trace "
+                    "made on the second call (`GemNetOC.trace_network`; the same numbers as the eager network); "
+                    "the untraced rows are the same weights with the eager Python network.",
+                ]
+                if s.get("student_untraced")
+                else []
+            ),
             "",
         ]
     t = m["timings_s"]

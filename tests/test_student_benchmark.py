@@ -220,6 +220,7 @@ def test_speed_section_runs_with_tiny_models():
     assert len(sb.pt111_o_slab()) == 37
     assert s["student"]["single_point_ms"] > 0 and s["teacher"]["relax_force_calls"] >= 2
     assert s["ratio_single_point"] > 0 and s["ratio_relax"] > 0
+    assert s["student_untraced"]["single_point_ms"] > 0 and s["student_untraced"]["ratio_energy_only"] > 0
 
 
 def test_teacher_relaxations_resume_after_kill(tmp_path):
@@ -376,6 +377,12 @@ def test_report_shows_the_compiled_student_beside_the_judged_one():
     why = sb._compiled_rows({**speed, "student_compiled": {"unavailable": "compiling failed; it ran eager"}})
     assert any("compiling failed" in r for r in why)
     assert sb._compiled_rows(speed) == []
+    untraced = {**times, "ratio_single_point": 8.0, "ratio_energy_only": 9.0, "ratio_relax": 8.5}
+    rows = sb._untraced_rows({**speed, "student_untraced": untraced})
+    assert len([r for r in rows if "untraced" in r and "not judged" in r]) == 3 and sb._untraced_rows(speed) == []
+    both = sb.speed_rows({**speed, "student": times, "ratio_single_point": 10.0, "ratio_energy_only": 12.5,
+                          "ratio_relax": 11.1, "student_untraced": untraced})  # fmt: skip
+    assert [r["model"] for r in both].count("student, untraced network (not judged)") == 3
     csv_rows = sb.speed_rows({**speed, "student": times, "ratio_single_point": 10.0, "ratio_energy_only": 12.5,
                               "ratio_relax": 11.1, "student_compiled": compiled})  # fmt: skip
     assert [r["model"] for r in csv_rows].count("student, opt-in compiled (not judged)") == 3

@@ -21,9 +21,44 @@ from calculators.gemnet.layers import (
     Dense,
     EdgeEmbedding,
     ResidualLayer,
+    ScaleFactor,
     he_orthogonal_,
 )
 from calculators.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
+
+
+# Bumped whenever any module registers a submodule, parameter or buffer (torch's global registration hooks): a
+# traced network checks its model's structure again only after such an event (see `GemNetOC.trace_network`).
+_REGISTRATIONS = [0]
+
+
+def _count_registration(*_args) -> None:
+    _REGISTRATIONS[0] += 1
+
+
+torch.nn.modules.module.register_module_module_registration_hook(_count_registration)
+torch.nn.modules.module.register_module_parameter_registration_hook(_count_registration)
+torch.nn.modules.module.register_module_buffer_registration_hook(_count_registration)
+
+
+def _global_module_hooks() -> bool:
+    """True while global forward hooks (`torch.nn.modules.module.register_module_forward_hook`) are set: they
+    expect to see every submodule call, which only the eager network makes."""
+    mod = torch.nn.modules.module
+    return bool(mod._global_forward_hooks or mod._global_forward_pre_hooks)
+
+
+@dataclass
+class _Traces:
+    """A model's TorchScript traces by (direct forces?, dtype, device), its inference calls by the same key, and
+    the structure (ids of modules, parameters, buffers) they were made for."""
+
+    structure: tuple
+    scale_factors: tuple
+    hook_dicts: tuple
+    registrations: int = -1
+    calls: dict = field(default_factory=dict)
+    scripts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -378,11 +413,14 @@ class GemNetOC(nn.Module):
         features: bool = False,
         candidates: G.PairCandidates | None = None,
         create_graph: bool | None = None,
+        traced: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Energies (B,) eV, per-atom energies (N,), forces (N, 3) eV/Å; with `features` also the per-block
         atom/edge embeddings (`h_blocks`, `m_blocks`), x_E/x_F (`node_features`, `edge_features`), `edge_index`.
 
         Conservative forces use autograd (graph kept for training when `create_graph`, default: self.training).
+        `traced`: the network may run as its TorchScript trace where that computes the same (`predict` asks for
+        it; see `trace_network`).
         """
         self._check(batch)
         pos = batch.positions
@@ -401,6 +439,9 @@ class GemNetOC(nn.Module):
             direct_f = want_f and self.direct_forces
             if self._compiled is not None and not features and not torch.is_grad_enabled():
                 atom_e, f_st = self._run_compiled(h, m, g, direct_f)
+                node_feat = edge_feat = hs = ms = None
+            elif traced and not features and (script := self._traced_network(h, m, g, direct_f)) is not None:
+                atom_e, f_st = self._run_traced(script, h, m, g, direct_f)
                 node_feat = edge_feat = hs = ms = None
             else:
                 node_feat, atom_e, edge_feat, f_st, hs, ms = self._network(h, m, g, want_f, direct_f)
@@ -487,7 +528,9 @@ class GemNetOC(nn.Module):
 
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())
-        state.pop("_compiled", None)  # a compiled function does not pickle (Dask workers, deepcopy): compile again
+        # a compiled function or a TorchScript trace does not pickle (Dask workers, deepcopy): made again there
+        state.pop("_compiled", None)
+        state.pop("_traces", None)
         return state
 
     def _flat_network(self, h, m, rad, rad_w1, sph, pad_src, trip_in, id_swap, basis_atom_update, basis_output,
@@ -511,6 +554,106 @@ class GemNetOC(nn.Module):
             warnings.warn(f"compile_network: falling back to eager ({type(exc).__name__}: {exc})", stacklevel=3)
             self._compiled = None
             return self._flat_network(*args)
+
+    # ------------------------------------------------------------------------------------- traced network
+    trace_inference = True  # `predict` runs the network as a TorchScript trace (`trace_network`)
+    TRACE_AFTER_CALLS = 2  # the call (per kind) on which the trace is made: one-off calls never pay for it
+    _traces: _Traces | None = None
+
+    def trace_network(self, enabled: bool = True) -> GemNetOC:
+        """Run the interaction/output blocks and heads of `predict` calls as a TorchScript trace (on by default).
+
+        The network is the same sequence of tensor operations for every structure (no control flow that depends
+        on the data once the graph has edges and triplets), so `torch.jit.trace` of it is exact for other
+        geometries, sizes and batches; what it removes is the Python cost of ~650 operations and ~100 module
+        calls per call (network 10.6 -> 8.0 ms energy only, 14.3 -> 10.6 ms with forces, shipped student,
+        37 atoms, 1 thread), with the same numbers bit for bit (the same kernels in the same order). No compiler
+        is needed. The trace is made on the `TRACE_AFTER_CALLS`-th inference call of each kind (forces or energy
+        only; dtype; device), in about half a second, and shares this model's parameters (in-place updates and
+        `load_state_dict` reach it). Eager runs instead wherever the trace would not compute the same: autograd,
+        `features`, training mode, scale-factor fitting, graphs without edges or triplets, configs with
+        quadruplet or atom-graph interactions, while any submodule has forward hooks (or global ones are set),
+        and after a submodule or parameter is replaced (the trace is then made again). If tracing fails, it warns
+        once and stays eager."""
+        self.trace_inference = enabled
+        self._traces = None
+        return self
+
+    def _apply(self, fn, recurse=True):
+        """`.to()`, `.double()`, `.cuda()`: traces are dropped when the parameters change dtype, device or storage
+        (a calculator's `.to()` of a model already there keeps them)."""
+        before = self._parameter_fingerprint()
+        out = super()._apply(fn, recurse)
+        if self._parameter_fingerprint() != before:
+            self._traces = None
+        return out
+
+    def _parameter_fingerprint(self) -> tuple:
+        return tuple((p.dtype, p.device, p.data_ptr()) for p in self.parameters())
+
+    def _traced_network(self, h: torch.Tensor, m: torch.Tensor, g: GraphSet, direct_f: bool):
+        """The TorchScript trace for this call, or None where the eager network must run (see `trace_network`)."""
+        if (
+            not self.trace_inference
+            or self.training
+            or torch.is_grad_enabled()
+            or not self.compilable
+            or g.main.num_edges == 0
+            or g.trip_e2e["in"].numel() == 0
+            or _global_module_hooks()
+        ):
+            return None
+        state = self._traces
+        if state is None or state.registrations != _REGISTRATIONS[0]:
+            state = self._refresh_traces(state)
+        if any(state.hook_dicts) or any(sf.observer is not None for sf in state.scale_factors):
+            return None
+        key = (direct_f, g.basis_output.dtype, g.basis_output.device)
+        calls = state.calls[key] = state.calls.get(key, 0) + 1
+        script = state.scripts.get(key)
+        if script is None and calls >= self.TRACE_AFTER_CALLS:
+            script = state.scripts[key] = self._make_trace(self._flat_args((h, m), g), direct_f)
+        return script or None
+
+    def _refresh_traces(self, state: _Traces | None) -> _Traces:
+        """Trace bookkeeping for the model's current submodules and parameters: kept when a module registered
+        somewhere since was not one of this model's (the same structure), new (traces dropped) otherwise."""
+        modules = tuple(self.modules())
+        structure = (tuple(map(id, modules)), tuple(map(id, self.parameters())), tuple(map(id, self.buffers())))
+        if state is None or state.structure != structure:
+            state = _Traces(
+                structure=structure,
+                scale_factors=tuple(mod for mod in modules if isinstance(mod, ScaleFactor)),
+                # each module's hook dicts (hooks are added to and removed from these same dicts): ~10 µs a call
+                hook_dicts=tuple(d for mod in modules for d in (mod._forward_hooks, mod._forward_pre_hooks)),
+            )
+        state.registrations = _REGISTRATIONS[0]
+        self._traces = state
+        return state
+
+    def _make_trace(self, example: tuple, direct_f: bool):
+        """Trace the network on this call's inputs; False (and one warning) when tracing fails."""
+        try:
+            with warnings.catch_warnings():
+                # torch 2.13 marks torch.jit.trace deprecated; shape-to-bool conversions it warns about are the
+                # edge/triplet checks `_traced_network` makes before every use of the trace
+                warnings.simplefilter("ignore")
+                return torch.jit.trace(_FlatNetwork(self, direct_f), example, check_trace=False)
+        except Exception as exc:  # an op the tracer cannot record: the eager network computes the same
+            warnings.warn(f"trace_network: staying eager ({type(exc).__name__}: {exc})", stacklevel=4)
+            return False
+
+    @staticmethod
+    def _flat_args(hm: tuple[torch.Tensor, torch.Tensor], g: GraphSet) -> tuple:
+        h, m = hm
+        rad_w1, sph = g.bases_e2e["cir"]
+        return (h, m, g.bases_e2e["rad"], rad_w1, sph, g.trip_e2e["pad_src"], g.trip_e2e["in"], g.id_swap,
+                g.basis_atom_update, g.basis_output, g.main.edge_index)  # fmt: skip
+
+    def _run_traced(self, script, h: torch.Tensor, m: torch.Tensor, g: GraphSet, direct_f: bool):
+        with torch.jit.optimized_execution(False):  # no per-shape profiling and re-optimising passes
+            out = script(*self._flat_args((h, m), g))
+        return out[0], (out[1] if direct_f else None)
 
     def _isolated(self, g: GraphSet, num_atoms: int) -> torch.Tensor:
         """(N,) bool: atoms that no edge of the widest graph reaches (the main graph, or the atom-atom graph)."""
@@ -566,7 +709,9 @@ class GemNetOC(nn.Module):
         needs_grad = keep_graph or (forces and self.conservative)
         # without autograd, inference mode also skips version counters and view tracking (~5 % per call)
         with torch.enable_grad() if needs_grad else torch.inference_mode():
-            out = self.forward(batch, forces=forces, features=features, candidates=candidates, create_graph=keep_graph)
+            out = self.forward(
+                batch, forces=forces, features=features, candidates=candidates, create_graph=keep_graph, traced=True
+            )
         return out if keep_graph else {k: _detach(v) for k, v in out.items()}
 
 
@@ -622,3 +767,17 @@ def _with_positions(batch: AtomsBatch, pos: torch.Tensor) -> AtomsBatch:
     from dataclasses import replace
 
     return replace(batch, positions=pos)
+
+
+class _FlatNetwork(nn.Module):
+    """`GemNetOC._flat_network` as a module with tensor-only outputs (what `torch.jit.trace` records):
+    (per-atom network energies (N,),) or (those, edge force magnitudes (E, 1))."""
+
+    def __init__(self, model: GemNetOC, direct_f: bool):
+        super().__init__()
+        self.model = model
+        self.direct_f = direct_f
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        atom_e, f_st = self.model._flat_network(*args, self.direct_f)
+        return (atom_e, f_st) if self.direct_f else (atom_e,)
