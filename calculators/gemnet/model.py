@@ -26,7 +26,6 @@ from calculators.gemnet.layers import (
 )
 from calculators.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
 
-
 # Bumped whenever any module registers a submodule, parameter or buffer (torch's global registration hooks): a
 # traced network checks its model's structure again only after such an event (see `GemNetOC.trace_network`).
 _REGISTRATIONS = [0]
