@@ -326,7 +326,9 @@ def triplets(graph: Graph, num_atoms: int) -> dict[str, torch.Tensor]:
     """Triplets b->a<-c of one graph: for each output edge c->a every other input edge b->a.
 
     in: (T,) input edge b->a; out: (T,) output edge c->a (sorted); out_agg: (T,) rank of the triplet within its
-    output edge.
+    output edge; pad_src, pad_trip: (E·K,) the gather indices (`index_ops.padded_source_index`, K = the most
+    triplets of an output edge) laying out the input edges, and the triplets themselves, as the (E, K) grid of
+    the triplet bilinear (empty slots: row E, row T).
     """
     s, t = _host(graph.edge_index)
     order = np.argsort(t * num_atoms + s, kind="stable")
@@ -338,8 +340,15 @@ def triplets(graph: Graph, num_atoms: int) -> dict[str, torch.Tensor]:
     keep = edge_in != out
     out, edge_in = out[keep], edge_in[keep]
     out_agg = _ragged_range(np.bincount(out, minlength=t.size))
+    k = int(out_agg.max()) + 1 if out_agg.size else 0
+    slots = out * k + out_agg
+    pad_src = np.full(t.size * k, t.size, dtype=np.int64)
+    pad_src[slots] = edge_in
+    pad_trip = np.full(t.size * k, out.size, dtype=np.int64)
+    pad_trip[slots] = np.arange(out.size)
     device = graph.edge_index.device
-    return {k: torch.from_numpy(v).to(device) for k, v in (("in", edge_in), ("out", out), ("out_agg", out_agg))}
+    arrays = (("in", edge_in), ("out", out), ("out_agg", out_agg), ("pad_src", pad_src), ("pad_trip", pad_trip))
+    return {name: torch.from_numpy(v).to(device) for name, v in arrays}
 
 
 def _ragged_range(sizes: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from calculators.gemnet.index_ops import scatter_padded
+from calculators.gemnet.index_ops import gather_padded, scatter_padded
 
 
 def he_orthogonal_(weight: torch.Tensor) -> torch.Tensor:
@@ -218,7 +218,10 @@ class BasisEmbedding(nn.Module):
         idx_sph_outer: torch.Tensor | None = None,
         idx_sph_inner: torch.Tensor | None = None,
         num_atoms: int | None = None,
+        sph_index: torch.Tensor | None = None,
     ):
+        """`sph_index`: a prebuilt `index_ops.padded_source_index` of the spherical basis rows (the layout
+        `idx_sph_outer`/`idx_sph_inner` give, as one gather: no grid size read from the data)."""
         num_edges = rad_basis.shape[0]
         if self.num_spherical is not None:
             rad_w1 = (rad_basis @ self.weight.reshape(self.weight.shape[0], -1)).reshape(
@@ -231,6 +234,8 @@ class BasisEmbedding(nn.Module):
             rad_w1 = padded.reshape(num_atoms, rad_w1.shape[1], padded.shape[2:].numel())
         if sph_basis is None:
             return rad_w1
+        if sph_index is not None:
+            return rad_w1, gather_padded(sph_basis, sph_index, num_edges).transpose(1, 2)
         if idx_sph_inner is None:
             return (rad_w1[idx_sph_outer] @ sph_basis[:, :, None]).squeeze(-1)
         sph = scatter_padded(sph_basis, idx_sph_outer, idx_sph_inner, num_edges).transpose(1, 2)

@@ -395,9 +395,7 @@ class GemNetOC(nn.Module):
             )
         g.bases_e2e = {
             "rad": self.mlp_rbf_tint(rad_main),
-            "cir": self.mlp_cbf_tint(
-                rad_cir_e2e, cir_e2e, idx_sph_outer=g.trip_e2e["out"], idx_sph_inner=g.trip_e2e["out_agg"]
-            ),
+            "cir": self.mlp_cbf_tint(rad_cir_e2e, cir_e2e, sph_index=g.trip_e2e["pad_trip"]),
         }
         g.basis_rad_raw = rad_main
         g.basis_atom_update = self.mlp_rbf_h(rad_main)
@@ -429,21 +427,22 @@ class GemNetOC(nn.Module):
             batch = _with_positions(batch, pos)
         with torch.set_grad_enabled(torch.is_grad_enabled() or need_grad):
             g = self.build_graphs(batch, candidates)
-            self.compute_bases(g, batch.num_atoms)
             idx_t = g.main.edge_index[1]
-            h = self.atom_emb(batch.atomic_numbers)
-            m = self.edge_emb(h, g.basis_rad_raw, g.main.edge_index)
             # the direct-force head's edge features only when forces are asked for (energy-only calls skip them)
             want_f = forces and self.regress_forces
             direct_f = want_f and self.direct_forces
-            if self._compiled is not None and not features and not torch.is_grad_enabled():
-                atom_e, f_st = self._run_compiled(h, m, g, direct_f)
-                node_feat = edge_feat = hs = ms = None
-            elif traced and not features and (script := self._traced_network(h, m, g, direct_f)) is not None:
-                atom_e, f_st = self._run_traced(script, h, m, g, direct_f)
-                node_feat = edge_feat = hs = ms = None
+            node_feat = edge_feat = hs = ms = None
+            script = self._traced_core(batch, g, direct_f) if traced and not features else None
+            if script is not None:  # bases, embeddings and network in one TorchScript call
+                atom_e, f_st = self._run_traced(script, batch, g, direct_f)
             else:
-                node_feat, atom_e, edge_feat, f_st, hs, ms = self._network(h, m, g, want_f, direct_f)
+                self.compute_bases(g, batch.num_atoms)
+                h = self.atom_emb(batch.atomic_numbers)
+                m = self.edge_emb(h, g.basis_rad_raw, g.main.edge_index)
+                if self._compiled is not None and not features and not torch.is_grad_enabled():
+                    atom_e, f_st = self._run_compiled(h, m, g, direct_f)
+                else:
+                    node_feat, atom_e, edge_feat, f_st, hs, ms = self._network(h, m, g, want_f, direct_f)
             # an atom with no neighbour in any graph (a lone atom in a box, H2 pulled 10 Å apart) is in its
             # reference state: it contributes its element reference energy (0 without references), force 0
             atom_e = torch.where(self._isolated(g, batch.num_atoms), torch.zeros_like(atom_e), atom_e)
@@ -590,10 +589,11 @@ class GemNetOC(nn.Module):
     def _parameter_fingerprint(self) -> tuple:
         return tuple((p.dtype, p.device, p.data_ptr()) for p in self.parameters())
 
-    def _traced_network(self, h: torch.Tensor, m: torch.Tensor, g: GraphSet, direct_f: bool):
+    def _traced_core(self, batch: AtomsBatch, g: GraphSet, direct_f: bool):
         """The TorchScript trace for this call, or None where the eager network must run (see `trace_network`)."""
         if (
             not self.trace_inference
+            or self._compiled is not None
             or self.training
             or torch.is_grad_enabled()
             or not self.compilable
@@ -607,11 +607,11 @@ class GemNetOC(nn.Module):
             state = self._refresh_traces(state)
         if any(state.hook_dicts) or any(sf.observer is not None for sf in state.scale_factors):
             return None
-        key = (direct_f, g.basis_output.dtype, g.basis_output.device)
+        key = (direct_f, g.main.distance.dtype, g.main.distance.device)
         calls = state.calls[key] = state.calls.get(key, 0) + 1
         script = state.scripts.get(key)
         if script is None and calls >= self.TRACE_AFTER_CALLS:
-            script = state.scripts[key] = self._make_trace(self._flat_args((h, m), g), direct_f)
+            script = state.scripts[key] = self._make_trace(self._core_args(batch, g), direct_f)
         return script or None
 
     def _refresh_traces(self, state: _Traces | None) -> _Traces:
@@ -635,23 +635,36 @@ class GemNetOC(nn.Module):
         try:
             with warnings.catch_warnings():
                 # torch 2.13 marks torch.jit.trace deprecated; shape-to-bool conversions it warns about are the
-                # edge/triplet checks `_traced_network` makes before every use of the trace
+                # edge/triplet checks `_traced_core` makes before every use of the trace
                 warnings.simplefilter("ignore")
-                return torch.jit.trace(_FlatNetwork(self, direct_f), example, check_trace=False)
+                return torch.jit.trace(_FlatCore(self, direct_f), example, check_trace=False)
         except Exception as exc:  # an op the tracer cannot record: the eager network computes the same
             warnings.warn(f"trace_network: staying eager ({type(exc).__name__}: {exc})", stacklevel=4)
             return False
 
     @staticmethod
-    def _flat_args(hm: tuple[torch.Tensor, torch.Tensor], g: GraphSet) -> tuple:
-        h, m = hm
-        rad_w1, sph = g.bases_e2e["cir"]
-        return (h, m, g.bases_e2e["rad"], rad_w1, sph, g.trip_e2e["pad_src"], g.trip_e2e["in"], g.id_swap,
-                g.basis_atom_update, g.basis_output, g.main.edge_index)  # fmt: skip
+    def _core_args(batch: AtomsBatch, g: GraphSet) -> tuple:
+        t = g.trip_e2e
+        return (batch.atomic_numbers, g.main.distance, g.main.vector, g.main.edge_index, g.id_swap, t["in"],
+                t["out"], t["pad_src"], t["pad_trip"])  # fmt: skip
 
-    def _run_traced(self, script, h: torch.Tensor, m: torch.Tensor, g: GraphSet, direct_f: bool):
+    def _flat_core(self, z, distance, vector, edge_index, id_swap, trip_in, trip_out, pad_src, pad_trip,
+                   direct_f: bool):  # fmt: skip
+        """Bases, embeddings and `_network` on plain tensors (what `torch.jit.trace` records): the atoms' network
+        energies (N,) eV and the edges' direct force magnitudes (E, 1) eV/Å (None without `direct_f`)."""
+        g = GraphSet(
+            main=G.Graph(edge_index, None, distance, vector, None), id_swap=id_swap,
+            trip_e2e={"in": trip_in, "out": trip_out, "pad_src": pad_src, "pad_trip": pad_trip},
+        )  # fmt: skip
+        self.compute_bases(g, z.shape[0])
+        h = self.atom_emb(z)
+        m = self.edge_emb(h, g.basis_rad_raw, edge_index)
+        _, atom_e, _, f_st, _, _ = self._network(h, m, g, direct_f, direct_f)
+        return atom_e, f_st
+
+    def _run_traced(self, script, batch: AtomsBatch, g: GraphSet, direct_f: bool):
         with torch.jit.optimized_execution(False):  # no per-shape profiling and re-optimising passes
-            out = script(*self._flat_args((h, m), g))
+            out = script(*self._core_args(batch, g))
         return out[0], (out[1] if direct_f else None)
 
     def _isolated(self, g: GraphSet, num_atoms: int) -> torch.Tensor:
@@ -754,11 +767,18 @@ def _detach(v):
 
 
 def _padded(trip: dict, graph_in: G.Graph, graph_out: G.Graph) -> dict:
-    """A triplet dict with `pad_src`: the gather index laying input-edge rows out as the (output edges, K) grid of
-    the triplet bilinear (`index_ops.padded_source_index`)."""
-    trip["pad_src"] = padded_source_index(
-        trip["in"], trip["out"], trip["out_agg"], graph_out.num_edges, graph_in.num_edges
-    )
+    """A triplet dict with `pad_src` and `pad_trip`: the gather indices laying the input-edge rows, and the
+    triplets' own rows, out as the (output edges, K) grid of the triplet bilinear (`index_ops.padded_source_index`;
+    `graph.triplets` makes them on the host already)."""
+    if "pad_src" not in trip:
+        trip["pad_src"] = padded_source_index(
+            trip["in"], trip["out"], trip["out_agg"], graph_out.num_edges, graph_in.num_edges
+        )
+    if "pad_trip" not in trip:
+        n_trip = trip["in"].numel()
+        trip["pad_trip"] = padded_source_index(
+            torch.arange(n_trip, device=trip["in"].device), trip["out"], trip["out_agg"], graph_out.num_edges, n_trip
+        )
     return trip
 
 
@@ -768,8 +788,8 @@ def _with_positions(batch: AtomsBatch, pos: torch.Tensor) -> AtomsBatch:
     return replace(batch, positions=pos)
 
 
-class _FlatNetwork(nn.Module):
-    """`GemNetOC._flat_network` as a module with tensor-only outputs (what `torch.jit.trace` records):
+class _FlatCore(nn.Module):
+    """`GemNetOC._flat_core` as a module with tensor-only outputs (what `torch.jit.trace` records):
     (per-atom network energies (N,),) or (those, edge force magnitudes (E, 1))."""
 
     def __init__(self, model: GemNetOC, direct_f: bool):
@@ -778,5 +798,5 @@ class _FlatNetwork(nn.Module):
         self.direct_f = direct_f
 
     def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        atom_e, f_st = self.model._flat_network(*args, self.direct_f)
+        atom_e, f_st = self.model._flat_core(*args, self.direct_f)
         return (atom_e, f_st) if self.direct_f else (atom_e,)
