@@ -215,3 +215,23 @@ def test_configs_with_atom_graph_interactions_stay_eager():
     for _ in range(3):
         model.predict(batch)
     assert not _scripts(model)
+
+
+def test_host_built_grid_indices_lay_out_the_triplets_as_the_scatter_does():
+    """`graph.triplets` builds both gather indices of the (output edge, K) grid in numpy: they equal the torch
+    `padded_source_index`, and the angular basis gathered with one equals the scattered grid."""
+    from calculators.gemnet.index_ops import gather_padded, padded_source_index, scatter_padded
+
+    model = tiny_model(seed=8, dtype=torch.float64, **STUDENT_LIKE)
+    for atoms in (pt_slab_o(rattle=0.15, seed=2), small_molecule_box()):
+        g = model.build_graphs(_batch(atoms, dtype=torch.float64))
+        t, n_edges = g.trip_e2e, g.main.num_edges
+        n_trip = t["in"].numel()
+        assert torch.equal(t["pad_src"], padded_source_index(t["in"], t["out"], t["out_agg"], n_edges, n_edges))
+        assert torch.equal(
+            t["pad_trip"], padded_source_index(torch.arange(n_trip), t["out"], t["out_agg"], n_edges, n_trip)
+        )
+        values = torch.randn(n_trip, 5, dtype=torch.float64)
+        assert torch.equal(
+            gather_padded(values, t["pad_trip"], n_edges), scatter_padded(values, t["out"], t["out_agg"], n_edges)
+        )

@@ -559,15 +559,16 @@ class GemNetOC(nn.Module):
     _traces: _Traces | None = None
 
     def trace_network(self, enabled: bool = True) -> GemNetOC:
-        """Run the interaction/output blocks and heads of `predict` calls as a TorchScript trace (on by default).
+        """Run the bases, embeddings, interaction/output blocks and heads of `predict` calls as one TorchScript
+        trace (on by default; the graph topology stays in numpy).
 
-        The network is the same sequence of tensor operations for every structure (no control flow that depends
-        on the data once the graph has edges and triplets), so `torch.jit.trace` of it is exact for other
-        geometries, sizes and batches; what it removes is the Python cost of ~650 operations and ~100 module
-        calls per call (network 10.6 -> 8.0 ms energy only, 14.3 -> 10.6 ms with forces, shipped student,
-        37 atoms, 1 thread), with the same numbers bit for bit (the same kernels in the same order). No compiler
-        is needed. The trace is made on the `TRACE_AFTER_CALLS`-th inference call of each kind (forces or energy
-        only; dtype; device), in about half a second, and shares this model's parameters (in-place updates and
+        This part is the same sequence of tensor operations for every structure (no control flow that depends on
+        the data once the graph has edges and triplets; the triplet grid is laid out by prebuilt gather indices),
+        so `torch.jit.trace` of it is exact for other geometries, sizes and batches; what it removes is the Python
+        cost of ~650 operations and ~100 module calls per call (shipped student, 37 atoms, 1 thread: a calculator
+        call ~1.2× faster), with the same numbers bit for bit (the same kernels in the same order). No compiler is
+        needed. The trace is made on the `TRACE_AFTER_CALLS`-th inference call of each kind (forces or energy only;
+        dtype; device), in about half a second, and shares this model's parameters (in-place updates and
         `load_state_dict` reach it). Eager runs instead wherever the trace would not compute the same: autograd,
         `features`, training mode, scale-factor fitting, graphs without edges or triplets, configs with
         quadruplet or atom-graph interactions, while any submodule has forward hooks (or global ones are set),
