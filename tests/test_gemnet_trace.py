@@ -1,7 +1,7 @@
 """The traced network of `predict` (`GemNetOC.trace_network`, on by default): the same energies and forces as the
-eager network for new geometries, sizes and batches, made once per kind on the second call, and eager wherever a
-trace would not compute the same (autograd, features, scale fitting, hooks, graphs without triplets, replaced
-parameters)."""
+eager network for new geometries, sizes and batches, made once per kind after eager calls of that kind have taken
+`after_seconds`, and eager wherever a trace would not compute the same (autograd, features, scale fitting, hooks,
+graphs without triplets, replaced parameters)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def _batch(*atoms_list, dtype=torch.float32):
 
 
 def _pair(seed: int = 5, dtype=torch.float32, **overrides):
-    traced = tiny_model(seed=seed, dtype=dtype, **{**STUDENT_LIKE, **overrides})
+    """(a model tracing from its first call on, an eager copy)."""
+    traced = tiny_model(seed=seed, dtype=dtype, **{**STUDENT_LIKE, **overrides}).trace_network(after_seconds=0.0)
     eager = copy.deepcopy(traced).trace_network(False)
     return traced, eager
 
@@ -48,23 +49,43 @@ def _assert_same(out, ref, forces: bool):
 def test_traced_predict_matches_eager_on_new_geometries_and_batches(dtype):
     traced, eager = _pair(dtype=dtype)
     cases = [
-        _batch(pt_slab_o(), dtype=dtype),
-        _batch(pt_slab_o(), dtype=dtype),  # the second call of each kind makes the trace
+        _batch(pt_slab_o(), dtype=dtype),  # the first call of each kind makes the trace
         _batch(pt_slab_o(rattle=0.2, seed=3), dtype=dtype),  # other edge and triplet counts than the traced call
         _batch(pt_slab_o(size=(3, 3, 3)), small_molecule_box(), dtype=dtype),  # a batch of two structures
     ]
-    for i, batch in enumerate(cases):
+    for batch in cases:
         for forces in (True, False):
             _assert_same(traced.predict(batch, forces=forces), eager.predict(batch, forces=forces), forces)
-        assert len(_scripts(traced)) == (0 if i == 0 else 2)  # no trace on a first (one-off) call
     assert all(_scripts(traced).values()) and _scripts(eager) == {}
+    assert traced._traces.calls == dict.fromkeys(_scripts(traced), len(cases))
     assert set(_scripts(traced)) == {(True, dtype, torch.device("cpu")), (False, dtype, torch.device("cpu"))}
+
+
+def test_a_trace_is_made_once_eager_calls_have_taken_long_enough():
+    """Short jobs never pay for tracing: the trace of a kind comes once its eager calls have taken
+    `after_seconds` (2 s by default), and the time it took is recorded."""
+    model = tiny_model(seed=5, dtype=torch.float32, **STUDENT_LIKE)
+    batch = _batch(pt_slab_o())
+    for _ in range(3):
+        model.predict(batch)
+    assert model.trace_after_seconds == 2.0 and not _scripts(model)  # three calls of a tiny model: ~0.03 s
+    model.trace_network(after_seconds=0.05)
+    n_eager = 0
+    while not _scripts(model):
+        spent = model._traces.eager_seconds.get((True, torch.float32, torch.device("cpu")), 0.0) if n_eager else 0.0
+        model.predict(batch)
+        n_eager += 1
+        assert n_eager < 1000
+    assert n_eager >= 2 and spent >= 0.05  # eager until the threshold, traced on the call after it
+    assert set(model.trace_seconds()) == {(True, torch.float32, torch.device("cpu"))}
+    assert 0 < model.trace_seconds()[(True, torch.float32, torch.device("cpu"))] < 60
+    with pytest.raises(ValueError, match="after_seconds"):
+        model.trace_network(after_seconds=-1.0)
 
 
 def test_the_trace_is_used_once_made():
     traced, _ = _pair()
     batch = _batch(pt_slab_o())
-    traced.predict(batch)
     traced.predict(batch)
     key = (True, torch.float32, torch.device("cpu"))
     calls = []
@@ -201,7 +222,6 @@ def test_failed_tracing_warns_once_and_stays_eager(monkeypatch):
         raise RuntimeError("tracer says no")
 
     monkeypatch.setattr(torch.jit, "trace", broken)
-    traced.predict(batch)
     with pytest.warns(UserWarning, match="staying eager"):
         out = traced.predict(batch)
     _assert_same(out, eager.predict(batch), True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -56,8 +57,10 @@ class _Traces:
     scale_factors: tuple
     hook_dicts: tuple
     registrations: int = -1
-    calls: dict = field(default_factory=dict)
-    scripts: dict = field(default_factory=dict)
+    calls: dict = field(default_factory=dict)  # eligible inference calls
+    eager_seconds: dict = field(default_factory=dict)  # time eager calls took before the trace was made
+    scripts: dict = field(default_factory=dict)  # the traces (False: tracing failed, stay eager)
+    trace_seconds: dict = field(default_factory=dict)  # time making each trace took
 
 
 @dataclass
@@ -432,10 +435,11 @@ class GemNetOC(nn.Module):
             want_f = forces and self.regress_forces
             direct_f = want_f and self.direct_forces
             node_feat = edge_feat = hs = ms = None
-            script = self._traced_core(batch, g, direct_f) if traced and not features else None
+            script, key = self._traced_core(batch, g, direct_f) if traced and not features else (None, None)
             if script is not None:  # bases, embeddings and network in one TorchScript call
                 atom_e, f_st = self._run_traced(script, batch, g, direct_f)
             else:
+                t_eager = time.perf_counter()
                 self.compute_bases(g, batch.num_atoms)
                 h = self.atom_emb(batch.atomic_numbers)
                 m = self.edge_emb(h, g.basis_rad_raw, g.main.edge_index)
@@ -443,6 +447,9 @@ class GemNetOC(nn.Module):
                     atom_e, f_st = self._run_compiled(h, m, g, direct_f)
                 else:
                     node_feat, atom_e, edge_feat, f_st, hs, ms = self._network(h, m, g, want_f, direct_f)
+                if key is not None:  # eligible for a trace: what eager calls of this kind have cost so far
+                    spent = self._traces.eager_seconds
+                    spent[key] = spent.get(key, 0.0) + time.perf_counter() - t_eager
             # an atom with no neighbour in any graph (a lone atom in a box, H2 pulled 10 Å apart) is in its
             # reference state: it contributes its element reference energy (0 without references), force 0
             atom_e = torch.where(self._isolated(g, batch.num_atoms), torch.zeros_like(atom_e), atom_e)
@@ -555,10 +562,12 @@ class GemNetOC(nn.Module):
 
     # ------------------------------------------------------------------------------------- traced network
     trace_inference = True  # `predict` runs the network as a TorchScript trace (`trace_network`)
-    TRACE_AFTER_CALLS = 2  # the call (per kind) on which the trace is made: one-off calls never pay for it
+    # the trace of a kind is made once eager calls of that kind have taken this long (s): making it costs
+    # ~0.5-0.8 s, which short jobs would not win back (`trace_network(after_seconds=0)`: on the next call)
+    trace_after_seconds = 2.0
     _traces: _Traces | None = None
 
-    def trace_network(self, enabled: bool = True) -> GemNetOC:
+    def trace_network(self, enabled: bool = True, *, after_seconds: float | None = None) -> GemNetOC:
         """Run the bases, embeddings, interaction/output blocks and heads of `predict` calls as one TorchScript
         trace (on by default; the graph topology stays in numpy).
 
@@ -567,16 +576,26 @@ class GemNetOC(nn.Module):
         so `torch.jit.trace` of it is exact for other geometries, sizes and batches; what it removes is the Python
         cost of ~650 operations and ~100 module calls per call (shipped student, 37 atoms, 1 thread: a calculator
         call ~1.2× faster), with the same numbers bit for bit (the same kernels in the same order). No compiler is
-        needed. The trace is made on the `TRACE_AFTER_CALLS`-th inference call of each kind (forces or energy only;
-        dtype; device), in about half a second, and shares this model's parameters (in-place updates and
-        `load_state_dict` reach it). Eager runs instead wherever the trace would not compute the same: autograd,
-        `features`, training mode, scale-factor fitting, graphs without edges or triplets, configs with
-        quadruplet or atom-graph interactions, while any submodule has forward hooks (or global ones are set),
-        and after a submodule or parameter is replaced (the trace is then made again). If tracing fails, it warns
-        once and stays eager."""
+        needed. Making a trace takes ~0.5-0.8 s, so it is made only once eager calls of the same kind (forces or
+        energy only; dtype; device) have taken `after_seconds` in all (default `trace_after_seconds`, 2 s: a
+        long relaxation, a screening run, MD; one-off calls stay eager); `after_seconds=0` makes it on the next
+        call. The seconds each trace took are in `trace_seconds()`. A trace shares this model's parameters
+        (in-place updates and `load_state_dict` reach it). Eager runs instead wherever the trace would not
+        compute the same: autograd, `features`, training mode, scale-factor fitting, graphs without edges or
+        triplets, configs with quadruplet or atom-graph interactions, while any submodule has forward hooks (or
+        global ones are set), and after a submodule or parameter is replaced (the trace is then made again). If
+        tracing fails, it warns once and stays eager."""
         self.trace_inference = enabled
+        if after_seconds is not None:
+            if not after_seconds >= 0:
+                raise ValueError(f"after_seconds must be >= 0, got {after_seconds!r}")
+            self.trace_after_seconds = float(after_seconds)
         self._traces = None
         return self
+
+    def trace_seconds(self) -> dict[tuple, float]:
+        """Seconds each trace of this model took to make, by (direct forces?, dtype, device); {} when none."""
+        return {} if self._traces is None else dict(self._traces.trace_seconds)
 
     def _apply(self, fn, recurse=True):
         """`.to()`, `.double()`, `.cuda()`: traces are dropped when the parameters change dtype, device or storage
@@ -590,8 +609,10 @@ class GemNetOC(nn.Module):
     def _parameter_fingerprint(self) -> tuple:
         return tuple((p.dtype, p.device, p.data_ptr()) for p in self.parameters())
 
-    def _traced_core(self, batch: AtomsBatch, g: GraphSet, direct_f: bool):
-        """The TorchScript trace for this call, or None where the eager network must run (see `trace_network`)."""
+    def _traced_core(self, batch: AtomsBatch, g: GraphSet, direct_f: bool) -> tuple:
+        """(the TorchScript trace for this call or None, this call's trace key or None): no key where the eager
+        network must run; a key without a trace while eager calls of that kind are not yet worth tracing (see
+        `trace_network`)."""
         if (
             not self.trace_inference
             or self._compiled is not None
@@ -602,18 +623,20 @@ class GemNetOC(nn.Module):
             or g.trip_e2e["in"].numel() == 0
             or _global_module_hooks()
         ):
-            return None
+            return None, None
         state = self._traces
         if state is None or state.registrations != _REGISTRATIONS[0]:
             state = self._refresh_traces(state)
         if any(state.hook_dicts) or any(sf.observer is not None for sf in state.scale_factors):
-            return None
+            return None, None
         key = (direct_f, g.main.distance.dtype, g.main.distance.device)
-        calls = state.calls[key] = state.calls.get(key, 0) + 1
+        state.calls[key] = state.calls.get(key, 0) + 1
         script = state.scripts.get(key)
-        if script is None and calls >= self.TRACE_AFTER_CALLS:
+        if script is None and state.eager_seconds.get(key, 0.0) >= self.trace_after_seconds:
+            t0 = time.perf_counter()
             script = state.scripts[key] = self._make_trace(self._core_args(batch, g), direct_f)
-        return script or None
+            state.trace_seconds[key] = time.perf_counter() - t0
+        return (script or None), key
 
     def _refresh_traces(self, state: _Traces | None) -> _Traces:
         """Trace bookkeeping for the model's current submodules and parameters: kept when a module registered
