@@ -255,3 +255,40 @@ def test_host_built_grid_indices_lay_out_the_triplets_as_the_scatter_does():
         assert torch.equal(
             gather_padded(values, t["pad_trip"], n_edges), scatter_padded(values, t["out"], t["out_agg"], n_edges)
         )
+
+
+def test_autocast_calls_stay_eager_and_leave_no_low_precision_trace():
+    traced, eager = _pair()
+    batch = _batch(pt_slab_o())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = traced.predict(batch)
+        ref = eager.predict(batch)
+    assert torch.equal(out["energy"], ref["energy"]) and not _scripts(traced)  # eager under autocast, no trace made
+    out = traced.predict(batch)  # the trace made now records float32 operations only
+    assert out["energy"].dtype == torch.float32
+    _assert_same(out, eager.predict(batch), True)
+
+
+def test_threads_sharing_a_model_trace_each_kind_once_and_keep_the_warning_filters():
+    import threading
+    import warnings
+
+    traced, eager = _pair()
+    batch = _batch(pt_slab_o())
+    filters_before = list(warnings.filters)
+    barrier = threading.Barrier(2)
+    outs: dict[bool, dict] = {}
+
+    def run(forces: bool) -> None:
+        barrier.wait()
+        outs[forces] = traced.predict(batch, forces=forces)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == filters_before  # tracing swaps no process-wide filter list
+    assert len(_scripts(traced)) == 2 and all(_scripts(traced).values())
+    for forces, out in outs.items():
+        _assert_same(out, eager.predict(batch, forces=forces), forces)

@@ -215,14 +215,16 @@ def test_anomaly_classifier():
 
 
 def test_speed_section_runs_with_tiny_models():
-    net = tiny_model(seed=2, dtype=torch.float32, **CHEAP)
+    net = tiny_model(seed=2, dtype=torch.float32, **CHEAP).trace_network(after_seconds=0.05)
     s = sb.speed_metrics(net, net, repeats=1, relax_steps=2)
     assert len(sb.pt111_o_slab()) == 37
     assert s["student"]["single_point_ms"] > 0 and s["teacher"]["relax_force_calls"] >= 2
     assert s["ratio_single_point"] > 0 and s["ratio_relax"] > 0
     assert s["student_untraced"]["single_point_ms"] > 0 and s["student_untraced"]["ratio_energy_only"] > 0
-    # the traces were made in the warm-up; conservative forces need autograd, so only energy-only calls are traced
-    assert set(s["student_trace_seconds"]) == {"energy_only"}
+    # the default policy traced the network in the warm-up (here after 0.05 s of eager calls); conservative forces
+    # need autograd, so only energy-only calls are traced
+    w = s["student_trace_warmup"]
+    assert set(w["trace_seconds"]) == {"energy_only"} and w["calls"] >= 1 and w["trace_after_seconds"] == 0.05
 
 
 def test_teacher_relaxations_resume_after_kill(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -39,6 +40,21 @@ def _count_registration(*_args) -> None:
 torch.nn.modules.module.register_module_module_registration_hook(_count_registration)
 torch.nn.modules.module.register_module_parameter_registration_hook(_count_registration)
 torch.nn.modules.module.register_module_buffer_registration_hook(_count_registration)
+
+
+# Tracing warns that `torch.jit.trace` is deprecated (torch 2.13) and, at the "has edges / has triplets" checks in
+# this package's layers, that a shape turned into a Python bool: both are expected (`_traced_core` checks edges and
+# triplets before every use of a trace). Narrow filters, set once: `warnings.catch_warnings` around each trace would
+# swap the process-wide filter list, which is not thread-safe.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace(_method)?` is deprecated")
+warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"calculators\.gemnet\.")
+_TRACE_LOCK = threading.Lock()  # one trace at a time (two threads sharing a model trace a kind once)
+
+
+def _autocast_enabled() -> bool:
+    """True inside `torch.autocast` (any device): a trace would record its casts as ordinary operations."""
+    probe = getattr(torch._C, "_is_any_autocast_enabled", None)
+    return bool(probe()) if probe is not None else torch.is_autocast_enabled()
 
 
 def _global_module_hooks() -> bool:
@@ -447,9 +463,9 @@ class GemNetOC(nn.Module):
                     atom_e, f_st = self._run_compiled(h, m, g, direct_f)
                 else:
                     node_feat, atom_e, edge_feat, f_st, hs, ms = self._network(h, m, g, want_f, direct_f)
-                if key is not None:  # eligible for a trace: what eager calls of this kind have cost so far
-                    spent = self._traces.eager_seconds
-                    spent[key] = spent.get(key, 0.0) + time.perf_counter() - t_eager
+                state = self._traces  # (another thread may have reset it meanwhile)
+                if key is not None and state is not None:  # eligible: what eager calls of this kind have cost
+                    state.eager_seconds[key] = state.eager_seconds.get(key, 0.0) + time.perf_counter() - t_eager
             # an atom with no neighbour in any graph (a lone atom in a box, H2 pulled 10 Å apart) is in its
             # reference state: it contributes its element reference energy (0 without references), force 0
             atom_e = torch.where(self._isolated(g, batch.num_atoms), torch.zeros_like(atom_e), atom_e)
@@ -583,8 +599,10 @@ class GemNetOC(nn.Module):
         (in-place updates and `load_state_dict` reach it). Eager runs instead wherever the trace would not
         compute the same: autograd, `features`, training mode, scale-factor fitting, graphs without edges or
         triplets, configs with quadruplet or atom-graph interactions, while any submodule has forward hooks (or
-        global ones are set), and after a submodule or parameter is replaced (the trace is then made again). If
-        tracing fails, it warns once and stays eager."""
+        global ones are set), inside `torch.autocast`, and after a submodule or parameter is replaced (the trace is
+        then made again). Edits that register nothing (deleting a layer from a ModuleList, changing a plain
+        attribute such as a cutoff or a scale constant) are not seen: call `trace_network()` after such surgery.
+        If tracing fails, it warns once and stays eager."""
         self.trace_inference = enabled
         if after_seconds is not None:
             if not after_seconds >= 0:
@@ -622,6 +640,7 @@ class GemNetOC(nn.Module):
             or g.main.num_edges == 0
             or g.trip_e2e["in"].numel() == 0
             or _global_module_hooks()
+            or _autocast_enabled()
         ):
             return None, None
         state = self._traces
@@ -633,9 +652,12 @@ class GemNetOC(nn.Module):
         state.calls[key] = state.calls.get(key, 0) + 1
         script = state.scripts.get(key)
         if script is None and state.eager_seconds.get(key, 0.0) >= self.trace_after_seconds:
-            t0 = time.perf_counter()
-            script = state.scripts[key] = self._make_trace(self._core_args(batch, g), direct_f)
-            state.trace_seconds[key] = time.perf_counter() - t0
+            with _TRACE_LOCK:
+                script = state.scripts.get(key)
+                if script is None:  # not made by another thread meanwhile
+                    t0 = time.perf_counter()
+                    script = state.scripts[key] = self._make_trace(self._core_args(batch, g), direct_f)
+                    state.trace_seconds[key] = time.perf_counter() - t0
         return (script or None), key
 
     def _refresh_traces(self, state: _Traces | None) -> _Traces:
@@ -657,11 +679,7 @@ class GemNetOC(nn.Module):
     def _make_trace(self, example: tuple, direct_f: bool):
         """Trace the network on this call's inputs; False (and one warning) when tracing fails."""
         try:
-            with warnings.catch_warnings():
-                # torch 2.13 marks torch.jit.trace deprecated; shape-to-bool conversions it warns about are the
-                # edge/triplet checks `_traced_core` makes before every use of the trace
-                warnings.simplefilter("ignore")
-                return torch.jit.trace(_FlatCore(self, direct_f), example, check_trace=False)
+            return torch.jit.trace(_FlatCore(self, direct_f), example, check_trace=False)
         except Exception as exc:  # an op the tracer cannot record: the eager network computes the same
             warnings.warn(f"trace_network: staying eager ({type(exc).__name__}: {exc})", stacklevel=4)
             return False
