@@ -1468,9 +1468,9 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
                     "The judged student is the default one in the steady state of a long run (screening, MD, many "
                     "relaxations): its `predict` runs the network as a TorchScript trace (`GemNetOC.trace_network`; "
                     "the same numbers as the eager network), which its default policy makes once a kind's eager "
-                    f"calls have taken {_fmt(w.get('trace_after_seconds'), ' s', 1)}; before timing, the benchmark "
+                    f"calls have taken {_fmt(w.get('trace_after_seconds'), 's', 1)}; before timing, the benchmark "
                     f"called it {w.get('calls', 'n/a')} times (single point + energy only, "
-                    f"{_fmt(w.get('seconds'), ' s', 1)}) until both kinds were traced (making the traces took "
+                    f"{_fmt(w.get('seconds'), 's', 1)}) until both kinds were traced (making the traces took "
                     + ", ".join(f"{k} {v:.2f} s" for k, v in sorted(w.get("trace_seconds", {}).items()))
                     + ", once per process). The untraced rows are the same weights with the eager Python network: "
                     "what a short job (under that threshold) gets.",
