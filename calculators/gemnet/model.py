@@ -51,10 +51,12 @@ warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"cal
 _TRACE_LOCK = threading.Lock()  # one trace at a time (two threads sharing a model trace a kind once)
 
 
+_ANY_AUTOCAST = getattr(torch._C, "_is_any_autocast_enabled", torch.is_autocast_enabled)  # looked up once
+
+
 def _autocast_enabled() -> bool:
     """True inside `torch.autocast` (any device): a trace would record its casts as ordinary operations."""
-    probe = getattr(torch._C, "_is_any_autocast_enabled", None)
-    return bool(probe()) if probe is not None else torch.is_autocast_enabled()
+    return bool(_ANY_AUTOCAST())
 
 
 def _global_module_hooks() -> bool:
@@ -336,7 +338,7 @@ class GemNetOC(nn.Module):
             {"reference": False, "union": True, "mutual": "mutual"}[c.neighbor_symmetrization],
         )
         gs = GraphSet(
-            main=main, id_swap=id_swap, trip_e2e=_padded(G.triplets(main, n), main, main), a2a=a2a, a2ee2a=a2ee2a,
+            main=main, id_swap=id_swap, trip_e2e=G.triplets(main, n), a2a=a2a, a2ee2a=a2ee2a,
             qint=qint,
         )  # fmt: skip
         if c.quad_interaction:
@@ -809,18 +811,12 @@ def _detach(v):
 
 
 def _padded(trip: dict, graph_in: G.Graph, graph_out: G.Graph) -> dict:
-    """A triplet dict with `pad_src` and `pad_trip`: the gather indices laying the input-edge rows, and the
-    triplets' own rows, out as the (output edges, K) grid of the triplet bilinear (`index_ops.padded_source_index`;
-    `graph.triplets` makes them on the host already)."""
-    if "pad_src" not in trip:
-        trip["pad_src"] = padded_source_index(
-            trip["in"], trip["out"], trip["out_agg"], graph_out.num_edges, graph_in.num_edges
-        )
-    if "pad_trip" not in trip:
-        n_trip = trip["in"].numel()
-        trip["pad_trip"] = padded_source_index(
-            torch.arange(n_trip, device=trip["in"].device), trip["out"], trip["out_agg"], graph_out.num_edges, n_trip
-        )
+    """A mixed-triplet dict with `pad_src`: the gather index laying input-edge rows out as the (output edges, K)
+    grid of the triplet bilinear (`index_ops.padded_source_index`; `graph.triplets` builds it, and `pad_trip`, on
+    the host for the main graph's own triplets)."""
+    trip["pad_src"] = padded_source_index(
+        trip["in"], trip["out"], trip["out_agg"], graph_out.num_edges, graph_in.num_edges
+    )
     return trip
 
 
