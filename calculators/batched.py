@@ -17,7 +17,8 @@ from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel
 from calculators.tags import tags_for
 
 
-def _model_place(model: AtomisticModel) -> tuple[torch.device, torch.dtype]:
+def model_place(model: AtomisticModel) -> tuple[torch.device, torch.dtype]:
+    """(device, float dtype) of a model's parameters (or its `device`/`dtype` attributes; CPU float32)."""
     if isinstance(model, torch.nn.Module):
         try:
             p = next(model.parameters())
@@ -77,7 +78,7 @@ def predict_many(
     All structures are validated first (`StructureError` naming the index of the bad one).
     """
     _validate(model, atoms_list)
-    device, dtype = _model_place(model)
+    device, dtype = model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)
     results: list[dict[str, float | np.ndarray] | None] = [None] * len(atoms_list)
     groups = atom_batches([len(a) for a in atoms_list], batch_atoms)
@@ -110,6 +111,9 @@ class RelaxResult:
     converged: list[bool]
     steps: list[int]
     energies: list[float]
+    # with `snapshot_every`: per structure, (force evaluation, positions (n, 3) Å) at evaluations 0, k, 2k, ...
+    # and the last one (the relaxed positions)
+    snapshots: list[list[tuple[int, np.ndarray]]] | None = None
 
 
 def relax_many(
@@ -122,6 +126,7 @@ def relax_many(
     dt: float = 0.1,
     dt_max: float = 1.0,
     max_step: float = 0.2,
+    snapshot_every: int | None = None,
     progress: bool = False,
 ) -> RelaxResult:
     """Relax many structures at once with FIRE on batched tensors (fixed cell).
@@ -130,20 +135,27 @@ def relax_many(
     α_start 0.1, f_α 0.99), applied per structure. Atoms held by FixAtoms get zero force and never move.
     A structure stops once its max force < `fmax` (eV/Å) or after `max_steps` force evaluations; converged
     ones leave the batch. Structures are grouped into batches of at most `batch_atoms` atoms (None:
-    `default_batch_atoms`).
+    `default_batch_atoms`). `snapshot_every` = k: also keep the positions at force evaluations 0, k, 2k, ... and
+    the last one of each structure (`RelaxResult.snapshots`: relaxation paths for training data).
     """
+    if snapshot_every is not None and snapshot_every < 1:
+        raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
     _validate(model, atoms_list)
-    device, dtype = _model_place(model)
+    device, dtype = model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)
     n = len(atoms_list)
     out_atoms: list[Atoms] = [a.copy() for a in atoms_list]
     converged, steps, energies = [False] * n, [0] * n, [float("nan")] * n
+    snapshots: list[list[tuple[int, np.ndarray]]] | None = [[] for _ in range(n)] if snapshot_every else None
     groups = atom_batches([len(a) for a in atoms_list], batch_atoms)
     for group in tqdm(groups, disable=not progress, desc="relax", unit="batch"):
         sub = [atoms_list[i] for i in group]
         full = AtomsBatch.from_atoms(sub, device=device, dtype=dtype, tags=[tags_for(a) for a in sub])
-        _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_steps, dt, dt_max, max_step)
-    return RelaxResult(out_atoms, converged, steps, energies)
+        _fire(
+            model, full, group, out_atoms, converged, steps, energies, fmax, max_steps, dt, dt_max, max_step,
+            snapshots, snapshot_every,
+        )  # fmt: skip
+    return RelaxResult(out_atoms, converged, steps, energies, snapshots)
 
 
 def _subset(full: AtomsBatch, positions: torch.Tensor, active: torch.Tensor) -> tuple[AtomsBatch, torch.Tensor]:
@@ -165,7 +177,8 @@ def _subset(full: AtomsBatch, positions: torch.Tensor, active: torch.Tensor) -> 
     return sub, atom_mask
 
 
-def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_steps, dt0, dt_max, max_step):
+def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_steps, dt0, dt_max, max_step,
+          snapshots=None, every=None):  # fmt: skip
     bsz = full.num_structures
     dev, dtype = full.device, full.dtype
     pos = full.positions.detach().clone()
@@ -195,6 +208,8 @@ def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_s
         conv_now = fmax_s < fmax
         done[idx[conv_now]] = True
         stop = conv_now | (n_steps[idx] >= max_steps)
+        if snapshots is not None:
+            _keep_snapshots(snapshots, group, idx, n_steps[idx], stop, pos[amask], sub.natoms, every)
         # FIRE update for the structures that go on
         v = vel[amask]
         b = sub.batch
@@ -232,3 +247,14 @@ def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_s
         converged[i] = bool(done[k])
         steps[i] = int(n_steps[k])
         energies[i] = energy
+
+
+def _keep_snapshots(snapshots, group, idx, evaluation, stop, positions, natoms, every) -> None:
+    """Append (force evaluation − 1, positions) of the active structures `idx` evaluated now whose evaluation is
+    a multiple of `every` or their last (`stop`); one host copy per step that keeps any."""
+    take = ((evaluation - 1) % every == 0) | stop
+    if not bool(take.any()):
+        return
+    parts = torch.split(positions.detach().cpu().double(), natoms.tolist())
+    for k in torch.nonzero(take).squeeze(1).tolist():
+        snapshots[group[int(idx[k])]].append((int(evaluation[k]) - 1, parts[k].numpy().copy()))

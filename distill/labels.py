@@ -37,6 +37,7 @@ import torch
 from ase import Atoms
 
 from calculators.batch import AtomsBatch, fixed_mask
+from calculators.batched import model_place
 from calculators.files import (
     CacheRecoveredWarning,
     atomic_torch_save,
@@ -420,7 +421,7 @@ def label_chunk(teacher: Any, sub: Sequence[Atoms], lo: int, settings: LabelSett
     dtype = getattr(torch, settings.dtype)
     sub = list(sub)
     tags = [tags_for(a) for a in sub]
-    batch = AtomsBatch.from_atoms(sub, dtype=dtype, tags=tags)
+    batch = AtomsBatch.from_atoms(sub, dtype=dtype, tags=tags, device=model_place(teacher)[0])  # a GPU teacher too
     out = teacher.predict(batch, forces=True, features=settings.features)
     rows = None
     if settings.hessian_rows > 0:

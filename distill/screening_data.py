@@ -274,14 +274,69 @@ def teacher_trajectories(
     return out
 
 
-def _teacher(teacher: str, seed: int, features: bool, chunk_size: int):
-    """(model, its ASE calculator, label settings) of a teacher registry name or checkpoint."""
+def batched_trajectories(
+    starts: Sequence[Atoms],
+    model,
+    work_dir: str | os.PathLike,
+    *,
+    tag: str = "relax",
+    relax_steps: int = 300,
+    every: int = 6,
+    fmax: float = 0.05,
+    group: int = 256,
+    batch_atoms: int | None = None,
+    time_budget_s: float | None = None,
+    progress: bool = True,
+) -> list[Atoms]:
+    """`teacher_trajectories` for a GPU: the starts relaxed `group` at a time by batched FIRE
+    (`calculators.relax_many` on `model`, an `AtomisticModel`, at most `batch_atoms` atoms per batch), a snapshot
+    at force evaluations 0, `every`, 2·`every`, ... and the last; files as `teacher_trajectories` writes them
+    (one extxyz per start under work_dir/<tag>/, reused by reruns). With `time_budget_s`, no new group starts
+    once that many seconds have passed (the first always runs): the snapshots of the starts done so far (a
+    prefix) are returned."""
+    import time
+
+    from tqdm import tqdm
+
+    from calculators import relax_many
+
+    t0 = time.monotonic()
+    folder = Path(work_dir) / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    out: list[Atoms] = []
+    for lo in tqdm(range(0, len(starts), group), desc=f"trajectories {tag}", disable=not progress, unit="group"):
+        todo = [k for k in range(lo, min(lo + group, len(starts))) if not (folder / f"{k:05d}.extxyz").is_file()]
+        if todo and out and time_budget_s is not None and time.monotonic() - t0 > time_budget_s:
+            break
+        if todo:
+            result = relax_many(
+                model, [starts[k] for k in todo], fmax=fmax, max_steps=relax_steps + 1, batch_atoms=batch_atoms,
+                max_step=0.2, snapshot_every=every,
+            )  # fmt: skip
+            for k, path in zip(todo, result.snapshots, strict=True):
+                _write_atomic(folder / f"{k:05d}.extxyz", [_snapshot(starts[k], k, step, pos) for step, pos in path])
+        for k in range(lo, min(lo + group, len(starts))):
+            out.extend(_read(folder / f"{k:05d}.extxyz"))
+    return out
+
+
+def _snapshot(start: Atoms, k: int, step: int, positions: np.ndarray) -> Atoms:
+    """Start `k` at `positions`, with the trajectory info `_trajectory` writes."""
+    snap = start.copy()
+    snap.calc = None
+    snap.positions = positions
+    snap.info.update(trajectory="relax", traj_step=int(step), traj_start=k)
+    return snap
+
+
+def _teacher(teacher: str, seed: int, features: bool, chunk_size: int, device: str = "cpu"):
+    """(model, its ASE calculator, label settings) of a teacher registry name or checkpoint, on `device`."""
     from calculators import TeacherCalculator, load_model
     from distill.labels import LabelSettings
 
-    model = load_model(teacher)
+    model = load_model(teacher, device=device)
     settings = LabelSettings(hessian_rows=0, features=features, chunk_size=chunk_size, seed=seed)
-    return model, TeacherCalculator(model, device="cpu"), settings
+    return model, TeacherCalculator(model, device=device), settings
 
 
 def label_screening_set(
@@ -389,6 +444,10 @@ def label_paths(
     pairs: bool = True,
     chunk_size: int = 8,
     features: bool = True,
+    device: str = "cpu",
+    batched: bool = False,
+    batch_atoms: int | None = None,
+    time_budget_s: float | None = None,
     progress: bool = True,
 ) -> Path:
     """Relaxation paths labelled by `teacher` into the cache `out_dir/<tag>/` (and, with `pairs`, the adsorbate-free
@@ -398,33 +457,46 @@ def label_paths(
     0–0.05 Å. They are relaxed (BFGS, fmax 0.05 eV/Å, at most `relax_steps` steps, a snapshot every `every` steps
     and the final one) by the teacher, or by `student` (a checkpoint or registry name) for on-policy data: the
     student's own trajectories, labelled by the teacher. Trajectories live under `out_dir/work/<tag>/`; every stage
-    resumes after a kill."""
-    from calculators import DistilledCalculator
+    resumes after a kill. Models run on `device`; labels are made `chunk_size` structures per teacher call.
+
+    `batched` (for a GPU): the starts are relaxed together by batched FIRE (`batched_trajectories`: snapshots
+    every `every` force evaluations, `batch_atoms` atoms per batch) instead of one BFGS each; with
+    `time_budget_s` the relaxation stage starts no new group of starts after that many seconds, and the starts
+    relaxed so far are labelled (a rerun that relaxes more needs another tag: the cache holds one structure
+    set)."""
+    from calculators import DistilledCalculator, load_model
     from distill.labels import label_structures
     from distill.pairs import label_pairs
 
     out = Path(out_dir)
-    _check_paths_settings(
-        out / "work" / tag,
-        {
-            "seed": seed, "n_starts": n_starts, "alloy_fraction": alloy_fraction, "clean_fraction": clean_fraction,
-            "elements": list(elements), "relax_steps": relax_steps, "every": every,
-            "relaxed_by": _model_identity(student if student is not None else teacher),
-        },
-    )  # fmt: skip
-    model, calc, settings = _teacher(teacher, seed, features, chunk_size)
+    wanted = {
+        "seed": seed, "n_starts": n_starts, "alloy_fraction": alloy_fraction, "clean_fraction": clean_fraction,
+        "elements": list(elements), "relax_steps": relax_steps, "every": every,
+        "relaxed_by": _model_identity(student if student is not None else teacher),
+    }  # fmt: skip
+    if batched:  # (absent for BFGS paths, so that paths made before this option resume)
+        wanted["optimizer"] = "batched FIRE"
+    _check_paths_settings(out / "work" / tag, wanted)
+    model, calc, settings = _teacher(teacher, seed, features, chunk_size, device)
     if student is not None:
-        calc = DistilledCalculator(student, device="cpu")
+        calc = DistilledCalculator(student, device=device)
     starts = surface_structures(
         n_starts, seed, alloy_fraction=alloy_fraction, rattle=(0.0, 0.05), clean_fraction=clean_fraction,
         elements=elements,
     )  # fmt: skip
-    snaps = teacher_trajectories(
-        starts, calc, out / "work", tag=tag, relax_steps=relax_steps, every=every, seed=seed, progress=progress
-    )
+    if batched:
+        relaxer = model if student is None else load_model(student, device=device)
+        snaps = batched_trajectories(
+            starts, relaxer, out / "work", tag=tag, relax_steps=relax_steps, every=every, batch_atoms=batch_atoms,
+            time_budget_s=time_budget_s, progress=progress,
+        )  # fmt: skip
+    else:
+        snaps = teacher_trajectories(
+            starts, calc, out / "work", tag=tag, relax_steps=relax_steps, every=every, seed=seed, progress=progress
+        )
     label_structures(snaps, model, out / tag, settings, teacher_name=teacher, progress=progress)
     if pairs:
-        label_pairs(out / tag, model, teacher_name=teacher, progress=progress)
+        label_pairs(out / tag, model, teacher_name=teacher, chunk_size=2 * chunk_size, progress=progress)
     return out / tag
 
 
@@ -499,6 +571,12 @@ def _parser():
     p.add_argument("--steps", type=int, default=300, help="relaxation steps at most")
     p.add_argument("--every", type=int, default=6, help="snapshot every this many steps")
     p.add_argument("--no-pairs", action="store_true", help="skip the adsorbate-free partners")
+    p.add_argument("--device", default="cpu", help="where the models run (cpu, cuda)")
+    p.add_argument("--chunk-size", type=int, default=8, help="structures per teacher call when labelling")
+    p.add_argument("--batched", action="store_true", help="relax the starts together (batched FIRE; for a GPU)")
+    p.add_argument("--batch-atoms", type=int, default=None, help="atoms per batch in --batched relaxations")
+    p.add_argument("--time-budget", type=float, default=None, help="with --batched: seconds of relaxing at most")
+    p.add_argument("--no-features", action="store_true", help="store no teacher features (smaller caches)")
     return parser
 
 
@@ -524,7 +602,9 @@ def main(argv: Sequence[str] | None = None) -> object:
     return label_paths(
         a.out, tag=a.tag, seed=a.seed, n_starts=a.n_starts, teacher=a.teacher, student=a.student,
         alloy_fraction=a.alloy_fraction, clean_fraction=a.clean_fraction, elements=_elements(a.elements),
-        relax_steps=a.steps, every=a.every, pairs=not a.no_pairs, progress=False,
+        relax_steps=a.steps, every=a.every, pairs=not a.no_pairs, device=a.device, chunk_size=a.chunk_size,
+        batched=a.batched, batch_atoms=a.batch_atoms, time_budget_s=a.time_budget, features=not a.no_features,
+        progress=False,
     )  # fmt: skip
 
 

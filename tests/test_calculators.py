@@ -241,6 +241,26 @@ def test_relax_many_converges_and_respects_fixatoms(morse64):
     assert unconverged.converged == [False] and unconverged.steps == [3]
 
 
+def test_relax_many_snapshots_the_path_every_k_evaluations_and_the_relaxed_end(morse64):
+    structures = [mc.pt_slab_o(displace=d) for d in (0.5, 1.0)]
+    plain = relax_many(morse64, structures, fmax=0.05, max_steps=300, batch_atoms=30)
+    result = relax_many(morse64, structures, fmax=0.05, max_steps=300, batch_atoms=30, snapshot_every=4)
+    assert plain.snapshots is None
+    for start, relaxed, snaps, evals, ref in zip(
+        structures, result.atoms, result.snapshots, result.steps, plain.atoms, strict=True
+    ):
+        np.testing.assert_array_equal(relaxed.positions, ref.positions)  # snapshots change nothing
+        steps = [k for k, _ in snaps]
+        assert steps == sorted(set(range(0, evals, 4)) | {evals - 1}) and evals > 8
+        np.testing.assert_allclose(snaps[0][1], start.positions)
+        np.testing.assert_allclose(snaps[-1][1], relaxed.positions)
+        assert all(not np.allclose(a, b) for (_, a), (_, b) in zip(snaps, snaps[1:], strict=False))  # it moves
+    short = relax_many(morse64, structures[1:], fmax=1e-6, max_steps=3, snapshot_every=2)
+    assert [k for k, _ in short.snapshots[0]] == [0, 2]  # the last evaluation is not kept twice
+    with pytest.raises(ValueError, match="snapshot_every"):
+        relax_many(morse64, structures, snapshot_every=0)
+
+
 def test_hessian_rows_autograd_equals_fd(morse64):
     structures = [mc.pt_slab_o(displace=0.5), mc.sample_structures()[1]]
     batch = AtomsBatch.from_atoms(structures, dtype=torch.float64)

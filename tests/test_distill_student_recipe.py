@@ -279,6 +279,52 @@ def test_label_paths_teacher_and_on_policy_paths_with_pairs(tmp_path):
     assert label_paths(tmp_path / "labels", tag="relax", **common) == cache  # same settings: resumes
 
 
+def test_label_paths_batched_relaxes_the_starts_together_and_stops_at_its_time_budget(tmp_path):
+    """`--batched` (for a GPU): batched FIRE paths of the same starts, snapshots every `every` force evaluations
+    and the last, labelled with their partners; a time budget labels the starts relaxed so far."""
+    from ase.io import read
+
+    from distill.labels import LabelCache
+    from distill.pairs import pair_dir
+    from distill.screening_data import label_paths, main
+
+    teacher_path = tmp_path / "teacher.pt"
+    save_checkpoint(CountingTeacher().model.float(), teacher_path)
+    args = ["paths", str(tmp_path / "labels"), "fire", "11", "3", "--teacher", str(teacher_path), "--elements",
+            "Cu,Pt", "--steps", "6", "--every", "2", "--clean-fraction", "0", "--batched",
+            "--chunk-size", "4"]  # fmt: skip
+    cache = main(args)
+    files = sorted((tmp_path / "labels" / "work" / "fire").glob("*.extxyz"))
+    assert len(files) == 3
+    for f in files:
+        path = read(f, ":")
+        steps = [a.info["traj_step"] for a in path]
+        assert steps[:2] == [0, 2] and steps == sorted(set(steps)) and steps[-1] <= 6
+        assert len(path[0]) == len(path[-1]) and not np.allclose(path[0].positions, path[-1].positions)
+    n = sum(len(read(f, ":")) for f in files)
+    assert len(LabelCache(cache).records()) == len(LabelCache(pair_dir(cache)).records()) == n
+    # the optimizer is part of the paths' settings: BFGS paths under the same tag are refused
+    with pytest.raises(ValueError, match="optimizer differ"):
+        label_paths(tmp_path / "labels", tag="fire", seed=11, n_starts=3, teacher=str(teacher_path),
+                    elements=["Cu", "Pt"], relax_steps=6, every=2, clean_fraction=0.0, progress=False)  # fmt: skip
+    budget = label_paths(
+        tmp_path / "budget", tag="fire", seed=11, n_starts=3, teacher=str(teacher_path), elements=["Cu", "Pt"],
+        relax_steps=6, every=2, clean_fraction=0.0, features=False, batched=True, time_budget_s=0.0,
+        progress=False,
+    )  # fmt: skip
+    assert len(LabelCache(budget).records()) == n  # the first group (256 starts at most) always runs
+    from calculators import load_model
+    from distill.screening_data import batched_trajectories, surface_structures
+
+    starts = surface_structures(3, 11, rattle=(0.0, 0.05), clean_fraction=0.0, elements=["Cu", "Pt"])
+    snaps = batched_trajectories(
+        starts, load_model(str(teacher_path)), tmp_path / "work", relax_steps=6, every=2, group=1, time_budget_s=0.0,
+        progress=False,
+    )  # fmt: skip
+    assert {a.info["traj_start"] for a in snaps} == {0}  # one start per group: none after the first
+    assert len(list((tmp_path / "work" / "relax").glob("*.extxyz"))) == 1
+
+
 @pytest.mark.parametrize("argv", [["--help"], [], ["path", "out"], ["paths", "out", "tag", "not-a-seed", "3"]])
 def test_screening_data_command_refuses_bad_input_before_writing(argv, tmp_path, monkeypatch, capsys):
     """`python -m distill.screening_data --help` once took `--help` for an output folder and started labelling."""

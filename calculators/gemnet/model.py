@@ -647,7 +647,10 @@ class GemNetOC(nn.Module):
             return None, None
         state = self._traces
         if state is None or state.registrations != _REGISTRATIONS[0]:
-            state = self._refresh_traces(state)
+            with _TRACE_LOCK:  # two threads' first calls would each install their own bookkeeping, one lost
+                state = self._traces
+                if state is None or state.registrations != _REGISTRATIONS[0]:
+                    state = self._refresh_traces(state)
         if any(state.hook_dicts) or any(sf.observer is not None for sf in state.scale_factors):
             return None, None
         key = (direct_f, g.main.distance.dtype, g.main.distance.device)
