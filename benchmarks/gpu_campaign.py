@@ -6,12 +6,15 @@ machine (one H200, a single command of at most 10 minutes): the data campaign th
 Stages, each timed into `summary.json`:
 1. relaxation paths: `--starts` sampled slabs/adslabs (`distill.screening_data.surface_structures`, seed `--seed`,
    `--alloy-fraction` binaries) relaxed together by the teacher (batched FIRE, `label_paths(batched=True)`), no
-   new group of 256 starts after `--relax-budget` s; snapshots every `--every` force evaluations and the last,
+   new group of 256 starts after `--relax-budget` s (the group under way finishes); snapshots every `--every`
+   force evaluations and the last,
    labelled by the teacher, with their adsorbate-free partners (pair loss);
 2. gas molecules (stretched and bent, `--gas-per-molecule` each) and bulk cells, labelled by the teacher;
 3. `distill train` of `--student` (default: the shipped student) on both caches with `--recipe`, stopped after
-   `--train-seconds` (the trainer keeps `best.pt` at every evaluation, so a stopped run still leaves one);
-4. `best.pt`, `student.pt` (when training finished), `log.csv` and `summary.json` copied to `--out`.
+   `--train-seconds`, or 20 s before `--deadline` seconds from the start (the trainer keeps `best.pt` at every
+   evaluation, every 250 steps, so a stopped run still leaves one);
+4. `best.pt`, `student.pt` (only when training reached the recipe's `max_steps`), `log.csv` and `summary.json`
+   copied to `--out`.
 
 The labels stay on the device machine (the caches are larger than what comes back); the checkpoints carry their
 recipe and data description. Judge a returned student here with `benchmarks/student_benchmark.py --skip speed`.
@@ -69,18 +72,18 @@ def label_stage(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
     return paths, gas_bulk
 
 
-def train_stage(args: argparse.Namespace, caches: list[Path], run_dir: Path) -> int | None:
-    """Stage 3: `distill train` in a child process stopped after `args.train_seconds`; its return code (None
-    when stopped)."""
+def train_stage(args: argparse.Namespace, caches: list[Path], run_dir: Path, seconds: float) -> int | None:
+    """Stage 3: `distill train` in a child process stopped after `seconds`; its return code (None when
+    stopped)."""
     cmd = [sys.executable, "-m", "distill.cli", "train", *map(str, caches), "-o", str(run_dir),
            "--config", str(args.recipe), "--device", args.device]  # fmt: skip
     if args.max_steps:
         cmd += ["--max-steps", str(args.max_steps)]
     _log("train: " + " ".join(cmd))
     try:
-        return subprocess.run(cmd, cwd=ROOT, timeout=args.train_seconds, check=False).returncode
+        return subprocess.run(cmd, cwd=ROOT, timeout=seconds, check=False).returncode
     except subprocess.TimeoutExpired:
-        _log(f"train stopped after {args.train_seconds} s (best.pt holds the best evaluation so far)")
+        _log(f"train stopped after {seconds:.0f} s (best.pt holds the best evaluation so far)")
         return None
 
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--student", default=None, help="checkpoint to fine-tune (default: the recipe's)")
     parser.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="TrainConfig JSON")
     parser.add_argument("--seed", type=int, default=17000, help="seed, seed + 1, seed + 2: paths, gas, bulk")
-    parser.add_argument("--starts", type=int, default=8000, help="relaxation starts (a budget stops earlier)")
+    parser.add_argument("--starts", type=int, default=3000, help="relaxation starts (a budget stops earlier)")
     parser.add_argument("--alloy-fraction", type=float, default=0.5)
     parser.add_argument("--clean-fraction", type=float, default=0.15)
     parser.add_argument("--relax-steps", type=int, default=300)
@@ -104,7 +107,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gas-per-molecule", type=int, default=40)
     parser.add_argument("--bulk-strains", type=int, default=4)
     parser.add_argument("--bulk-alloys", type=int, default=160)
-    parser.add_argument("--train-seconds", type=float, default=240.0)
+    parser.add_argument("--train-seconds", type=float, default=240.0, help="training stops after this at most")
+    parser.add_argument(
+        "--deadline", type=float, default=540.0,
+        help="seconds for the whole run: training stops 20 s before it, so that the files are returned",
+    )  # fmt: skip
     parser.add_argument("--max-steps", type=int, default=None, help="override the recipe's max_steps")
     args = parser.parse_args(argv)
     from distill.screening_data import HELDOUT_SEED
@@ -112,8 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
     held_out = {HELDOUT_SEED, HELDOUT_SEED + 1}  # the student benchmark's reactions and labelled structures
     if held_out & {args.seed, args.seed + 1, args.seed + 2}:
         parser.error(f"--seed {args.seed}: seeds {args.seed}..{args.seed + 2} would reuse the benchmark's {held_out}")
+    t0 = time.monotonic()
     out, work = Path(args.out), Path(args.work).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    args.recipe = Path(args.recipe).resolve()  # the trainer runs in the repository root
     if args.student is not None:  # a recipe copy with this start
         recipe = json.loads(Path(args.recipe).read_text()) | {"student": str(Path(args.student).resolve())}
         work.mkdir(parents=True, exist_ok=True)
@@ -123,15 +132,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(min(8, os.cpu_count() or 1))
     summary: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "seconds": {}}
-    t0 = time.monotonic()
     caches = list(label_stage(args, work))
     summary["seconds"]["label"] = time.monotonic() - t0
     from distill.labels import LabelCache
 
     summary["structures"] = {c.name: LabelCache(c).manifest["num_structures"] for c in caches}
     _log(f"labels: {summary['structures']} in {summary['seconds']['label']:.0f} s")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))  # kept even if the run is cut short
     t1 = time.monotonic()
-    summary["train_returncode"] = train_stage(args, caches, work / "train")
+    seconds = max(10.0, min(args.train_seconds, args.deadline - 20.0 - (t1 - t0)))
+    summary["train_returncode"] = train_stage(args, caches, work / "train", seconds)
     summary["seconds"]["train"] = time.monotonic() - t1
     for name in ("best.pt", "student.pt", "log.csv"):
         if (work / "train" / name).is_file():
@@ -143,4 +153,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    result = main()
+    sys.exit(0 if result["train_returncode"] in (0, None) else 1)

@@ -293,20 +293,26 @@ def batched_trajectories(
     at force evaluations 0, `every`, 2·`every`, ... and the last; files as `teacher_trajectories` writes them
     (one extxyz per start under work_dir/<tag>/, reused by reruns). With `time_budget_s`, no new group starts
     once that many seconds have passed (the first always runs): the snapshots of the starts done so far (a
-    prefix) are returned."""
+    prefix) are returned, and that prefix, recorded in work_dir/<tag>/stopped.json, stays the set on reruns
+    (which then only finish its groups), so that the label cache made from it resumes."""
     import time
 
     from tqdm import tqdm
 
     from calculators import relax_many
+    from calculators.files import atomic_write_json, read_json
 
     t0 = time.monotonic()
     folder = Path(work_dir) / tag
     folder.mkdir(parents=True, exist_ok=True)
+    stopped = folder / "stopped.json"  # a budget stopped an earlier run: its prefix is the set, reruns keep it
+    if stopped.is_file():  # the set is fixed: finish it whatever the budget
+        starts, time_budget_s = starts[: int(read_json(stopped)["starts"])], None
     out: list[Atoms] = []
     for lo in tqdm(range(0, len(starts), group), desc=f"trajectories {tag}", disable=not progress, unit="group"):
         todo = [k for k in range(lo, min(lo + group, len(starts))) if not (folder / f"{k:05d}.extxyz").is_file()]
         if todo and out and time_budget_s is not None and time.monotonic() - t0 > time_budget_s:
+            atomic_write_json(stopped, {"starts": lo, "time_budget_s": time_budget_s})
             break
         if todo:
             result = relax_many(
@@ -462,8 +468,9 @@ def label_paths(
     `batched` (for a GPU): the starts are relaxed together by batched FIRE (`batched_trajectories`: snapshots
     every `every` force evaluations, `batch_atoms` atoms per batch) instead of one BFGS each; with
     `time_budget_s` the relaxation stage starts no new group of starts after that many seconds, and the starts
-    relaxed so far are labelled (a rerun that relaxes more needs another tag: the cache holds one structure
-    set)."""
+    relaxed so far are labelled (reruns keep that set)."""
+    if not batched and (batch_atoms is not None or time_budget_s is not None):
+        raise ValueError("batch_atoms and time_budget_s apply to batched relaxations only (batched=True)")
     from calculators import DistilledCalculator, load_model
     from distill.labels import label_structures
     from distill.pairs import label_pairs

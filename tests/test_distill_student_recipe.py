@@ -323,6 +323,12 @@ def test_label_paths_batched_relaxes_the_starts_together_and_stops_at_its_time_b
     )  # fmt: skip
     assert {a.info["traj_start"] for a in snaps} == {0}  # one start per group: none after the first
     assert len(list((tmp_path / "work" / "relax").glob("*.extxyz"))) == 1
+    again = batched_trajectories(  # a rerun without the budget keeps the set the budget cut (its label cache resumes)
+        starts, load_model(str(teacher_path)), tmp_path / "work", relax_steps=6, every=2, group=1, progress=False
+    )
+    assert len(again) == len(snaps) and len(list((tmp_path / "work" / "relax").glob("*.extxyz"))) == 1
+    with pytest.raises(ValueError, match="batched relaxations only"):
+        label_paths(tmp_path / "bfgs", tag="t", seed=11, n_starts=3, teacher=str(teacher_path), time_budget_s=5.0)
 
 
 @pytest.mark.parametrize("argv", [["--help"], [], ["path", "out"], ["paths", "out", "tag", "not-a-seed", "3"]])

@@ -26,7 +26,7 @@ def _campaign():
     return module
 
 
-def test_gpu_campaign_labels_trains_and_returns_the_student(tmp_path):
+def test_gpu_campaign_labels_trains_and_returns_the_student(tmp_path, monkeypatch):
     teacher, student = tmp_path / "teacher.pt", tmp_path / "student.pt"
     save_checkpoint(CountingTeacher().model.float(), teacher)
     save_checkpoint(
@@ -39,22 +39,35 @@ def test_gpu_campaign_labels_trains_and_returns_the_student(tmp_path):
                   val_fraction=0.3, threads=1)  # fmt: skip
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     out, work = tmp_path / "out", tmp_path / "work"
-    summary = _campaign().main([
+    argv = [
         "--out", str(out), "--work", str(work), "--device", "cpu", "--teacher", str(teacher),
         "--student", str(student), "--recipe", str(tmp_path / "recipe.json"), "--seed", "17", "--starts", "3",
         "--relax-steps", "4", "--every", "2", "--chunk-size", "16", "--gas-per-molecule", "1",
         "--bulk-strains", "1", "--bulk-alloys", "2", "--train-seconds", "300",
-    ])  # fmt: skip
+    ]  # fmt: skip
+    campaign = _campaign()
+    summary = campaign.main(argv)
     paths, gas_bulk = work / "paths17", work / "gas_bulk18"
     n_paths = LabelCache(paths).manifest["num_structures"]
     assert summary["structures"] == {"paths17": n_paths, "gas_bulk18": LabelCache(gas_bulk).manifest["num_structures"]}
     assert n_paths >= 6 and LabelCache(pair_dir(paths)).manifest["num_structures"] > 0  # 3 paths, start and end
     assert summary["train_returncode"] == 0
-    assert set(summary["returned"]) == {"best.pt", "student.pt", "log.csv"}
+    assert set(summary["returned"]) == {"best.pt", "student.pt", "log.csv", "summary.json"}
     assert json.loads((out / "summary.json").read_text())["returned"] == summary["returned"]
     model, meta = load_project_checkpoint(out / "student.pt")
     assert meta["step"] == 4 and {Path(c["path"]).name for c in meta["label_caches"]} == {"paths17", "gas_bulk18"}
     assert meta["recipe"]["student"] == str(student) and meta["paired_records"] > 0
+
+    # a rerun resumes the caches; training cut short by the deadline still returns the best checkpoint so far
+    def stopped(cmd, *, timeout, **kwargs):
+        assert 10.0 <= timeout <= 30.0  # --deadline 50: the 20 s margin and what labelling took
+        raise campaign.subprocess.TimeoutExpired(cmd, timeout)
+
+    monkeypatch.setattr(campaign.subprocess, "run", stopped)
+    (out / "student.pt").unlink()
+    again = campaign.main([*argv, "--deadline", "50"])
+    assert again["train_returncode"] is None and again["structures"] == summary["structures"]
+    assert {"best.pt", "log.csv"} <= set(again["returned"])
 
 
 def test_gpu_campaign_refuses_held_out_seeds(tmp_path):
