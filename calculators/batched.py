@@ -134,7 +134,8 @@ def relax_many(
     FIRE parameters follow ASE's `FIRE` (dt 0.1, dt_max 1.0, maxstep 0.2 Å, N_min 5, f_inc 1.1, f_dec 0.5,
     α_start 0.1, f_α 0.99), applied per structure. Atoms held by FixAtoms get zero force and never move.
     A structure stops once its max force < `fmax` (eV/Å) or after `max_steps` force evaluations; converged
-    ones leave the batch. Structures are grouped into batches of at most `batch_atoms` atoms (None:
+    ones leave the batch; one whose forces are not finite stops there, unconverged. Structures are grouped into
+    batches of at most `batch_atoms` atoms (None:
     `default_batch_atoms`). `snapshot_every` = k: also keep the positions at force evaluations 0, k, 2k, ... and
     the last one of each structure (`RelaxResult.snapshots`: relaxation paths for training data).
     """
@@ -207,7 +208,9 @@ def _fire(model, full, group, out_atoms, converged, steps, energies, fmax, max_s
         )
         conv_now = fmax_s < fmax
         done[idx[conv_now]] = True
-        stop = conv_now | (n_steps[idx] >= max_steps)
+        # a structure whose forces are not finite stops where it is (unconverged) instead of moving to NaN
+        # positions that would break every later step of its batch
+        stop = conv_now | (n_steps[idx] >= max_steps) | ~torch.isfinite(fmax_s)
         if snapshots is not None:
             _keep_snapshots(snapshots, group, idx, n_steps[idx], stop, pos[amask], sub.natoms, every)
         # FIRE update for the structures that go on

@@ -299,7 +299,6 @@ def batched_trajectories(
 
     from tqdm import tqdm
 
-    from calculators import relax_many
     from calculators.files import atomic_write_json, read_json
 
     t0 = time.monotonic()
@@ -315,15 +314,37 @@ def batched_trajectories(
             atomic_write_json(stopped, {"starts": lo, "time_budget_s": time_budget_s})
             break
         if todo:
-            result = relax_many(
-                model, [starts[k] for k in todo], fmax=fmax, max_steps=relax_steps + 1, batch_atoms=batch_atoms,
-                max_step=0.2, snapshot_every=every,
-            )  # fmt: skip
-            for k, path in zip(todo, result.snapshots, strict=True):
+            for k, path in zip(todo, _batched_paths(model, starts, todo, relax_steps + 1, every, fmax, batch_atoms),
+                               strict=True):  # fmt: skip
                 _write_atomic(folder / f"{k:05d}.extxyz", [_snapshot(starts[k], k, step, pos) for step, pos in path])
         for k in range(lo, min(lo + group, len(starts))):
             out.extend(_read(folder / f"{k:05d}.extxyz"))
     return out
+
+
+def _batched_paths(model, starts, todo, max_steps, every, fmax, batch_atoms) -> list[list[tuple[int, np.ndarray]]]:
+    """`relax_many` snapshots of starts `todo`; if the batch fails, each start alone, and a start that fails alone
+    keeps only its first geometry (one bad start must not cost a GPU run its data, as in `_trajectory`)."""
+    from calculators import relax_many
+
+    def relax(indices):
+        return relax_many(
+            model, [starts[k] for k in indices], fmax=fmax, max_steps=max_steps, batch_atoms=batch_atoms,
+            max_step=0.2, snapshot_every=every,
+        ).snapshots  # fmt: skip
+
+    try:
+        return relax(todo)
+    except Exception as err:  # noqa: BLE001 - fall back to one start at a time
+        print(f"batched relaxation of starts {todo[0]}..{todo[-1]} failed ({type(err).__name__}: {err}); one by one")
+    paths = []
+    for k in todo:
+        try:
+            paths.extend(relax([k]))
+        except Exception as err:  # noqa: BLE001
+            print(f"trajectory {k}: {type(err).__name__}: {err}; keeping its start only")
+            paths.append([(0, starts[k].positions.copy())])
+    return paths
 
 
 def _snapshot(start: Atoms, k: int, step: int, positions: np.ndarray) -> Atoms:

@@ -261,6 +261,32 @@ def test_relax_many_snapshots_the_path_every_k_evaluations_and_the_relaxed_end(m
         relax_many(morse64, structures, snapshot_every=0)
 
 
+class _PoisonedForces(mc.MorsePairModel):
+    """Morse, except that from its third call the forces on structures of `bad_natoms` atoms are NaN."""
+
+    bad_natoms = 13
+
+    def predict(self, batch, **kwargs):
+        out = super().predict(batch, **kwargs)
+        self.n_calls = getattr(self, "n_calls", 0) + 1
+        if self.n_calls >= 3:
+            bad = (batch.natoms == self.bad_natoms)[batch.batch]
+            out["forces"] = torch.where(bad[:, None], torch.full_like(out["forces"], float("nan")), out["forces"])
+        return out
+
+
+def test_relax_many_stops_a_structure_with_non_finite_forces_and_relaxes_the_rest():
+    model = _PoisonedForces().to(torch.float64)
+    model.dtype = torch.float64
+    good = mc.pt_slab_o(displace=0.5)
+    bad = good + Atoms("H", positions=[good.positions[-1] + [0.0, 0.0, 1.0]])  # OH: one atom more
+    model.bad_natoms = len(bad)
+    result = relax_many(model, [good, bad], fmax=0.05, max_steps=300, snapshot_every=2)
+    assert result.converged == [True, False] and result.steps[1] == 3
+    assert np.isfinite(result.atoms[1].positions).all() and np.isfinite(result.atoms[0].positions).all()
+    assert [k for k, _ in result.snapshots[1]] == [0, 2]  # stopped at its first non-finite evaluation
+
+
 def test_hessian_rows_autograd_equals_fd(morse64):
     structures = [mc.pt_slab_o(displace=0.5), mc.sample_structures()[1]]
     batch = AtomsBatch.from_atoms(structures, dtype=torch.float64)

@@ -330,6 +330,25 @@ def test_label_paths_batched_relaxes_the_starts_together_and_stops_at_its_time_b
     with pytest.raises(ValueError, match="batched relaxations only"):
         label_paths(tmp_path / "bfgs", tag="t", seed=11, n_starts=3, teacher=str(teacher_path), time_budget_s=5.0)
 
+    class FailsOn:  # the teacher, except that any batch holding start 1 (by its atom count) raises
+        def __init__(self, model, natoms):
+            self.model, self.natoms = model, natoms
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def predict(self, batch, **kwargs):
+            if bool((batch.natoms == self.natoms).any()):
+                raise RuntimeError("teacher failed")
+            return self.model.predict(batch, **kwargs)
+
+    sizes = [len(a) for a in starts]
+    (bad, *_) = [k for k in range(3) if sizes.count(sizes[k]) == 1]  # a start told apart by its atom count
+    flaky = FailsOn(load_model(str(teacher_path)), sizes[bad])
+    paths = batched_trajectories(starts, flaky, tmp_path / "flaky", relax_steps=6, every=2, progress=False)
+    by_start = {k: [a.info["traj_step"] for a in paths if a.info["traj_start"] == k] for k in range(3)}
+    assert by_start.pop(bad) == [0] and all(len(v) > 1 for v in by_start.values())  # one bad start loses its path
+
 
 @pytest.mark.parametrize("argv", [["--help"], [], ["path", "out"], ["paths", "out", "tag", "not-a-seed", "3"]])
 def test_screening_data_command_refuses_bad_input_before_writing(argv, tmp_path, monkeypatch, capsys):
