@@ -317,8 +317,8 @@ def batched_trajectories(
             for k, path in zip(todo, _batched_paths(model, starts, todo, relax_steps + 1, every, fmax, batch_atoms),
                                strict=True):  # fmt: skip
                 _write_atomic(folder / f"{k:05d}.extxyz", [_snapshot(starts[k], k, step, pos) for step, pos in path])
-        for k in range(lo, min(lo + group, len(starts))):
-            out.extend(_read(folder / f"{k:05d}.extxyz"))
+        for k in range(lo, min(lo + group, len(starts))):  # read back, new ones too: the same structures (to the
+            out.extend(_read(folder / f"{k:05d}.extxyz"))  # file's digits) as a rerun, so the label cache resumes
     return out
 
 
