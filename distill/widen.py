@@ -1,6 +1,6 @@
-"""Function-preserving widening of a GemNet-OC student (Net2Net-style growth): more atom and/or edge channels
-with the same energies and forces at the start, so that a trained student can be fine-tuned into a larger one
-instead of training the larger one from scratch.
+"""Function-preserving growth of a GemNet-OC student (Net2Net-style): more atom and/or edge channels (`widen`) or
+more interaction blocks (`deepen`) with the same energies and forces at the start, so that a trained student can
+be fine-tuned into a larger one instead of training the larger one from scratch.
 
 Every weight keeps its trained values on the old channels. The new channels are computed from everything with
 the fresh model's He-orthogonal initialisation (new output rows), and every layer reads them with zero weights
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -109,21 +110,69 @@ def widen(
     return new.eval()
 
 
+def deepen(model: GemNetOC, *, num_blocks: int) -> GemNetOC:
+    """A deeper copy of `model` (same dtype, eval mode) with `num_blocks` interaction blocks and the same outputs
+    (energies eV, per-atom energies, forces eV/Å) up to float rounding. Each new interaction block and its output
+    block start as copies of the last trained ones; the heads' first layers read the new blocks' outputs with zero
+    weights, so the outputs do not change, and those weights receive gradients at once (the new blocks' outputs are
+    not zero). Any preset: the new blocks have the last block's interactions."""
+    c = model.config
+    if int(num_blocks) < c.num_blocks:
+        raise ValueError(f"deepening cannot remove blocks: {c.num_blocks} -> {num_blocks}")
+    if c.num_blocks < 1:
+        raise ValueError("deepening needs a student with at least one interaction block to copy")
+    cfg = copy.deepcopy(c)
+    cfg.num_blocks = int(num_blocks)
+    first = next(model.parameters())
+    new = GemNetOC(cfg).to(dtype=first.dtype, device=first.device)
+    fresh = new.state_dict()
+    old_state = model.state_dict()
+    state = {}
+    last_int, last_out = c.num_blocks - 1, c.num_blocks
+
+    def source_key(key: str) -> str:
+        m = re.match(r"(int_blocks|out_blocks)\.(\d+)\.(.*)", key)
+        if m is None:
+            return key
+        kind, i, rest = m.group(1), int(m.group(2)), m.group(3)
+        last = last_int if kind == "int_blocks" else last_out
+        return f"{kind}.{min(i, last)}.{rest}"
+
+    for key, w in fresh.items():
+        src = source_key(key)
+        w_old = old_state[src]
+        if w.shape == w_old.shape:
+            state[key] = w_old.clone()
+        elif key in ("out_mlp_E.0.linear.weight", "out_mlp_F.0.linear.weight"):
+            w = torch.zeros_like(w)  # (out, width * (blocks + 1)): the new blocks' segments read with zero weights
+            w[:, : w_old.shape[1]] = w_old
+            state[key] = w
+        else:
+            raise ValueError(f"cannot deepen {key}: {tuple(w_old.shape)} -> {tuple(w.shape)}")
+    new.load_state_dict(state, strict=True)
+    return new.eval()
+
+
 def widen_checkpoint(
     source: str | os.PathLike,
     out: str | os.PathLike,
     *,
     emb_size_atom: int | None = None,
     emb_size_edge: int | None = None,
+    num_blocks: int | None = None,
     seed: int = 0,
 ) -> tuple[GemNetOC, GemNetOC]:
-    """`widen` a project checkpoint (or registry name) and save it to `out`; the metadata keeps the source's
-    teacher fingerprint and says where it came from (source, its widths, parameters, sha256, recipe); returns
-    (old, new)."""
+    """`widen` (and/or `deepen` to `num_blocks` interaction blocks) a project checkpoint (or registry name) and
+    save it to `out`; the metadata keeps the source's teacher fingerprint and says where it came from (source, its
+    widths and blocks, parameters, sha256, recipe); returns (old, new)."""
     model = load_model(str(source), device="cpu")
     if not isinstance(model, GemNetOC):
         raise ValueError(f"{source} is not a GemNet-OC model")
-    wide = widen(model, emb_size_atom=emb_size_atom, emb_size_edge=emb_size_edge, seed=seed)
+    wide = model
+    if emb_size_atom is not None or emb_size_edge is not None:
+        wide = widen(model, emb_size_atom=emb_size_atom, emb_size_edge=emb_size_edge, seed=seed)
+    if num_blocks is not None:
+        wide = deepen(wide, num_blocks=num_blocks)
     source_meta: dict = {}
     if Path(source).is_file():
         source_meta = load_project_checkpoint(source)[1]
@@ -133,6 +182,7 @@ def widen_checkpoint(
             "sha256": sha256_file(source) if Path(source).is_file() else None,
             "emb_size_atom": model.config.emb_size_atom,
             "emb_size_edge": model.config.emb_size_edge,
+            "num_blocks": model.config.num_blocks,
             "parameters": model.num_parameters(),
             "seed": seed,
             "recipe": source_meta.get("recipe"),

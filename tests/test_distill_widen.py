@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from calculators.batch import AtomsBatch
 from calculators.keys import ATOM_ENERGIES, ENERGY, FORCES
-from distill.widen import widen
+from distill.widen import deepen, widen
 
 FAST_LIKE = dict(quad_interaction=False, atom_edge_interaction=False, edge_atom_interaction=False,
                  atom_interaction=False, neighbor_symmetrization="mutual")  # fmt: skip
@@ -53,6 +53,33 @@ def test_new_channels_are_live_and_learn():
     assert emb.detach()[:, 16:].abs().max() > 0
 
 
+@pytest.mark.parametrize("direct", [True, False])
+@pytest.mark.parametrize("preset", ["fast", "full"])
+def test_deepening_keeps_energies_and_forces(direct, preset):
+    model = _student(direct_forces=direct) if preset == "fast" else tiny_model(seed=3, direct_forces=direct)
+    deep = deepen(model, num_blocks=model.config.num_blocks + 2)
+    assert deep.config.num_blocks == model.config.num_blocks + 2 and len(deep.int_blocks) == len(model.int_blocks) + 2
+    assert deep.num_parameters() > model.num_parameters()
+    a, b = model.predict(_batch()), deep.predict(_batch())
+    for key in (ENERGY, ATOM_ENERGIES, FORCES):
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-10)
+
+
+def test_new_blocks_are_copies_that_learn():
+    """The new block starts as a copy of the last trained one; the zero weights reading it get gradients at once."""
+    model = _student()
+    deep = deepen(model, num_blocks=model.config.num_blocks + 1).train()
+    last, new = model.int_blocks[-1].state_dict(), deep.int_blocks[-1].state_dict()
+    assert all(torch.equal(new[k], last[k]) for k in last)
+    out = deep(_batch(), forces=True)
+    (out[ENERGY].sum() + out[FORCES].square().sum()).backward()
+    head = deep.out_mlp_E[0].linear.weight  # (atom, atom * (blocks + 1)): the last segment reads the new block
+    width = model.config.emb_size_atom
+    assert torch.all(head.detach()[:, -width:] == 0) and head.grad[:, -width:].abs().max() > 0
+    with pytest.raises(ValueError, match="cannot remove"):
+        deepen(model, num_blocks=model.config.num_blocks - 1)
+
+
 def test_widening_rejects_shrinking_and_unsupported_presets():
     with pytest.raises(ValueError, match="cannot shrink"):
         widen(_student(), emb_size_edge=8)
@@ -76,6 +103,10 @@ def test_widen_command(tmp_path):
     assert len(ckpt["metadata"]["widened_from"]["sha256"]) == 64
     wide, _ = load_project_checkpoint(tmp_path / "wide.pt")
     assert wide.config.emb_size_edge == 32 and wide.config.element_references[7] == pytest.approx(-7.1)
+    res = runner.invoke(app, ["widen", str(tmp_path / "student.pt"), "-o", str(tmp_path / "deep.pt"), "--blocks", "3"])
+    assert res.exit_code == 0, res.output
+    deep, _ = load_project_checkpoint(tmp_path / "deep.pt")
+    assert deep.config.num_blocks == 3 and "blocks 2 -> 3" in res.output
     res = runner.invoke(app, ["widen", str(tmp_path / "student.pt"), "-o", str(tmp_path / "w2.pt")])
     assert res.exit_code == 2 and "nothing to widen" in res.output
     res = runner.invoke(app, ["widen", str(tmp_path / "student.pt"), "-o", str(tmp_path / "w3.pt"), "--atom", "4"])
