@@ -493,8 +493,10 @@ def label_errors(
     model: Any, records: Sequence[Mapping[str, torch.Tensor]], kinds: Sequence[str], *, batch_size: int = 8
 ) -> dict[str, Any]:
     """Energy MAE per atom (eV/atom), energy MAE per structure (eV) and force MAE (eV/Å, per component, all atoms;
-    and free atoms only) of `model` against cached teacher labels, overall and per kind. Structures whose
-    prediction is not finite are counted and listed, never averaged."""
+    and free atoms only) of `model` against cached teacher labels, overall, per kind, per composition (gas, one
+    metal, two metals: `per_composition`) and per bin of the teacher's largest force norm (`per_teacher_fmax`,
+    eV/Å: where the error sits). Structures whose prediction is not finite are counted and listed, never
+    averaged."""
     from distill.labels import collate
 
     if isinstance(model, torch.nn.Module):
@@ -518,6 +520,8 @@ def label_errors(
                 {"index": lo + i, "kind": kinds[lo + i], "natoms": n, "abs_e": de, "abs_e_per_atom": de / n,
                  "f_abs_sum": float(df.sum()), "f_count": int(df.size), "f_free_abs_sum": float(df[free].sum()),
                  "f_free_count": int(df[free].size),
+                 "composition": _composition_class(rec["numbers"]),
+                 "teacher_fmax": float(rec["forces"].double().norm(dim=-1).max()),
                  "finite": bool(math.isfinite(de) and np.isfinite(df).all())}
             )  # fmt: skip
 
@@ -537,7 +541,27 @@ def label_errors(
 
     out = {"overall": summary(rows)}
     out["per_kind"] = {k: summary([r for r in rows if r["kind"] == k]) for k in sorted(set(kinds))}
+    classes = [c for c in COMPOSITION_CLASSES if any(r["composition"] == c for r in rows)]
+    out["per_composition"] = {c: summary([r for r in rows if r["composition"] == c]) for c in classes}
+    bins = {}
+    for lo, hi in zip(FMAX_BINS[:-1], FMAX_BINS[1:], strict=True):
+        rs = [r for r in rows if lo <= r["teacher_fmax"] < hi]
+        if rs:
+            bins[f"{lo:g}-{hi:g}" if math.isfinite(hi) else f">={lo:g}"] = summary(rs)
+    out["per_teacher_fmax"] = bins
     return out
+
+
+# composition classes of held-out structures and bins of the teacher's largest force norm (eV/Å) in the report
+COMPOSITION_CLASSES = ("gas", "one metal", "two metals", "more metals")
+FMAX_BINS = (0.0, 1.0, 3.0, 10.0, math.inf)
+_NON_METALS = frozenset({1, 6, 7, 8})
+
+
+def _composition_class(numbers: torch.Tensor) -> str:
+    """'gas' (H, C, N, O only), 'one metal', 'two metals' or 'more metals' by the distinct other elements."""
+    metals = {int(z) for z in numbers.tolist()} - _NON_METALS
+    return COMPOSITION_CLASSES[min(len(metals), 3)]
 
 
 # ---------------------------------------------------------------------------------------------------- speed
@@ -1430,13 +1454,21 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
             "force MAE, free atoms (meV/Å) | non-finite |",
             "|---|---|---|---|---|---|---|",
         ]
-        for name, b in [("all", lab["overall"]), *lab["per_kind"].items()]:
+        rows = [("all", lab["overall"]), *lab["per_kind"].items()]
+        rows += list(lab.get("per_composition", {}).items())
+        rows += [(f"teacher max force {k} eV/Å", b) for k, b in lab.get("per_teacher_fmax", {}).items()]
+        for name, b in rows:
             lines.append(
                 f"| {name} | {b['n']} | {_fmt(1000 * b['energy_mae_per_atom'], '', 2)} | "
                 f"{_fmt(b['energy_mae'], '', 3)} | {_fmt(1000 * b['force_mae'], '', 1)} | "
                 f"{_fmt(1000 * b['force_mae_free_atoms'], '', 1)} | {b['n_nonfinite']} |"
             )
-        lines += ["", "Force MAE per Cartesian component, over all atoms (fixed ones included).", ""]
+        lines += [
+            "",
+            "Force MAE per Cartesian component, over all atoms (fixed ones included). Rows after the kinds: by the "
+            "structure's distinct metals, and by the teacher's largest force norm on one atom.",
+            "",
+        ]
     if "speed" in m:
         s = m["speed"]
         lines += [

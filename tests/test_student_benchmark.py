@@ -427,3 +427,43 @@ def test_speed_probes_are_interleaved_call_by_call():
     for name in ("a", "b"):
         assert len(out[name]["single_point_ms_all"]) == 4 and out[name]["single_point_ms"] > 0
         assert len(out[name]["relax_ms_per_force_call_all"]) == 2 and out[name]["relax_force_calls"] >= 2
+
+
+def test_label_errors_by_composition_and_teacher_force():
+    """Held-out label errors split by distinct metals and by the teacher's largest force: every structure lands in
+    one class and one bin, and each split's MAE is the mean over its structures (checked by hand)."""
+    from ase.build import fcc111, molecule
+
+    from distill.labels import collate
+
+    torch.set_num_threads(1)
+    model = tiny_model(seed=1, dtype=torch.float32, **CHEAP)
+    pure = fcc111("Pt", (2, 2, 2), vacuum=6.0)
+    binary = pure.copy()
+    binary.numbers[[0, 3]] = 29  # Cu
+    gas = molecule("H2O")
+    gas.cell, gas.pbc = [8.0, 8.0, 8.0], True
+    records = []
+    for k, (atoms, fmax) in enumerate([(pure, 0.5), (binary, 2.0), (gas, 12.0), (binary, 0.2)]):
+        n = len(atoms)
+        forces = torch.zeros(n, 3)
+        forces[0, 2] = fmax
+        records.append({
+            "numbers": torch.tensor(atoms.numbers), "positions": torch.tensor(atoms.positions, dtype=torch.float32),
+            "cell": torch.tensor(np.asarray(atoms.cell), dtype=torch.float32), "pbc": torch.tensor(atoms.pbc),
+            "tags": torch.zeros(n, dtype=torch.long), "fixed": torch.zeros(n, dtype=torch.bool),
+            "energy": torch.tensor(-1.5 * n + 0.1 * k), "forces": forces,
+        })  # fmt: skip
+    kinds = ["surface", "surface", "gas", "surface"]
+    out = sb.label_errors(model, records, kinds, batch_size=3)
+    batch, _ = collate(records)
+    e = model.predict(batch, forces=False)["energy"].double()
+    per_atom = [abs(float(e[i]) - float(r["energy"])) / len(r["numbers"]) for i, r in enumerate(records)]
+    comp = out["per_composition"]
+    assert list(comp) == ["gas", "one metal", "two metals"]
+    assert [comp[c]["n"] for c in comp] == [1, 1, 2]
+    assert comp["two metals"]["energy_mae_per_atom"] == pytest.approx((per_atom[1] + per_atom[3]) / 2, rel=1e-5)
+    bins = out["per_teacher_fmax"]
+    assert {k: b["n"] for k, b in bins.items()} == {"0-1": 2, "1-3": 1, ">=10": 1}
+    assert bins[">=10"]["energy_mae_per_atom"] == pytest.approx(per_atom[2], rel=1e-5)
+    assert sum(b["n"] for b in bins.values()) == out["overall"]["n"] == 4
