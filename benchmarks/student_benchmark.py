@@ -493,7 +493,7 @@ def label_errors(
     model: Any, records: Sequence[Mapping[str, torch.Tensor]], kinds: Sequence[str], *, batch_size: int = 8
 ) -> dict[str, Any]:
     """Energy MAE per atom (eV/atom), energy MAE per structure (eV) and force MAE (eV/Å, per component, all atoms;
-    and free atoms only) of `model` against cached teacher labels, overall, per kind, per composition (gas, one
+    and free atoms only) of `model` against cached teacher labels, overall, per kind, per composition (no metal, one
     metal, two metals: `per_composition`) and per bin of the teacher's largest force norm (`per_teacher_fmax`,
     eV/Å: where the error sits). Structures whose prediction is not finite are counted and listed, never
     averaged."""
@@ -553,13 +553,13 @@ def label_errors(
 
 
 # composition classes of held-out structures and bins of the teacher's largest force norm (eV/Å) in the report
-COMPOSITION_CLASSES = ("gas", "one metal", "two metals", "more metals")
+COMPOSITION_CLASSES = ("no metal", "one metal", "two metals", "more metals")
 FMAX_BINS = (0.0, 1.0, 3.0, 10.0, math.inf)
 _NON_METALS = frozenset({1, 6, 7, 8})
 
 
 def _composition_class(numbers: torch.Tensor) -> str:
-    """'gas' (H, C, N, O only), 'one metal', 'two metals' or 'more metals' by the distinct other elements."""
+    """'no metal' (H, C, N, O only), 'one metal', 'two metals' or 'more metals' by the distinct other elements."""
     metals = {int(z) for z in numbers.tolist()} - _NON_METALS
     return COMPOSITION_CLASSES[min(len(metals), 3)]
 

@@ -460,7 +460,7 @@ def test_label_errors_by_composition_and_teacher_force():
     e = model.predict(batch, forces=False)["energy"].double()
     per_atom = [abs(float(e[i]) - float(r["energy"])) / len(r["numbers"]) for i, r in enumerate(records)]
     comp = out["per_composition"]
-    assert list(comp) == ["gas", "one metal", "two metals"]
+    assert list(comp) == ["no metal", "one metal", "two metals"]
     assert [comp[c]["n"] for c in comp] == [1, 1, 2]
     assert comp["two metals"]["energy_mae_per_atom"] == pytest.approx((per_atom[1] + per_atom[3]) / 2, rel=1e-5)
     bins = out["per_teacher_fmax"]
