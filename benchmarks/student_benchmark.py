@@ -17,7 +17,8 @@ What is measured (issue 10, "How it is judged"), energies in eV, distances in Å
    reconstructed, |ΔE_student − ΔE_teacher| > 1 eV, non-finite); MAE with and without anomalous reactions;
 5. gas: H2, O2, H2O bond lengths (within 0.02 Å of the teacher) and E(H2O) − E(H2) − ½E(O2) (within 0.1 eV);
 6. held-out energy/force accuracy on teacher-labelled structures (seed 9001; ≤ 5 meV/atom, ≤ 60 meV/Å), labels
-   cached with `distill.labels.label_structures` (resumable);
+   cached with `distill.labels.label_structures` (resumable); also per kind, per number of distinct metals and per
+   bin of the teacher's largest force (not judged: where the error sits);
 7. speed in the same run at --threads: the 37-atom Pt(111)+O slab, single point (ASE calculator, energy and
    forces, fresh neighbour list; and energy only) and relax mode (ASE BFGS from a 0.05 Å rattle, neighbour
    lists reused within the calculators' skin), ms per structure / per force call (≤ 10 ms, ≥ 10× SevenNet-0),
