@@ -556,6 +556,7 @@ def label_errors(
 # composition classes of held-out structures and bins of the teacher's largest force norm (eV/Å) in the report
 COMPOSITION_CLASSES = ("no metal", "one metal", "two metals", "more metals")
 FMAX_BINS = (0.0, 1.0, 3.0, 10.0, math.inf)
+# the held-out adsorbates' elements (not calculators.tags.ADSORBATE_ELEMENTS, which counts Si: a slab metal here)
 _NON_METALS = frozenset({1, 6, 7, 8})
 
 
