@@ -10,6 +10,10 @@ Stages, each timed into `summary.json`:
    force evaluations and the last,
    labelled by the teacher, with their adsorbate-free partners (pair loss);
 2. gas molecules (stretched and bent, `--gas-per-molecule` each) and bulk cells, labelled by the teacher;
+2b. on-policy paths (`--onpolicy-starts`, 0: none): new starts (seed + 3) relaxed by the student being fine-tuned
+   (batched FIRE on the device, no new group after `--onpolicy-budget` s), its snapshots and their partners
+   labelled by the teacher: where the student's own relaxations wander, the teacher says what is there (the
+   issue's on-policy round; on the CPU the student's relaxation outliers were the largest relax-mode errors);
 3. `distill train` of `--student` (default: the shipped student) on both caches with `--recipe`, stopped after
    `--train-seconds`, or 20 s before `--deadline` seconds from the start (the trainer keeps `best.pt` at every
    evaluation, every 250 steps, so a stopped run still leaves one);
@@ -47,8 +51,9 @@ def _log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def label_stage(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
-    """Stages 1 and 2: (the relaxation-paths cache, the gas/bulk cache), both labelled by `args.teacher`."""
+def label_stage(args: argparse.Namespace, work: Path) -> list[Path]:
+    """Stages 1, 2 and 2b: [the relaxation-paths cache, the gas/bulk cache, and the on-policy cache when
+    `args.onpolicy_starts`], all labelled by `args.teacher`."""
     from calculators import load_model
     from distill.labels import LabelSettings, label_structures
     from distill.screening_data import SCREENING_METALS, bulk_structures, gas_structures, label_paths
@@ -69,7 +74,25 @@ def label_stage(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
     gas_bulk = work / f"gas_bulk{args.seed + 1}"
     label_structures(static, teacher, gas_bulk, settings, teacher_name=args.teacher)
     _log(f"gas and bulk labelled: {len(static)} structures in {gas_bulk}")
-    return paths, gas_bulk
+    caches = [paths, gas_bulk]
+    if args.onpolicy_starts > 0:
+        onpolicy = label_paths(
+            work, tag=f"onpolicy{args.seed + 3}", seed=args.seed + 3, n_starts=args.onpolicy_starts,
+            teacher=args.teacher, student=str(campaign_student(args)), alloy_fraction=args.alloy_fraction,
+            clean_fraction=args.clean_fraction, elements=SCREENING_METALS, relax_steps=args.relax_steps,
+            every=args.every, chunk_size=args.chunk_size, features=False, device=args.device, batched=True,
+            batch_atoms=args.batch_atoms, time_budget_s=args.onpolicy_budget, progress=False,
+        )  # fmt: skip
+        _log(f"on-policy paths labelled: {onpolicy}")
+        caches.append(onpolicy)
+    return caches
+
+
+def campaign_student(args: argparse.Namespace) -> Path:
+    """The checkpoint this run fine-tunes (`--student`, else the recipe's `student`), as an absolute path."""
+    start = args.student or json.loads(Path(args.recipe).read_text())["student"]
+    path = Path(start)
+    return path if path.is_absolute() else (ROOT / path).resolve()
 
 
 def train_stage(args: argparse.Namespace, caches: list[Path], run_dir: Path, seconds: float) -> int | None:
@@ -95,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--teacher", default="sevennet-0")
     parser.add_argument("--student", default=None, help="checkpoint to fine-tune (default: the recipe's)")
     parser.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="TrainConfig JSON")
-    parser.add_argument("--seed", type=int, default=17000, help="seed, seed + 1, seed + 2: paths, gas, bulk")
+    parser.add_argument("--seed", type=int, default=17000, help="seed .. seed + 3: paths, gas, bulk, on-policy")
     parser.add_argument("--starts", type=int, default=3000, help="relaxation starts (a budget stops earlier)")
     parser.add_argument("--alloy-fraction", type=float, default=0.5)
     parser.add_argument("--clean-fraction", type=float, default=0.15)
@@ -107,6 +130,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gas-per-molecule", type=int, default=40)
     parser.add_argument("--bulk-strains", type=int, default=4)
     parser.add_argument("--bulk-alloys", type=int, default=160)
+    parser.add_argument(
+        "--onpolicy-starts", type=int, default=2000,
+        help="starts relaxed by the student for on-policy labels (0: none; a budget stops earlier)",
+    )  # fmt: skip
+    parser.add_argument("--onpolicy-budget", type=float, default=60.0, help="seconds of student relaxing at most")
     parser.add_argument("--train-seconds", type=float, default=240.0, help="training stops after this at most")
     parser.add_argument(
         "--deadline", type=float, default=540.0,
@@ -117,8 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     from distill.screening_data import HELDOUT_SEED
 
     held_out = {HELDOUT_SEED, HELDOUT_SEED + 1}  # the student benchmark's reactions and labelled structures
-    if held_out & {args.seed, args.seed + 1, args.seed + 2}:
-        parser.error(f"--seed {args.seed}: seeds {args.seed}..{args.seed + 2} would reuse the benchmark's {held_out}")
+    if held_out & {args.seed, args.seed + 1, args.seed + 2, args.seed + 3}:
+        parser.error(f"--seed {args.seed}: seeds {args.seed}..{args.seed + 3} would reuse the benchmark's {held_out}")
     t0 = time.monotonic()
     out, work = Path(args.out), Path(args.work).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """`benchmarks/gpu_campaign.py` (the one-command GPU labelling and training run) end to end on the CPU at tiny
-sizes: both caches labelled by the teacher, the student trained on them, and the checkpoints and summary returned."""
+sizes: the teacher's paths, gas/bulk and the student's own (on-policy) paths labelled by the teacher, the student
+trained on them, and the checkpoints and summary returned."""
 
 from __future__ import annotations
 
@@ -43,19 +44,26 @@ def test_gpu_campaign_labels_trains_and_returns_the_student(tmp_path, monkeypatc
         "--out", str(out), "--work", str(work), "--device", "cpu", "--teacher", str(teacher),
         "--student", str(student), "--recipe", str(tmp_path / "recipe.json"), "--seed", "17", "--starts", "3",
         "--relax-steps", "4", "--every", "2", "--chunk-size", "16", "--gas-per-molecule", "1",
-        "--bulk-strains", "1", "--bulk-alloys", "2", "--train-seconds", "300",
+        "--bulk-strains", "1", "--bulk-alloys", "2", "--onpolicy-starts", "2", "--train-seconds", "300",
     ]  # fmt: skip
     campaign = _campaign()
     summary = campaign.main(argv)
-    paths, gas_bulk = work / "paths17", work / "gas_bulk18"
-    n_paths = LabelCache(paths).manifest["num_structures"]
-    assert summary["structures"] == {"paths17": n_paths, "gas_bulk18": LabelCache(gas_bulk).manifest["num_structures"]}
+    paths, gas_bulk, onpolicy = work / "paths17", work / "gas_bulk18", work / "onpolicy20"
+    n_paths, n_onpolicy = (LabelCache(c).manifest["num_structures"] for c in (paths, onpolicy))
+    assert summary["structures"] == {
+        "paths17": n_paths, "gas_bulk18": LabelCache(gas_bulk).manifest["num_structures"], "onpolicy20": n_onpolicy,
+    }  # fmt: skip
     assert n_paths >= 6 and LabelCache(pair_dir(paths)).manifest["num_structures"] > 0  # 3 paths, start and end
+    assert n_onpolicy >= 4  # 2 paths, start and end
+    # the on-policy paths were relaxed by the student being fine-tuned, and labelled by the teacher
+    assert json.loads((work / "work" / "onpolicy20" / "paths.json").read_text())["relaxed_by"]["model"] == str(student)
+    assert LabelCache(onpolicy).manifest["teacher"] == LabelCache(paths).manifest["teacher"]
     assert summary["train_returncode"] == 0
     assert set(summary["returned"]) == {"best.pt", "student.pt", "log.csv", "summary.json"}
     assert json.loads((out / "summary.json").read_text())["returned"] == summary["returned"]
     model, meta = load_project_checkpoint(out / "student.pt")
-    assert meta["step"] == 4 and {Path(c["path"]).name for c in meta["label_caches"]} == {"paths17", "gas_bulk18"}
+    assert meta["step"] == 4
+    assert {Path(c["path"]).name for c in meta["label_caches"]} == {"paths17", "gas_bulk18", "onpolicy20"}
     assert meta["recipe"]["student"] == str(student) and meta["paired_records"] > 0
 
     # a rerun resumes the caches; training cut short by the deadline still returns the best checkpoint so far
