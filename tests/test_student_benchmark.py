@@ -212,6 +212,25 @@ def test_anomaly_classifier():
     classes = sb.reaction_anomalies(h, relaxed, de, ref)
     assert classes[oh.id]["classes"] == ["desorbed", "energy_outlier"]
     assert all(not classes[r.id]["classes"] for r in h.reactions if r.id != oh.id)
+    # against a reference relaxation: a surface that relaxed far from the initial structure is no anomaly when
+    # the reference relaxed it the same way; ending > 0.5 Å from the reference's positions is "diverged"
+    other = next(r for r in h.reactions if r.id != oh.id)
+    far = structures[f"ads/{other.id}"].copy()
+    far.positions[top] += [0.9, 0.0, 0.0]  # the same surface atom, 0.9 Å from the initial structure
+    relaxed[f"ads/{other.id}"] = sb.Relaxed(far, 0.0, True, 1)
+    alone = sb.reaction_anomalies(h, relaxed, de, ref)
+    assert alone[other.id]["classes"] == ["reconstructed"]  # without a reference: judged from the initial one
+    reference = dict(relaxed)
+    assert sb.reaction_anomalies(h, relaxed, de, ref, reference_relaxed=reference)[other.id]["classes"] == []
+    near = far.copy()
+    near.positions[top] += [0.3, 0.0, 0.0]  # 0.3 Å from the reference's position: the same minimum
+    went = far.copy()
+    went.positions[-1] += [0.0, 0.6, 0.0]  # the adsorbate's last atom 0.6 Å from the reference's: diverged
+    for atoms, expected in ((near, []), (went, ["diverged"])):
+        relaxed[f"ads/{other.id}"] = sb.Relaxed(atoms, 0.0, True, 1)
+        got = sb.reaction_anomalies(h, relaxed, de, ref, reference_relaxed=reference)[other.id]
+        assert got["classes"] == expected
+        assert got["max_divergence"] == pytest.approx(0.3 if not expected else 0.6, abs=1e-9)
 
 
 def test_speed_section_runs_with_tiny_models():
