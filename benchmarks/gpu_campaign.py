@@ -89,10 +89,11 @@ def label_stage(args: argparse.Namespace, work: Path) -> list[Path]:
 
 
 def campaign_student(args: argparse.Namespace) -> Path:
-    """The checkpoint this run fine-tunes (`--student`, else the recipe's `student`), as an absolute path."""
-    start = args.student or json.loads(Path(args.recipe).read_text())["student"]
-    path = Path(start)
-    return path if path.is_absolute() else (ROOT / path).resolve()
+    """The checkpoint this run fine-tunes, as an absolute path: `--student` (from the working directory, as `main`
+    resolves it for the recipe), else the recipe's `student` (from the repository root, where the trainer runs)."""
+    if args.student:
+        return Path(args.student).resolve()
+    return (ROOT / json.loads(Path(args.recipe).read_text())["student"]).resolve()
 
 
 def train_stage(args: argparse.Namespace, caches: list[Path], run_dir: Path, seconds: float) -> int | None:

@@ -304,12 +304,12 @@ def structure_anomalies(initial: Atoms, relaxed: Atoms) -> dict[str, Any]:
     largest bond-stretch ratio.
     """
     from ase.data import covalent_radii
-    from ase.geometry import find_mic, get_distances
+    from ase.geometry import get_distances
 
     tags = initial.get_tags()
     ads = np.flatnonzero(tags == 2)
     slab = np.flatnonzero(tags != 2)
-    disp, dist = find_mic(relaxed.positions - initial.positions, initial.cell, initial.pbc)
+    dist = _displacements(relaxed, initial)
     out: dict[str, Any] = {
         "desorbed": False,
         "dissociated": False,
@@ -371,7 +371,7 @@ def reaction_anomalies(
             if geo_ads.get("reconstructed") or geo_slab.get("reconstructed"):
                 classes.append("reconstructed")
         else:
-            shifts = [_divergence(relaxed[k].atoms, reference_relaxed[k].atoms)
+            shifts = [float(_displacements(relaxed[k].atoms, reference_relaxed[k].atoms).max(initial=0.0))
                       for k in keys[:2] if k in relaxed and k in reference_relaxed]  # fmt: skip
             divergence = max(shifts) if shifts else None
             if divergence is not None and divergence > RECONSTRUCTION_TOL:
@@ -394,13 +394,12 @@ def reaction_anomalies(
     return out
 
 
-def _divergence(relaxed: Atoms, reference: Atoms) -> float:
-    """Largest distance (Å, minimum image in the reference's cell) between an atom's relaxed position and its
-    position in the reference relaxation of the same structure."""
+def _displacements(moved: Atoms, reference: Atoms) -> np.ndarray:
+    """Per-atom distance (Å, minimum image in the reference's cell) between `moved` and `reference`, the same
+    structure (the initial one, or another model's relaxation of it)."""
     from ase.geometry import find_mic
 
-    _, dist = find_mic(relaxed.positions - reference.positions, reference.cell, reference.pbc)
-    return float(dist.max()) if len(dist) else 0.0
+    return find_mic(moved.positions - reference.positions, reference.cell, reference.pbc)[1]
 
 
 def anomalies_by_element(hset: HeldoutSet, anomalies: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
