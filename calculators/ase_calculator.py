@@ -22,7 +22,10 @@ from calculators.batch import (
 from calculators.loading import DEFAULT_STUDENT_NAME, DEFAULT_TEACHER, load_model
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel, NeighborCandidates
 from calculators.neighbors import build_neighbors, candidates_valid
+from calculators.parsing import checked_number
 from calculators.tags import tags_for
+
+MAX_SKIN = 5.0  # Å
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -37,10 +40,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
     """torch.float32/float64 or their names "float32"/"float64" (ValueError otherwise)."""
+    asked = dtype
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "float64": torch.float64}.get(dtype)  # type: ignore[assignment]
     if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise ValueError(f"dtype must be float32 or float64, got {asked!r}")
     return dtype  # type: ignore[return-value]
 
 
@@ -147,8 +151,8 @@ class ModelCalculator(Calculator):
             kwargs["device"] = str(kwargs["device"])
         if "dtype" in kwargs:
             kwargs["dtype"] = str(resolve_dtype(kwargs["dtype"])).removeprefix("torch.")
-        if "skin" in kwargs:
-            kwargs["skin"] = float(kwargs["skin"])
+        if "skin" in kwargs:  # a few Å at most: the candidate list grows with (cutoff + skin)³
+            kwargs["skin"] = checked_number(kwargs["skin"], "skin (Å)", what="calculator", low=0, high=MAX_SKIN)
         changed = super().set(**kwargs)
         if changed:
             self.reset()

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from calculators.batch import AtomsBatch, UnphysicalStructureWarning, unphysical_reason, validate_atoms
 from calculators.model_api import ATOM_ENERGIES, ENERGY, FORCES, AtomisticModel
+from calculators.parsing import checked_number
 from calculators.tags import tags_for
 
 
@@ -77,6 +78,7 @@ def predict_many(
     Each result: {"energy": eV, "free_energy": eV, "energies": (n,) eV, "forces": (n, 3) eV/Å if `forces`}.
     All structures are validated first (`StructureError` naming the index of the bad one).
     """
+    checked_number(batch_atoms, "batch_atoms", what="predict_many", integer=True, low=1, optional=True)
     _validate(model, atoms_list)
     device, dtype = model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)
@@ -139,8 +141,12 @@ def relax_many(
     `default_batch_atoms`). `snapshot_every` = k: also keep the positions at force evaluations 0, k, 2k, ... and
     the last one of each structure (`RelaxResult.snapshots`: relaxation paths for training data).
     """
-    if snapshot_every is not None and snapshot_every < 1:
-        raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
+    what = "relax_many"
+    checked_number(snapshot_every, "snapshot_every", what=what, integer=True, low=1, optional=True)
+    checked_number(max_steps, "max_steps", what=what, integer=True, low=0)
+    checked_number(batch_atoms, "batch_atoms", what=what, integer=True, low=1, optional=True)
+    for name, value in (("fmax", fmax), ("dt", dt), ("dt_max", dt_max), ("max_step", max_step)):
+        checked_number(value, name, what=what, low=0, low_open=True)
     _validate(model, atoms_list)
     device, dtype = model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)

@@ -99,6 +99,27 @@ class CorruptFileError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+def torch_load_problem(path: str | os.PathLike, err: BaseException) -> str:
+    """One line saying why `torch.load(path, weights_only=True)` failed with `err`: a file that would need code
+    to unpickle (refused unread: files from elsewhere are never unpickled), an empty or cut-short file, or not a
+    torch file at all. torch's own text for the first case is a paragraph that suggests weights_only=False."""
+    path = Path(path)
+    msg = str(err)
+    if "weights only" in msg.lower() or "weights_only" in msg.lower():
+        detail = next((ln.strip() for ln in msg.splitlines() if "GLOBAL" in ln or "got <" in ln), "")
+        detail = f" ({detail.rstrip('.')})" if detail else ""
+        return (
+            f"{path} holds pickled Python objects{detail}; it is refused unread, since only code could rebuild "
+            "them (this project's files are plain dicts of tensors and numbers)"
+        )
+    if path.is_file() and path.stat().st_size == 0:
+        return f"{path} is empty"
+    first = msg.strip().splitlines()[0].split(". ")[0].rstrip(".") if msg.strip() else "no data"
+    if isinstance(err, (EOFError, RuntimeError)) and ("zip" in msg.lower() or "central directory" in msg or not msg):
+        return f"{path} is cut short or damaged ({type(err).__name__}: {first})"
+    return f"{path} is not a torch file ({type(err).__name__}: {first})"
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """The JSON content of `path`; `CorruptFileError` naming the file (and the position) when it is not valid
     JSON, e.g. truncated by a full disk or edited by hand. `FileNotFoundError` when it is missing."""

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from calculators.gemnet.checkpoint import CheckpointError, load_checkpoint
+from calculators.files import torch_load_problem
+from calculators.gemnet.checkpoint import CheckpointError, load_checkpoint, training_state_problem
 from calculators.model_api import AtomisticModel
 from calculators.registry import PACKAGE_DIR, cached_checkpoint, registry_entry
 from calculators.sevennet import SevenNetModel
@@ -63,6 +64,8 @@ def resolve_source(name_or_path: str | os.PathLike, *, cache_dir: str | os.PathL
     path = Path(name_or_path)
     if path.is_file():
         return ModelSource(path.name, path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     if path.suffix in CHECKPOINT_SUFFIXES:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     key, entry = registry_entry(str(name_or_path))
@@ -111,14 +114,16 @@ def _diagnose(path: Path) -> str | None:
     """Why `path` is not a GemNet-OC checkpoint, or None if it looks like one (project or fairchem dict)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code from a file
-    except Exception as err:
-        return f"{path} is not a readable torch checkpoint: {err}"
+    except Exception as err:  # noqa: BLE001 - any failure: say which in one line
+        return torch_load_problem(path, err)
     if (
         isinstance(state, dict)
         and "model_state_dict" in state
         and "num_convolution_layer" in str(state.get("config", ""))
     ):
         return f"{path} is a SevenNet checkpoint, not GemNet-OC; use calculators.SevenNetModel({str(path)!r})"
+    if training_state_problem(path, state):
+        return training_state_problem(path, state)
     if not isinstance(state, dict) or not {"state_dict", "config"} <= set(state):
         return f"{path} is not a GemNet-OC checkpoint (expected a dict with config and state_dict)"
     return None

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from calculators.batch import AtomsBatch, fixed_mask
+from calculators.batch import AtomsBatch, UnphysicalStructureWarning, fixed_mask, unphysical_reason
 from calculators.batched import model_place
 from calculators.files import (
     CacheRecoveredWarning,
@@ -298,11 +298,33 @@ def label_structures(
         raise ValueError(f"chunk_size must be at least 1, got {settings.chunk_size}")
     if settings.hessian_method not in ("auto", "autograd", "fd"):
         raise ValueError(f"hessian_method must be auto, autograd or fd, got {settings.hessian_method!r}")
+    _warn_unphysical(structures)
     cache = LabelCache(cache_dir)
     cache.path.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(cache.path / ".lock", "another `distill label`"):
         return _label(
             structures, teacher, cache, settings, teacher_name, progress, on_chunk, executor, device, hash_decimals
+        )
+
+
+def _warn_unphysical(structures: Sequence[Atoms]) -> None:
+    """One `UnphysicalStructureWarning` for the structures whose atoms overlap (labelled all the same, so the cache
+    keeps one record per structure; `distill train` leaves out the absurd labels they get)."""
+    reasons = []
+    for i, atoms in enumerate(structures):
+        try:
+            reason = unphysical_reason(atoms)
+        except Exception:  # noqa: BLE001 - an unusable structure is refused by the labelling itself, with its reason
+            continue
+        if reason is not None:
+            reasons.append(f"structure {i}: {reason}")
+    if reasons:
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        warnings.warn(
+            f"{len(reasons)} of {len(structures)} structures are unphysical, their labels mean nothing: "
+            f"{reasons[0]}{more}",
+            UnphysicalStructureWarning,
+            stacklevel=3,
         )
 
 

@@ -61,6 +61,26 @@ def _read_recipe(path: str | os.PathLike) -> dict[str, Any]:
     return read_config_file(Path(path))
 
 
+def round0_recipe(c: PipelineConfig) -> dict[str, Any]:
+    """The round-0 training recipe of `c` (its file with the overrides and `max_steps`), checked as a
+    `TrainConfig` (`ValueError` naming the file for a missing file or a bad value)."""
+    from distill.train import TrainConfig
+
+    try:
+        recipe = {**_read_recipe(c.recipe), **c.overrides}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"recipe {c.recipe} does not exist") from None
+    except ValueError as err:  # unreadable JSON/YAML, not a mapping
+        raise ValueError(f"recipe {c.recipe}: {err}") from None
+    if c.max_steps is not None:
+        recipe["max_steps"] = c.max_steps
+    try:
+        TrainConfig.from_dict(recipe)
+    except ValueError as err:
+        raise ValueError(f"recipe {c.recipe}: {err}") from None
+    return recipe
+
+
 def run_training(caches: list[Path], recipe: dict[str, Any], out: Path, nproc: int, metadata: dict | None = None):
     """Train on `caches` with `recipe` into `out` (resumes); under torchrun when nproc > 1. Returns student.pt."""
     out.mkdir(parents=True, exist_ok=True)
@@ -85,11 +105,17 @@ def run_training(caches: list[Path], recipe: dict[str, Any], out: Path, nproc: i
 def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = None) -> Path:
     """Run every stage into `out_dir` (see module docstring); returns the final student checkpoint path."""
     from calculators import DistilledCalculator, load_model
+    from calculators.loading import resolve_source
     from distill.labels import LabelSettings, label_structures
     from distill.pairs import label_pairs
     from distill.screening_data import label_relaxations, label_screening_set, surface_structures, teacher_trajectories
 
     c = config or PipelineConfig()
+    round0_recipe(c)  # a bad recipe or teacher name fails now, not after hours of labelling
+    try:
+        resolve_source(c.teacher)
+    except KeyError as err:
+        raise ValueError(str(err).strip("'\"")) from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.json").write_text(json.dumps(c.to_dict(), indent=2))
@@ -113,9 +139,7 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
         teacher = load_model(c.teacher)
         for cache in caches:
             label_pairs(cache, teacher, teacher_name=c.teacher)
-    recipe = {**_read_recipe(c.recipe), **c.overrides}
-    if c.max_steps is not None:
-        recipe["max_steps"] = c.max_steps
+    recipe = round0_recipe(c)
     student = run_training(caches, recipe, out / "round0", c.nproc, {"pipeline": c.to_dict(), "round": 0})
     for r in range(1, c.onpolicy_rounds + 1):
         cache = out / "labels" / f"onpolicy{r}"

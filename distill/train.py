@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import hashlib
 import math
 import os
@@ -24,13 +25,13 @@ from typing import Any
 
 import torch
 
-from calculators.files import atomic_torch_save
+from calculators.files import atomic_torch_save, torch_load_problem
 from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
 from calculators.gemnet.checkpoint import read_checkpoint
 from calculators.hashing import sha256_file
 from calculators.keys import CELL, DFT_ENERGY, DFT_FORCES, NODE_FEATURES, NUMBERS, PAIR_ENERGY
 from calculators.loading import load_model
-from calculators.parsing import dataclass_from_dict
+from calculators.parsing import checked_choice, checked_number, dataclass_from_dict
 from distill.evaluate import evaluate_records
 from distill.labels import collate, describe_teacher, same_teacher
 from distill.losses import DistillationLoss, LossConfig
@@ -85,6 +86,40 @@ class TrainConfig:
     # training records whose largest teacher force exceeds this (eV/Å) are left out (counted in the checkpoint's
     # metadata): a few % of far-from-equilibrium structures otherwise dominate the loss and its clipped gradients
     max_force: float | None = None
+
+    def __post_init__(self) -> None:
+        """Check every setting (a recipe file's typo fails here, in one line, not as a NaN run or a traceback
+        mid-training); numeric strings (YAML's `1e-3`) become numbers."""
+        what = "training settings"
+        if not isinstance(self.student, str) or not self.student:
+            raise ValueError(f"{what}: student must be a preset name or a checkpoint path, got {self.student!r}")
+        if not isinstance(self.student_overrides, dict):
+            raise ValueError(f"{what}: student_overrides must be a mapping, got {self.student_overrides!r}")
+        if isinstance(self.losses, dict):
+            self.losses = LossConfig.from_dict(self.losses)
+        elif not isinstance(self.losses, LossConfig):
+            raise ValueError(f"{what}: losses must be a mapping of loss settings, got {self.losses!r}")
+        num = functools.partial(checked_number, what=what)
+        self.lr = num(self.lr, "lr", low=0, low_open=True)
+        self.finetune_lr = num(self.finetune_lr, "finetune_lr", low=0, low_open=True)
+        self.weight_decay = num(self.weight_decay, "weight_decay", low=0)
+        self.min_lr_ratio = num(self.min_lr_ratio, "min_lr_ratio", low=0, high=1)
+        self.clip_grad = num(self.clip_grad, "clip_grad", low=0, low_open=True)
+        self.ema_decay = num(self.ema_decay, "ema_decay", low=0, high=1, high_open=True)
+        self.val_fraction = num(self.val_fraction, "val_fraction", low=0, high=1, high_open=True)
+        self.max_force = num(self.max_force, "max_force", low=0, low_open=True, optional=True)
+        for name, low in (
+            ("max_steps", 1), ("warmup_steps", 0), ("batch_size", 1), ("eval_every", 1), ("patience", 1),
+            ("checkpoint_every", 1), ("finetune_steps", 0), ("seed", 0), ("scale_fit_batches", 0),
+        ):  # fmt: skip
+            setattr(self, name, num(getattr(self, name), name, integer=True, low=low))
+        self.threads = num(self.threads, "threads", integer=True, low=0, optional=True)
+        checked_choice(self.val_split, "val_split", ("path-hash", "path", "record"), what=what)
+        checked_choice(self.dtype, "dtype", ("float32", "float64"), what=what)
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"{what}: device {self.device!r} is not a torch device (cpu, cuda, cuda:1, mps)") from err
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -142,8 +177,17 @@ def train_step(
         reduce_grads([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None])
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, clip_grad))
+    if not all(math.isfinite(float(v)) for v in terms.values()):
+        optimizer.zero_grad(set_to_none=True)  # the weights stay as they were: no update from a non-finite step
+        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
+        raise NonFiniteTrainingError(f"non-finite loss or gradient ({shown})")
     optimizer.step()
     return terms
+
+
+class NonFiniteTrainingError(FloatingPointError):
+    """A training step whose loss or gradient norm is NaN or infinite (diverged learning rate, a label of
+    absurd size): the step is not applied."""
 
 
 @torch.no_grad()
@@ -266,14 +310,24 @@ class _Distributed:
             self.dist.destroy_process_group()
 
 
+# labels past these no teacher can be trusted with (atoms on top of each other gave SevenNet-0 −9e12 eV and
+# 1e14 eV/Å): always left out, whatever max_force says, so that one such record cannot set the element references
+ABSURD_FORCE = 1e3  # eV/Å
+ABSURD_ENERGY_PER_ATOM = 1e3  # eV, |E| / atoms
+
+
 def filter_records(records: Sequence[dict], max_force: float | None) -> tuple[list[dict], int]:
     """Records whose largest teacher force norm is at most `max_force` eV/Å (all when None), and how many were left
-    out. A record with a non-finite energy or force is always left out."""
+    out. A record with a non-finite energy or force, a force above `ABSURD_FORCE` or an energy per atom above
+    `ABSURD_ENERGY_PER_ATOM` in size is always left out."""
     kept = []
     for r in records:
         if not (bool(torch.isfinite(r["energy"]).all()) and bool(torch.isfinite(r["forces"]).all())):
             continue
-        if max_force is not None and float(r["forces"].norm(dim=-1).max()) > max_force:
+        fmax = float(r["forces"].norm(dim=-1).max()) if r["forces"].numel() else 0.0
+        if fmax > (ABSURD_FORCE if max_force is None else min(max_force, ABSURD_FORCE)):
+            continue
+        if float(r["energy"].abs().max()) > ABSURD_ENERGY_PER_ATOM * max(1, r["forces"].shape[0]):
             continue
         kept.append(r)
     return kept, len(records) - len(kept)
@@ -384,7 +438,7 @@ def train(
     teacher_width = int(train_records[0][NODE_FEATURES].shape[1]) if NODE_FEATURES in train_records[0] else None
     dist = _Distributed(device)
     state_path = out / STATE
-    saved = torch.load(state_path, weights_only=True) if resume and state_path.is_file() else None
+    saved = _read_state(state_path) if resume and state_path.is_file() else None
     resuming = saved is not None
     # the references are part of the model config: a resumed run takes them from its saved state
     refs = saved.get("element_references") if resuming else _records_references(c, train_records)
@@ -448,10 +502,21 @@ def train(
             model.load_state_dict(ema.state_dict())  # fine-tune from the EMA weights of stage 1
         idx = _batch_indices(step, len(train_records), c.batch_size, c.seed)
         gen = torch.Generator().manual_seed(c.seed * 7919 + step + 104729 * dist.rank)
-        terms = train_step(
-            model, loss_soft if stage == "soft" else loss_hard, optimizer, [train_records[i] for i in dist.share(idx)],
-            lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen, reduce_grads=dist.reduce_grads,
-        )  # fmt: skip
+        try:
+            terms = train_step(
+                model, loss_soft if stage == "soft" else loss_hard, optimizer,
+                [train_records[i] for i in dist.share(idx)],
+                lr=learning_rate(step, c), clip_grad=c.clip_grad, generator=gen, reduce_grads=dist.reduce_grads,
+            )  # fmt: skip
+        except NonFiniteTrainingError as err:
+            if bar is not None:
+                bar.close()
+            saved_step = state_step(state_path)
+            kept = f"{state_path} keeps step {saved_step}" if saved_step is not None else "no state was saved yet"
+            raise NonFiniteTrainingError(
+                f"training diverged at step {step + 1}: {err}; no checkpoint was written from it ({kept}). Lower "
+                "lr or clip_grad, or leave out extreme labels (max_force)"
+            ) from None
         update_ema(ema, model, c.ema_decay if step >= c.warmup_steps else 0.0)
         state["step"] = step = step + 1
         row: dict[str, Any] = {"step": step, "stage": stage, "lr": learning_rate(step - 1, c), **terms}
@@ -509,6 +574,29 @@ def train(
         "student": str(student_path),
         "seconds": time.time() - t0,
     }
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """A saved training state, or a `ValueError` saying what to do when it cannot be read (the file is left
+    where it is)."""
+    try:
+        saved = torch.load(path, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises several kinds for a damaged file
+        raise ValueError(
+            f"cannot resume: {torch_load_problem(path, err)}; move it away or train with --no-resume "
+            "(resume=False) to start again"
+        ) from None
+    if not isinstance(saved, dict) or not {"config", "model", "progress"} <= set(saved):
+        raise ValueError(f"cannot resume from {path}: it is not a training state written by distill train")
+    return saved
+
+
+def state_step(path: Path) -> int | None:
+    """The step a training state file was saved at (None when it is missing or unreadable)."""
+    try:
+        return int(torch.load(path, weights_only=True)["progress"]["step"])
+    except Exception:  # noqa: BLE001 - only for a message
+        return None
 
 
 def _check_same_teacher(out: Path, saved: dict[str, Any], teacher: dict[str, Any] | None) -> None:

@@ -346,3 +346,47 @@ def test_check_state_treats_equal_infinities_as_ase_does(morse):
     atoms.get_potential_energy()
     other = atoms.copy()
     assert calc.check_state(other) == compare_atoms(calc.atoms, other) == []
+
+
+def test_unreadable_checkpoints_say_why_in_one_line(tmp_path):
+    """A directory, an empty file, a text file, a cut-short checkpoint and a training state each get their own
+    one-line reason (they used to read 'does not exist', '', 'KeyError: 101', a paragraph, a fairchem error)."""
+    from calculators.loading import DEFAULT_STUDENT
+
+    (tmp_path / "dir.pt").mkdir()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("hello world\n")
+    (tmp_path / "cut.pt").write_bytes(DEFAULT_STUDENT.read_bytes()[:100_000])
+    torch.save({"config": {}, "model": {}, "ema": {}, "optimizer": {}, "progress": {"step": 7}}, tmp_path / "s.pt")
+    for name, reason in [
+        ("dir.pt", "is a directory, not a checkpoint file"),
+        ("empty.pt", "is empty"),
+        ("text.pt", r"is not a torch file \(KeyError"),
+        ("cut.pt", "is cut short or damaged"),
+        ("s.pt", r"training state \(step 7\), not a model checkpoint: use student.pt or best.pt"),
+    ]:
+        with pytest.raises(calculators.CheckpointError, match=reason) as info:
+            DistilledCalculator(str(tmp_path / name), device="cpu")
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("skin", [float("inf"), 1e6, -1.0, float("nan"), "wide"])
+def test_skin_out_of_range_is_refused(morse, skin):
+    with pytest.raises(ValueError, match=r"skin \(Å\) must be a finite number ≥ 0 and ≤ 5"):
+        calculators.ModelCalculator(morse, device="cpu", skin=skin)
+
+
+def test_dtype_refusal_names_what_was_asked(morse):
+    with pytest.raises(ValueError, match="got 'float16'"):
+        calculators.ModelCalculator(morse, device="cpu", dtype="float16")
+
+
+def test_batched_calls_refuse_bad_sizes(morse):
+    atoms = [molecule("H2O")]
+    atoms[0].center(vacuum=4.0)
+    with pytest.raises(ValueError, match="predict_many: batch_atoms must be an integer ≥ 1"):
+        calculators.predict_many(morse, atoms, batch_atoms=0)
+    with pytest.raises(ValueError, match="relax_many: max_steps must be an integer ≥ 0"):
+        calculators.relax_many(morse, atoms, max_steps=-1)
+    with pytest.raises(ValueError, match="relax_many: fmax must be a finite number > 0"):
+        calculators.relax_many(morse, atoms, fmax=float("nan"))

@@ -377,3 +377,35 @@ def test_screening_data_command_passes_only_the_sizes_given(monkeypatch):
         ("out", {"seed": 7}),
         ("out2", {"n_surfaces": 10, "n_relax": 2, "n_md": 3, "n_gas_per_molecule": 4}),
     ]
+
+
+def test_filter_records_always_drops_absurd_labels():
+    """Overlapping atoms gave the teacher −9e12 eV and 1e14 eV/Å; such a record is left out even without
+    max_force, so it cannot poison the element-reference fit."""
+    from distill.train import ABSURD_ENERGY_PER_ATOM, ABSURD_FORCE, filter_records
+
+    def rec(fmax, energy=-10.0):
+        return {"energy": torch.tensor(energy), "forces": torch.tensor([[fmax, 0.0, 0.0], [0.1, 0.0, 0.0]])}
+
+    records = [rec(1.0), rec(1.2e14, -9.3e12), rec(2 * ABSURD_FORCE), rec(1.0, -3 * ABSURD_ENERGY_PER_ATOM)]
+    kept, dropped = filter_records(records, None)
+    assert dropped == 3 and len(kept) == 1 and float(kept[0]["forces"][0, 0]) == 1.0
+    kept, dropped = filter_records([rec(50.0), rec(0.5 * ABSURD_FORCE)], None)
+    assert dropped == 0
+
+
+def test_make_student_checks_recipe_and_teacher_before_labelling(tmp_path):
+    """A bad recipe or teacher name fails at once, before any structure is labelled (it used to fail after
+    all the labelling)."""
+    from distill.pipeline import PipelineConfig, make_student
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"batch_size": 0}')
+    for cfg, message in [
+        (PipelineConfig(recipe=str(tmp_path / "missing.yaml")), r"recipe .*missing\.yaml does not exist"),
+        (PipelineConfig(recipe=str(bad)), r"bad\.json: training settings: batch_size must be an integer ≥ 1"),
+        (PipelineConfig(teacher="sevennet-o"), r"unknown model name 'sevennet-o'"),
+    ]:
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            make_student(tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()

@@ -171,3 +171,57 @@ def test_path_hash_split_keeps_paths_on_their_side_when_caches_grow():
     one = _path_records(n_paths=1, per_path=10)
     tr, va = split_records(one, 0.2, seed=0, by="path-hash")
     assert len(va) == 2 and len(tr) == 8  # one path: the record split
+
+
+def test_a_diverging_run_stops_without_writing_a_student(tmp_path, records, monkeypatch):
+    """A non-finite loss stops the run at that step: the update is not applied, no student.pt is written, and
+    state.pt keeps the last finite state (a NaN student once trained on silently and was saved)."""
+    import distill.train as T
+
+    built, models = T.build_student, []
+    monkeypatch.setattr(T, "build_student", lambda *a, **k: models.append(built(*a, **k)) or models[-1])
+
+    def poison(step):
+        if step == 2:  # after step 2's state was saved: the next forward pass is NaN
+            with torch.no_grad():
+                next(p for n, p in models[0].named_parameters() if "weight" in n).fill_(float("nan"))
+
+    with pytest.raises(T.NonFiniteTrainingError, match=r"diverged at step 3: non-finite loss.*keeps step 2"):
+        train(_config(losses=LossConfig(), checkpoint_every=2), records, tmp_path, on_step=poison)
+    assert not (tmp_path / "student.pt").exists()
+    saved = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert saved["progress"]["step"] == 2
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"batch_size": 0}, r"batch_size must be an integer ≥ 1, got 0"),
+        ({"lr": "fast"}, r"lr must be a finite number > 0, got 'fast'"),
+        ({"max_steps": -5}, r"max_steps must be an integer ≥ 1"),
+        ({"dtype": "float16"}, r"dtype must be one of 'float32', 'float64'"),
+        ({"device": "tpu"}, r"device 'tpu' is not a torch device"),
+        ({"losses": {"forces": -1}}, r"loss settings: forces must be a finite number ≥ 0"),
+        ({"losses": {"forces": "NaN"}}, r"loss settings: forces must be a finite number ≥ 0, got 'NaN'"),
+        ({"losses": {"force_kind": "l1"}}, r"force_kind must be one of"),
+        ({"val_split": "random"}, r"val_split must be one of"),
+        ({"losses": [1, 2]}, r"losses must be a mapping"),
+    ],
+)
+def test_recipe_values_are_checked_in_one_line(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_recipe_numbers_written_as_strings_are_read():
+    """YAML reads 1e-3 (no dot) as a string: it is taken as the number it spells."""
+    c = TrainConfig.from_dict({"lr": "1e-3", "max_steps": "20", "losses": {"energy": "40"}})
+    assert c.lr == 1e-3 and c.max_steps == 20 and c.losses.energy == 40.0
+
+
+def test_a_damaged_state_file_is_named_and_kept(tmp_path, records):
+    (tmp_path / "state.pt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match=r"cannot resume: .*state\.pt is .*--no-resume"):
+        train(_config(), records, tmp_path)
+    assert (tmp_path / "state.pt").read_bytes() == b"PK\x03\x04 cut short"

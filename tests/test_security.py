@@ -162,3 +162,25 @@ def test_label_chunks_and_energy_caches_respect_the_umask(tmp_path):
         os.umask(old)
     for f in [*tmp_path.glob("chunk_*.pt"), tmp_path / "manifest.json"]:
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+
+
+def test_gemnet_checkpoint_with_pickled_code_is_refused_in_one_line(tmp_path):
+    """A .pt whose payload would call os.system is refused unread, with a one-line message that does not point
+    the user at weights_only=False (torch's own text does)."""
+    import os
+
+    from calculators import CheckpointError, DistilledCalculator
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"x": Evil()}, evil)
+    with pytest.raises(CheckpointError) as info:
+        DistilledCalculator(str(evil), device="cpu")
+    message = str(info.value)
+    assert "refused unread" in message and "GLOBAL" in message
+    assert "\n" not in message and "weights_only=False" not in message.replace(" ", "")
+    assert "weights_only` set to `False" not in message
+    assert not (tmp_path / "ran").exists()

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from calculators.files import atomic_torch_save
+from calculators.files import atomic_torch_save, torch_load_problem
 from calculators.gemnet.config import GemNetOCConfig
 from calculators.gemnet.model import GemNetOC
 
@@ -77,15 +77,31 @@ def read_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, 
     if isinstance(source, Mapping):
         return dict(source)
     path = Path(source)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or pickled objects that weights_only refuses
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+        raise CheckpointError(f"cannot read checkpoint: {torch_load_problem(path, exc)}") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+    problem = training_state_problem(path, ckpt)
+    if problem:
+        raise CheckpointError(problem)
     return ckpt
+
+
+def training_state_problem(path: str | os.PathLike, ckpt: Any) -> str | None:
+    """The message for a `distill train` state file (`state.pt`) given where a model checkpoint is wanted."""
+    if not (isinstance(ckpt, Mapping) and {"progress", "optimizer", "ema"} <= set(ckpt)):
+        return None
+    step = ckpt["progress"].get("step") if isinstance(ckpt["progress"], Mapping) else None
+    return (
+        f"{path} is a `distill train` training state (step {step}), not a model checkpoint: use student.pt or "
+        "best.pt in the same folder"
+    )
 
 
 def load_checkpoint(
