@@ -142,3 +142,25 @@ def test_distillation_loss_all_terms_backprop_on_tiny_gemnet():
     total.backward()
     assert all(p.grad is not None for p in loss.parameters())
     assert model.out_energy.linear.weight.grad.abs().sum() > 0
+
+
+def test_energy_gradient_term_trains_the_energy_head_on_forces():
+    """energy_gradient: the force loss of −∂E/∂x. For a conservative student it equals the forces term; for a
+    direct-force student it is a different number whose gradient reaches the energy head (the forces term's
+    does not)."""
+    batch = AtomsBatch.from_atoms([pt_slab_o(), pt_slab_o(seed=2)])
+    labels = {"energy": torch.randn(2), "forces": torch.randn(batch.num_atoms, 3)}
+    cons = tiny_model(dtype=torch.float32, direct_forces=False).train()
+    _, terms = DistillationLoss(LossConfig(energy=0.0, energy_gradient=1.0), 16)(cons, batch, labels)
+    assert math.isclose(terms["energy_gradient"], terms["forces"], rel_tol=1e-5)
+
+    direct = tiny_model(dtype=torch.float32, direct_forces=True).train()
+    only_forces, _ = DistillationLoss(LossConfig(energy=0.0), 16)(direct, batch, labels)
+    only_forces.backward()
+    grad = direct.out_energy.linear.weight.grad
+    assert grad is None or float(grad.abs().sum()) == 0.0
+    direct.zero_grad()
+    total, terms = DistillationLoss(LossConfig(energy=0.0, forces=0.0, energy_gradient=1.0), 16)(direct, batch, labels)
+    assert set(terms) == {"energy_gradient", "total"} and math.isfinite(terms["energy_gradient"])
+    total.backward()
+    assert float(direct.out_energy.linear.weight.grad.abs().sum()) > 0
