@@ -10,6 +10,7 @@ Each distinct structure is evaluated once: systems are keyed by a content hash o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,9 @@ from ase import Atoms
 
 from calculators.batch import structure_problem
 from calculators.hashing import structure_key
-from screening.cathub import OfflineError, load_dataset
+from screening.cathub import DatasetMismatchError, OfflineError, load_dataset
 from screening.structures import (
+    PROTOTYPES,
     ChemicalSpace,
     build_adsorption_system,
     find_sites,
@@ -125,11 +127,14 @@ class ScreenSet:
         return self._subset(reactions, skipped)
 
     def limit(self, n: int | None) -> ScreenSet:
-        """The first `n` reactions (None: all) with only the structures they need."""
+        """The first `n` reactions (None: all) with only the structures they need. The rest are not screened,
+        which is not a skip: they are counted as ``counts["beyond_limit"]``, not listed in `skipped` (a built-in
+        set with `limit` is never built beyond it)."""
         if n is None or n >= len(self.reactions):
             return self
-        skipped = self.skipped + [(r.id, f"beyond --limit {n}") for r in self.reactions[n:]]
-        return self._subset(self.reactions[:n], skipped)
+        out = self._subset(self.reactions[:n], list(self.skipped))
+        out.counts["beyond_limit"] = len(self.reactions) - n
+        return out
 
     def _subset(self, reactions: list, skipped: list) -> ScreenSet:
         """This set with only `reactions` and the structures they need; `skipped` replaces the skipped list."""
@@ -298,7 +303,51 @@ def builtin_set(
             )  # fmt: skip
     source = f"built-in: {len(surfaces)} surfaces × {list(adsorbates)}, {layers} layers, unrelaxed"
     counts = {"reactions": len(reactions)}
+    beyond = len(surfaces) * len(adsorbates) - len(reactions) - len(skipped)
+    if limit is not None and beyond:  # not built, not skipped: counted like `ScreenSet.limit` does
+        counts["beyond_limit"] = beyond
     return ScreenSet("builtin", source, "teacher", reactions, atoms, skipped, counts, structures="builtin")
+
+
+def _site_elements(site: str, a: str, b: str | None) -> str:
+    """A site name with its chemistry letters written as elements (``ontopA`` on CuPd → ``ontop[Cu]``,
+    ``threefoldABB`` on PdCu → ``threefold[Cu,Cu,Pd]``), so that one site of an AB = BA surface has one name."""
+    m = re.fullmatch(r"([a-z]+)([AB]*)(_\d+)?", site)
+    if m is None or not m.group(2):
+        return site
+    letters = sorted(a if ch == "A" else str(b) for ch in m.group(2))
+    return f"{m.group(1)}[{','.join(letters)}]{m.group(3) or ''}"
+
+
+def _identity(a: str, b: str | None, proto: str, facet: str, strain: float, ads: str, site: str) -> tuple:
+    if b is not None and PROTOTYPES[proto].stoichiometry == (1, 1):
+        site = _site_elements(site, a, b)
+        a, b = sorted((a, b))
+    return (a, b, proto, facet, round(float(strain), 6), ads, site)
+
+
+def candidate_identity(adslab: Atoms) -> tuple:
+    """What makes a drawn candidate distinct: its elements, prototype, facet, strain (%), adsorbate and site.
+    AB and BA of a 1:1 prototype (B2, L10) are one surface (the slabs differ by a translation), as in the
+    reaction funnel's `generate_candidates`; their site names are compared element by element."""
+    info = adslab.info
+    b = info.get("element_B")
+    return _identity(
+        str(info.get("element_A", "")), None if b in (None, "", "None") else str(b), str(info.get("prototype", "")),
+        str(info.get("facet", "")), float(info.get("strain", 0.0) or 0.0), str(info.get("adsorbate", "")),
+        str(info.get("site", "")),
+    )  # fmt: skip
+
+
+def distinct_candidates(space: ChemicalSpace) -> int:
+    """How many distinct candidates (`candidate_identity`) a space with discrete strains holds."""
+    found = {
+        _identity(a, b, proto, facet, strain, ads, site)
+        for a, b, proto, facet, strain in space.surfaces()
+        for site in space.site_names(a, b, proto, facet, strain)
+        for ads in space.adsorbates
+    }
+    return len(found)
 
 
 def generated_set(
@@ -310,14 +359,36 @@ def generated_set(
     prototypes: Sequence[str] = ("fcc", "L12", "B2"),
     facets: Sequence[str] | None = ("111", "110"),
     strains: Sequence[float] = (0.0,),
+    max_draws: int | None = None,
 ) -> ScreenSet:
-    """`n` candidates drawn with `ChemicalSpace(...).sample(n, seed)`; the clean slab of each is the adslab
-    without its adsorbate (tag 2), gas references from `gas_molecule` with ν from `gas_coefficients`."""
+    """`n` distinct candidates drawn from `ChemicalSpace(...)` (draw k depends only on (seed, k); a draw that
+    repeats an earlier candidate, `candidate_identity`, is passed over, so no structure is screened twice).
+    The clean slab of each is the adslab without its adsorbate (tag 2), gas references from `gas_molecule` with
+    ν from `gas_coefficients`. When the space holds fewer than `n` distinct candidates (`distinct_candidates`,
+    counted once 100 draws in a row found nothing new; drawing stops when all are found) or `max_draws` (default
+    50·n) run out first, the set has fewer: ``skipped`` and ``counts["possible"]`` say how many exist."""
     space = ChemicalSpace(elements, prototypes=prototypes, facets=facets, adsorbates=adsorbates, strains=strains)
     reactions: list[ScreenReaction] = []
     atoms: dict[str, Atoms] = {}
     gas_cache: dict[str, Atoms] = {}
-    for k, adslab in enumerate(space.sample(n, seed)):
+    seen: set[tuple] = set()
+    skipped: list[tuple[str, str]] = []
+    limit = 50 * max(n, 1) if max_draws is None else max_draws
+    possible: int | None = None  # counted once draws stop finding new candidates
+    k = repeats = 0
+    while len(reactions) < n and k < limit:
+        adslab = space.draw(seed, k)
+        k += 1
+        ident = candidate_identity(adslab)
+        if ident in seen:
+            repeats += 1
+            if possible is None and repeats >= 100:
+                possible = distinct_candidates(space)
+            if possible is not None and len(seen) >= possible:
+                break  # the space is exhausted
+            continue
+        repeats = 0
+        seen.add(ident)
         ads = str(adslab.info.get("adsorbate", ""))
         slab = adslab[adslab.get_tags() != 2]
         slab.info = {}
@@ -326,15 +397,29 @@ def generated_set(
         ks, ka, gk = _add_system(atoms, slab, adslab, gas)
         comp = str(adslab.info.get("composition", ""))
         site = str(adslab.info.get("site", ""))
-        rid = f"cand{k:04d}-{comp}-{ads}@{site}"
+        rid = f"cand{len(reactions):04d}-{comp}-{ads}@{site}"
         facet = f"{adslab.info.get('prototype', '')}({adslab.info.get('facet', '')})"
         strain = float(adslab.info.get("strain", 0.0) or 0.0)
         reactions.append(
             adsorption_reaction(rid, ads, nu, ks, ka, gk, surface=comp, facet=facet, site=site, strain_percent=strain)
         )
-    source = f"generated: ChemicalSpace({list(elements)}).sample({n}, seed={seed}), unrelaxed"
-    counts = {"reactions": len(reactions)}
-    return ScreenSet("generated", source, "teacher", reactions, atoms, [], counts, structures="generated")
+    if len(reactions) < n:
+        possible = distinct_candidates(space) if possible is None else possible
+        why = (
+            f"the space holds only {possible} distinct candidates"
+            if len(reactions) >= possible
+            else f"only {len(reactions)} of the space's {possible} distinct candidates in {k} draws"
+        )
+        skipped.append(("generate", f"{why} (asked for {n})"))
+        counts_possible = {"possible": possible}
+    else:
+        counts_possible = {}
+    source = (
+        f"generated: {len(reactions)} distinct candidates from ChemicalSpace({list(elements)}), seed={seed} "
+        f"({k} draws), unrelaxed"
+    )
+    counts = {"reactions": len(reactions), "draws": k, **counts_possible}
+    return ScreenSet("generated", source, "teacher", reactions, atoms, skipped, counts, structures="generated")
 
 
 class ScreenSetError(ValueError):
@@ -360,11 +445,17 @@ def load_reaction_dataset(
     dataset: str | None, data_file: str | Path | None = None, *, cache_dir: str | Path | None = None
 ) -> Any:
     """The `screening.cathub.Dataset` of `dataset` (cache) or `data_file`; `FileNotFoundError` for a missing file,
-    `ScreenSetError` saying how to get the data otherwise."""
+    `ScreenSetError` saying how to get the data otherwise, that the data hold no reaction, or that `data_file`
+    holds another pubId than the named `dataset` (without `dataset`, the file's stem is only a label and nothing
+    is checked)."""
     try:
-        return load_dataset(dataset or Path(data_file).stem, cache_dir=cache_dir, data_file=data_file)
+        ds = load_dataset(
+            dataset or Path(data_file).stem, cache_dir=cache_dir, data_file=data_file, check_pub_id=dataset is not None
+        )
     except FileNotFoundError:
         raise
+    except DatasetMismatchError as err:
+        raise ScreenSetError(str(err)) from err
     except OfflineError as err:
         raise ScreenSetError(
             f"{err}\nTo get the data: `screen fetch --dataset {dataset}` with CATHUB_API_KEY set (resumable; "
@@ -373,3 +464,7 @@ def load_reaction_dataset(
         ) from err
     except Exception as err:  # file format errors: one message, no traceback
         raise ScreenSetError(f"could not load dataset: {type(err).__name__}: {err}") from err
+    if not ds.reactions and not ds.invalid:
+        where = f"{data_file} holds" if data_file is not None else f"the cache of {ds.pub_id} ({ds.source}) holds"
+        raise ScreenSetError(f"{where} no reactions: nothing to screen")
+    return ds

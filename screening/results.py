@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from calculators.files import atomic_write_json, exclusive_lock, read_json
+from calculators.files import CorruptFileError, atomic_write_json, exclusive_lock, read_json
 
 RESULTS_FILE = "results.json"
 FUNNEL_FILE = "funnel.json"
@@ -52,13 +52,79 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         yield path
 
 
+# what each command writes into its run directory, and the top-level fields its report reads (name: JSON type)
+RUN_KINDS = {
+    "run": "`screen run`",
+    "funnel": "`screen funnel`",
+    "reaction": "`screen funnel --reaction`",
+}
+_SHAPES: dict[str, dict[str, type]] = {
+    RESULTS_FILE: {"reactions": list, "metrics": dict, "models": dict, "dataset": dict, "reference": str,
+                   "config": dict, "timing": dict},
+    FUNNEL_FILE: {"candidates": int, "selection": dict, "final_ranking": list, "student_scores": dict,
+                  "models": dict, "dataset": dict},
+    REACTION_FUNNEL_FILE: {"reaction": dict, "stages": list, "surfaces": list, "shortlist": list, "dataset": dict,
+                           "models": dict, "table": dict, "config": dict},
+}  # fmt: skip
+
+
+def run_kind(run_dir: str | os.PathLike) -> str | None:
+    """Which command's results a run directory holds: "reaction" (`reaction_funnel.json`), "funnel"
+    (`funnel.json`; a verified funnel also writes `results.json`), "run" (`results.json` alone), or None."""
+    run_dir = Path(run_dir)
+    if (run_dir / REACTION_FUNNEL_FILE).is_file():
+        return "reaction"
+    if (run_dir / FUNNEL_FILE).is_file():
+        return "funnel"
+    if (run_dir / RESULTS_FILE).is_file():
+        return "run"
+    return None
+
+
+def check_run_kind(run_dir: str | os.PathLike, kind: str) -> None:
+    """`ValueError` (one line) when `run_dir` holds the results of another command than `kind` (a key of
+    `RUN_KINDS`): its report (summary.md, index.html) would be overwritten with a mix of both. The same command
+    again is fine (it resumes from the cached energies)."""
+    found = run_kind(run_dir)
+    if found is not None and found != kind:
+        marker = {"reaction": REACTION_FUNNEL_FILE, "funnel": FUNNEL_FILE, "run": RESULTS_FILE}[found]
+        raise ValueError(
+            f"{run_dir} holds the results of {RUN_KINDS[found]} ({marker}): {RUN_KINDS[kind]} would overwrite its "
+            "summary.md and index.html; choose another --out"
+        )
+
+
+def check_shape(path: str | os.PathLike, obj: Any) -> Any:
+    """`obj` (the content of run file `path`) when it has the top-level fields its report reads, else
+    `CorruptFileError` naming the file and what is missing."""
+    path = Path(path)
+    shape = _SHAPES[path.name]
+    if not isinstance(obj, dict):
+        raise CorruptFileError(
+            path, f"not a {path.name} of a screening run: a JSON {type(obj).__name__}, expected an object with "
+            + ", ".join(shape)
+        )  # fmt: skip
+    missing = [k for k in shape if k not in obj]
+    wrong = [f"{k} ({type(obj[k]).__name__}, expected {shape[k].__name__})" for k in shape
+             if k in obj and not isinstance(obj[k], shape[k])]  # fmt: skip
+    if missing or wrong:
+        what = ["missing " + ", ".join(missing)] if missing else []
+        what += ["wrong type: " + ", ".join(wrong)] if wrong else []
+        raise CorruptFileError(path, f"not a {path.name} of a screening run ({'; '.join(what)})")
+    return obj
+
+
+def _read_run_file(path: Path) -> Any:
+    return check_shape(path, read_json(path))
+
+
 def load_results(run_dir: str | os.PathLike) -> dict[str, Any]:
     """`results.json` of a run directory (`FileNotFoundError` saying what to run first, `CorruptFileError`
-    naming a broken file)."""
+    naming a broken file or one without the fields a report reads)."""
     path = Path(run_dir) / RESULTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a screening run directory (run `screen run` first)")
-    return read_json(path)
+    return _read_run_file(path)
 
 
 @dataclass
@@ -71,12 +137,13 @@ class RunFiles:
 
 
 def read_run(run_dir: str | os.PathLike) -> RunFiles:
-    """The files of a run directory; a funnel-only directory has no results (`FileNotFoundError` if none)."""
+    """The files of a run directory; a funnel-only directory has no results (`FileNotFoundError` if none,
+    `CorruptFileError` naming a file that is not JSON or lacks the fields a report reads)."""
     run_dir = Path(run_dir)
     funnel_path = run_dir / FUNNEL_FILE
-    funnel = read_json(funnel_path) if funnel_path.is_file() else None
+    funnel = _read_run_file(funnel_path) if funnel_path.is_file() else None
     reaction_path = run_dir / REACTION_FUNNEL_FILE
-    reaction = read_json(reaction_path) if reaction_path.is_file() else None
+    reaction = _read_run_file(reaction_path) if reaction_path.is_file() else None
     has_results = (run_dir / RESULTS_FILE).is_file()
     results = load_results(run_dir) if has_results or (funnel is None and reaction is None) else None
     return RunFiles(results, funnel, reaction)

@@ -164,14 +164,21 @@ def test_malformed_csv_row_names_file_and_line(tmp_path):
 
 
 # ----------------------------------------------------------------------------- one line unless --debug
-def test_unexpected_errors_are_one_line_unless_debug(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps({"reactions": []}))  # valid JSON, not a run's results
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path, monkeypatch):
+    import screening.report
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something nobody foresaw")
+
+    (tmp_path / "results.json").write_text("{}")
+    monkeypatch.setattr(screening.report, "write_report", boom)
     res = runner.invoke(screen_app, ["report", str(tmp_path)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: KeyError") and "--debug" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: RuntimeError") and "--debug" in lines[0]
     res = runner.invoke(screen_app, ["--debug", "report", str(tmp_path)])
-    assert isinstance(res.exception, KeyError)  # the real exception, with its traceback
+    assert isinstance(res.exception, RuntimeError)  # the real exception, with its traceback
+    monkeypatch.undo()
     (tmp_path / "results.json").write_text('{"reactions": [')  # truncated: a one-line error naming the file
     res = runner.invoke(screen_app, ["report", str(tmp_path)])
     assert res.exit_code == 2 and "results.json: not valid JSON" in res.output

@@ -152,7 +152,10 @@ def test_rebuilt_set_lists_every_reaction(meta_file):
     assert by_id["r1"].systems["H2gas"] == by_id["r5"].systems["H2gas"]
     assert sset.atoms[by_id["r8"].systems["Ostar"]].info["site"] == "hollow"
     limited = rebuild_screen_set(ds, {"teacher": dummy()}, lattice="default", limit=2)
-    assert len(limited.reactions) == 2 and sum("beyond --limit 2" in w for _, w in limited.skipped) == 5
+    # reactions beyond --limit are not screened but not skipped either: counted apart, never in skipped
+    assert len(limited.reactions) == 2 and limited.counts["beyond_limit"] == 5
+    assert [i for i, _ in limited.skipped] == ["r6"] and limited.counts["not_rebuilt"] == 1
+    assert "beyond --limit" not in limited.structures_info["skip_reasons"]
 
 
 def test_element_the_model_lacks_and_lattice_failures_are_skip_reasons(meta_file, tmp_path):

@@ -391,7 +391,9 @@ def test_cli_teacher_only_when_no_student(tiny_ckpts, tmp_path):
     assert res.exit_code == 0, text
     r = load_results(out)
     assert "student" not in r["models"] and r["student_absent_reason"]
-    assert len(r["reactions"]) == 3 and sum("beyond --limit" in s["reason"] for s in r["dataset"]["skipped"]) == 4
+    assert len(r["reactions"]) == 3 and r["dataset"]["counts"]["beyond_limit"] == 4
+    assert not r["dataset"]["skipped"]  # not screened beyond --limit, but not skipped/invalid either
+    assert "skipped/invalid: 0" in (out / "summary.md").read_text()
     assert "teacher-only run" in (out / "index.html").read_text()
     assert not (out / "parity_connected.png").exists()
 

@@ -33,6 +33,7 @@ from screening.cathub.model import (
 from screening.cathub.registry import DatasetInfo, known_datasets, resolve_dataset
 from screening.cathub.sources import (
     Dataset,
+    DatasetMismatchError,
     InvalidReaction,
     build_dataset,
     fetch_dataset,
@@ -50,6 +51,7 @@ __all__ = [
     "CatHubError",
     "Dataset",
     "DatasetCache",
+    "DatasetMismatchError",
     "DatasetInfo",
     "InvalidReaction",
     "NotFoundError",

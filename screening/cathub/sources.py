@@ -49,7 +49,7 @@ from .model import (
     reaction_from_node,
     unreadable_reaction,
 )
-from .registry import resolve_dataset
+from .registry import DatasetInfo, known_datasets, resolve_dataset
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +402,27 @@ def _load_file(path: Path) -> tuple[list[Reaction], str]:
 
 
 # ----------------------------------------------------------------------------- the loader
+class DatasetMismatchError(ValueError):
+    """A data file whose reactions belong to another CatalysisHub publication than the dataset named for it."""
+
+
+def check_file_pub_id(reactions: list[Reaction], info: DatasetInfo, path: str | Path) -> None:
+    """`DatasetMismatchError` (one line) when any record of `path` carries a pubId other than `info`'s; records
+    without a pubId (CatBench, CSV without the column) are not checked."""
+    found = Counter(r.pub_id for r in reactions if r.pub_id)
+    other = {p: n for p, n in found.items() if p != info.pub_id}
+    if not other:
+        return
+    pub, n = max(other.items(), key=lambda kv: (kv[1], kv[0]))
+    names = [d.name for d in known_datasets().values() if d.pub_id == pub]
+    use = names[0] if names else pub
+    named = info.name if info.name == info.pub_id else f"{info.name} ({info.pub_id})"
+    raise DatasetMismatchError(
+        f"{path} holds reactions of pubId {pub} ({n} of {len(reactions)}), not of {named}: use --dataset {use} "
+        "for this file, or the file of that dataset"
+    )
+
+
 def fetch_to_cache(
     cache: DatasetCache,
     client: CatHubClient,
@@ -486,16 +507,23 @@ def load_dataset(
     allow_network: bool = False,
     metadata_only: bool = False,
     client: CatHubClient | None = None,
+    check_pub_id: bool | None = None,
 ) -> Dataset:
     """Load a dataset by short name (alonso, saini, li) or pubId.
 
     Source order: ``data_file`` if given; else the cache under ``cache_dir`` (default ``data/cache/cathub``),
     first completing it from the API when ``allow_network`` (needs ``CATHUB_API_KEY``). Energies are validated
-    (1 meV); failures land in ``Dataset.invalid``.
+    (1 meV); failures land in ``Dataset.invalid``. A ``data_file`` whose records carry another pubId than the
+    dataset's raises `DatasetMismatchError` (`check_file_pub_id`): always with ``check_pub_id=True`` (the CLI,
+    where ``--dataset`` names the pubId), for the registered datasets (alonso, saini, li) with ``None``
+    (elsewhere the name may be a mere label), never with ``False``.
     """
     info = resolve_dataset(name_or_pub_id)
     if data_file is not None:
         reactions, source = load_file(data_file)
+        registered = any(d.pub_id == info.pub_id for d in known_datasets().values())
+        if check_pub_id or (check_pub_id is None and registered):
+            check_file_pub_id(reactions, info, data_file)
         return build_dataset(
             reactions, name=info.name, pub_id=info.pub_id, source=source, expected_count=info.reactions
         )
@@ -522,8 +550,10 @@ def load_dataset(
 
 __all__ = [
     "Dataset",
+    "DatasetMismatchError",
     "InvalidReaction",
     "build_dataset",
+    "check_file_pub_id",
     "fetch_dataset",
     "fetch_to_cache",
     "load_dataset",

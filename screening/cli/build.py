@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from calculators.cli.common import finite, output_file
-from screening.cli.options import SeedOpt, fail
+from screening.cli.options import MAX_STRAIN_PERCENT, SeedOpt, fail, parse_strains
 
 
 def build(
@@ -26,7 +26,12 @@ def build(
     facets: Annotated[
         str | None, typer.Option("--facets", help="Comma-separated facets kept where valid, e.g. 111,0001.")
     ] = None,
-    strains: Annotated[str, typer.Option("--strains", help="Comma-separated biaxial strains in %.")] = "-2,-1,0,1,2",
+    strains: Annotated[
+        str,
+        typer.Option(
+            "--strains", help=f"Comma-separated biaxial strains in % (finite, within ±{MAX_STRAIN_PERCENT:g} %)."
+        ),
+    ] = "-2,-1,0,1,2",
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="Number of structures.")] = 50,
     seed: SeedOpt = 0,
     layers: Annotated[int, typer.Option("--layers", min=1, help="Atomic layers per slab.")] = 3,
@@ -38,7 +43,11 @@ def build(
     ] = 0.0,
     perturb_strain: Annotated[
         float,
-        typer.Option("--perturb-strain", help="Random in-plane strain perturbation, ± %.", callback=finite(low=0)),
+        typer.Option(
+            "--perturb-strain",
+            help="Random in-plane strain perturbation, ± %.",
+            callback=finite(low=0, high=MAX_STRAIN_PERCENT),
+        ),
     ] = 0.0,
     clean_fraction: Annotated[
         float, typer.Option("--clean-fraction", help="Share of clean slabs.", callback=finite(low=0, high=1))
@@ -55,11 +64,15 @@ def build(
     from screening.structures import ChemicalSpace, StructureBuildError, write_structures
 
     try:
+        strain_list = parse_strains(strains)
+    except ValueError as err:
+        fail(str(err))
+    try:
         space = ChemicalSpace(
             elements=split_list(elements),
             adsorbates=split_list(adsorbates),
             facets=split_list(facets) or None,
-            strains=[float(s) for s in split_list(strains)],
+            strains=strain_list,
             layers=layers,
             vacuum=vacuum,
             rattle=rattle,

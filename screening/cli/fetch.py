@@ -39,7 +39,7 @@ def fetch(
 
     try:
         if data_file is not None:
-            typer.echo(load_dataset(dataset, data_file=data_file).summary())
+            typer.echo(load_dataset(dataset, data_file=data_file, check_pub_id=True).summary())
             return
         fetch_dataset(
             dataset, cache_dir=cache_dir, metadata_only=metadata_only, offline=offline, requests_per_minute=rate,

@@ -4,16 +4,16 @@ ranked by raw ΔE within each adsorbate, and the teacher re-ranks the student's 
 
 from __future__ import annotations
 
-import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from calculators.cli.common import SchedulerOpt, WorkersOpt, executor_flags, existing_file, finite
 from screening.cli.options import (
+    MAX_STRAIN_PERCENT,
     BatchAtomsOpt,
     CacheDirOpt,
     DataFileOpt,
@@ -29,11 +29,70 @@ from screening.cli.options import (
     SvgOpt,
     TeacherOpt,
     ThreadsOpt,
+    error_text,
     fail,
+    parse_strains,
 )
+
+if TYPE_CHECKING:
+    from screening.reactions import ScreenSet
+
+# Options that only one kind of funnel reads: given elsewhere they would be silently ignored, so they are refused.
+ONLY_WITH_GENERATE = ("elements", "prototypes", "strains", "adsorbates")
+NOT_WITH_GENERATE = ("dataset", "data_file", "cache_dir", "limit")
+ONLY_WITH_REACTION = ("stages", "reaction_table", "sites", "strains", "adsorbates", "force_scaling")
+NOT_WITH_REACTION = ("fraction", "target", "window")
+
+
+def option_conflicts(ctx: typer.Context, *, reaction: bool, generate: bool) -> str | None:
+    """One line naming the options given on the command line that this kind of funnel would ignore (None when
+    there are none): data-source options with --generate, generator options without it, stage options without
+    --reaction and raw-ΔE selection options with it."""
+    flags = {p.name: (p.opts[0] if p.opts else p.name) for p in ctx.command.params}
+    sources = {n: ctx.get_parameter_source(n) for n in ctx.params}  # click's ParameterSource (typer vendors click)
+    given = {n for n, src in sources.items() if src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")}
+
+    def named(names: tuple[str, ...]) -> str | None:
+        hit = [flags[n] for n in names if n in given]
+        return ", ".join(hit) if hit else None
+
+    if generate and (hit := named(NOT_WITH_GENERATE)):
+        return f"--generate screens generated candidates, not a dataset: drop {hit}"
+    if reaction and (hit := named(NOT_WITH_REACTION)):
+        return f"{hit}: raw-ΔE selection, not used with --reaction (its stages select: --stages)"
+    if not reaction and (hit := named(ONLY_WITH_REACTION)):
+        return f"{hit}: only used with --reaction (the reaction-aware funnel)"
+    if not generate and (hit := named(ONLY_WITH_GENERATE)):
+        return f"{hit}: only used with --generate (generated candidates)"
+    return None
+
+
+def screen_set_with_structures(
+    dataset: str | None, data_file: Path | None, cache_dir: Path | None, limit: int | None
+) -> ScreenSet:
+    """What a funnel screens without --generate: the built-in set, or a dataset's reactions with structures.
+    `ScreenSetError` in one line when the dataset has no reactions or only metadata (no structures): the funnel
+    screens structures, and only `screen run --structures rebuild` rebuilds them from metadata."""
+    from screening.reactions import ScreenSetError, from_dataset, load_reaction_dataset, load_screen_set
+    from screening.rebuild import choose_structures
+
+    if dataset is None and data_file is None:
+        return load_screen_set(None, None, limit=limit)
+    ds = load_reaction_dataset(dataset, data_file, cache_dir=cache_dir)
+    if choose_structures(ds, "auto")[0] == "rebuild":
+        where = f"--data-file {data_file}" if data_file is not None else f"--dataset {dataset}"
+        pub = dataset or next((r.pub_id for r in ds.reactions if r.pub_id), None)
+        fetch = f"`screen fetch --dataset {pub}` downloads the structures, " if pub else ""
+        raise ScreenSetError(
+            f"{ds.name} has no structures (metadata only, {len(ds.reactions) + len(ds.invalid)} reactions): the "
+            f"funnel screens structures; `screen run {where} --structures rebuild` screens it from its metadata, "
+            f"{fetch}or use --generate N"
+        )
+    return from_dataset(ds).limit(limit)
 
 
 def funnel(
+    ctx: typer.Context,
     dataset: DatasetOpt = None,
     data_file: DataFileOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -70,12 +129,19 @@ def funnel(
     elements: Annotated[str, typer.Option("--elements", help="Elements for --generate.")] = "Pt,Pd,Cu,Ni,Au,Ag",
     prototypes: Annotated[str, typer.Option("--prototypes", help="Prototypes for --generate.")] = "fcc,L12,B2",
     strains: Annotated[
-        str, typer.Option("--strains", help="With --reaction --generate: biaxial strains (%) to draw from.")
+        str,
+        typer.Option(
+            "--strains",
+            help=f"With --reaction --generate: biaxial strains (%, within ±{MAX_STRAIN_PERCENT:g}) to draw from.",
+        ),
     ] = "-2,0,2",
     sites: Annotated[
         int,
         typer.Option(
-            "--sites", min=1, help="With --reaction --generate: sites per adsorbate (each model uses its best)."
+            "--sites",
+            min=1,
+            help="With --reaction: sites per adsorbate of generated surfaces and of a binding reaction's reference "
+            "surface (each model uses its best).",
         ),
     ] = 2,
     adsorbates: Annotated[
@@ -138,10 +204,13 @@ def funnel(
     from calculators.files import LockedError
     from calculators.parsing import split_list
     from screening.evaluators import resolve_models
-    from screening.reactions import ScreenSetError, generated_set, load_screen_set
-    from screening.results import run_lock
+    from screening.reactions import ScreenSetError, generated_set
+    from screening.results import check_run_kind, run_lock
     from screening.runner import RunConfig
 
+    conflict = option_conflicts(ctx, reaction=reaction is not None, generate=generate is not None)
+    if conflict:
+        fail(conflict)
     if window is not None and target is None:
         fail("--window needs --target")
     executor_flags(workers, scheduler)
@@ -156,9 +225,7 @@ def funnel(
             from screening.descriptors.surfaces import candidates_from_set, generate_candidates
             from screening.reaction_funnel import reaction_funnel_and_report
 
-            strain_list = [float(x) for x in split_list(strains)]
-            if not all(math.isfinite(x) for x in strain_list):
-                fail(f"--strains: {strains!r} holds a value that is not a finite number")
+            strain_list = parse_strains(strains)
             table = load_table(reaction_table)
             rx = table.reaction(reaction)
             stage_list = parse_stages(stages or rx.stages)
@@ -167,12 +234,28 @@ def funnel(
                     rx, table, split_list(elements), generate, seed=seed, sites=sites,
                     adsorbates=split_list(adsorbates) or None, prototypes=split_list(prototypes), strains=strain_list,
                 )  # fmt: skip
+                for _id, why in (x for x in cset.skipped if x[0] == "generate"):
+                    typer.echo(f"note: {why}")
             else:
-                sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
-                cset = candidates_from_set(sset, rx, table, sites=sites)
+                cset = candidates_from_set(
+                    screen_set_with_structures(dataset, data_file, cache_dir, limit), rx, table, sites=sites
+                )
+            need = list(rx.required)
+            optional = [a for a in rx.adsorbates if a not in need]
+            extra = f" ({', '.join(a + '*' for a in optional)} optional)" if optional else ""
             if not cset.surfaces:
-                fail(f"no surfaces with {', '.join(rx.adsorbates)} adsorption energies to screen for {rx.name}")
+                fail(
+                    f"no surfaces to screen for {rx.name}: {cset.name} has no adsorption reactions of "
+                    f"{', '.join(a + '*' for a in rx.adsorbates)}; {rx.name} needs {', '.join(a + '*' for a in need)}"
+                    + extra
+                )
+            if not any(set(need) <= s.adsorbates for s in cset.surfaces):
+                fail(
+                    f"no surface of {cset.name} has all of {', '.join(a + '*' for a in need)} that {rx.name} needs"
+                    f"{extra} ({len(cset.surfaces)} surfaces have some)"
+                )
             out = out or Path("reports") / f"funnel-{rx.name}-{cset.name}"
+            check_run_kind(out, "reaction")
             out.mkdir(parents=True, exist_ok=True)
             with run_lock(out):  # a second run into this folder stops here, before loading models
                 t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
@@ -207,11 +290,15 @@ def funnel(
 
         if generate is not None:
             sset = generated_set(split_list(elements), generate, seed=seed, prototypes=split_list(prototypes))
+            for _id, why in (x for x in sset.skipped if x[0] == "generate"):
+                typer.echo(f"note: {why}")
         else:
-            sset = load_screen_set(dataset, data_file, cache_dir=cache_dir, limit=limit)
+            sset = screen_set_with_structures(dataset, data_file, cache_dir, limit)
         if not sset.reactions:
-            fail("no candidates")
+            example = sset.skipped[0][1] if sset.skipped else "-"
+            fail(f"no candidates to screen in {sset.name} ({len(sset.skipped)} skipped, e.g. {example})")
         out = out or Path("reports") / f"funnel-{sset.name}"
+        check_run_kind(out, "funnel")
         out.mkdir(parents=True, exist_ok=True)
         with run_lock(out):  # a second run into this folder stops here, before loading models
             t, s, _ = resolve_models(teacher, None if student == "auto" else student, need_student=True)
@@ -219,7 +306,7 @@ def funnel(
                 res = funnel_and_report(sset, t, s, out, fraction=fraction, target=target, window=window,
                                         top_k=top_k, verify=verify, config=cfg)  # fmt: skip
     except (FileNotFoundError, KeyError, ValueError, ScreenSetError, LockedError, OSError) as err:
-        fail(str(err).strip("'\""))
+        fail(error_text(err))
     typer.echo(
         f"{res['candidates']} candidates, teacher re-evaluated {res['re_evaluated']} "
         f"({res['teacher_structures_funnel']}/{res['teacher_structures_all']} structures), ranked per adsorbate"

@@ -1,7 +1,9 @@
-"""Typer option aliases shared by the `screen` subcommands (janus-core style), and the error exit."""
+"""Typer option aliases shared by the `screen` subcommands (janus-core style), the checks they share, and the
+error exit."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -56,3 +58,41 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print `error: message` to stderr and exit with `code` (no traceback)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+# Largest biaxial strain (%) a command accepts: the CatalysisHub sets span −8…+8 % (AlonsoStrain2023) and the
+# default student was trained on the same range; beyond ±20 % a slab is no longer a strained metal surface
+# (at −99 % its atoms sit a few hundredths of an Å apart).
+MAX_STRAIN_PERCENT = 20.0
+
+
+def parse_strains(text: str, option: str = "--strains") -> list[float]:
+    """Comma-separated biaxial strains in % (e.g. ``"-2,0,2"``) as floats; `ValueError` in one line naming
+    `option` when one is not a number, not finite, or beyond ±`MAX_STRAIN_PERCENT` %, or when none is given."""
+    from calculators.parsing import split_list
+
+    values: list[float] = []
+    for item in split_list(text):
+        try:
+            v = float(item)
+        except ValueError:
+            raise ValueError(f"{option}: {item!r} is not a number (strains in %, e.g. -2,0,2)") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{option}: {text!r} holds a value that is not a finite number")
+        if abs(v) > MAX_STRAIN_PERCENT:
+            raise ValueError(
+                f"{option}: {v:g} % is outside ±{MAX_STRAIN_PERCENT:g} % (biaxial strain in %; the CatalysisHub "
+                "sets use −8…+8 %)"
+            )
+        values.append(v)
+    if not values:
+        raise ValueError(f"{option}: no strain given (strains in %, e.g. -2,0,2)")
+    return values
+
+
+def error_text(err: BaseException) -> str:
+    """The one-line message of `err`. A `KeyError` shows its message without the quotes its ``str()`` adds
+    (``KeyError("unknown 'x'")`` → ``unknown 'x'``); any other message is kept whole, quotes included."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)

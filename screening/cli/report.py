@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from screening.cli.options import SvgOpt, fail
+from screening.cli.options import SvgOpt, error_text, fail
 
 
 def report(
@@ -20,6 +20,11 @@ def report(
 
     try:
         files = write_report(run_dir, formats=("png", "svg") if svg else ("png",), dpi=dpi)
-    except (FileNotFoundError, ValueError) as err:  # ValueError: calculators.files.CorruptFileError
+    except (FileNotFoundError, ValueError) as err:  # ValueError: calculators.files.CorruptFileError (file named)
         fail(str(err))
+    except (KeyError, TypeError, AttributeError, IndexError) as err:  # fields deeper down of the wrong shape
+        fail(
+            f"{run_dir}: a run file lacks a field the report needs or holds one of the wrong type "
+            f"({type(err).__name__}: {error_text(err)}); rerun the command that wrote it"
+        )
     typer.echo(f"wrote {len(files)} files to {run_dir}")

@@ -26,6 +26,7 @@ from screening.cli.options import (
     SvgOpt,
     TeacherOpt,
     ThreadsOpt,
+    error_text,
     fail,
 )
 
@@ -83,7 +84,7 @@ def run(
     from screening.reactions import ScreenSetError, from_dataset, load_reaction_dataset, load_screen_set
     from screening.rebuild import choose_structures, rebuild_screen_set, run_rebuilt_and_report
     from screening.report.tables import fmt
-    from screening.results import run_lock
+    from screening.results import check_run_kind, run_lock
     from screening.runner import RunConfig, run_and_report
 
     executor_flags(workers, scheduler)
@@ -113,6 +114,7 @@ def run(
                 )
             suffix = ("-rebuilt" if used == "rebuild" else "") + ("" if mode == "single-point" else "-relax")
             out = out or Path("reports") / (name + suffix)
+            check_run_kind(out, "run")
             out.mkdir(parents=True, exist_ok=True)
             held.enter_context(run_lock(out))  # a second run into this folder stops here, before loading models
             t, s, reason = resolve_models(teacher, None if student == "auto" else student)
@@ -124,7 +126,7 @@ def run(
                     example = sset.skipped[0][1] if sset.skipped else "-"
                     fail(f"no reaction could be rebuilt ({len(sset.skipped)} skipped, e.g. {example})")
         except (FileNotFoundError, KeyError, ValueError, ScreenSetError, LockedError, OSError) as err:
-            fail(str(err).strip("'\""))
+            fail(error_text(err))
         typer.echo(
             f"screening {len(sset.reactions)} reactions ({len(sset.atoms)} distinct systems) from {sset.source}; "
             f"teacher {t.label}; student {s.label if s else 'none (' + str(reason) + ')'}"

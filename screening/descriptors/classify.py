@@ -20,7 +20,8 @@ class Stage:
 
 def parse_stages(text: str) -> list[Stage]:
     """``"student:0.0,teacher:0.5"`` → stages in order. Roles: student, teacher, dft (the set's DFT energies), each
-    at most once; `ValueError` with the expected form otherwise."""
+    at most once and in that order (each stage screens the survivors of the one before: a cheap model after an
+    expensive one would only see what the expensive one kept); `ValueError` with the expected form otherwise."""
     stages: list[Stage] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         role, sep, thr = part.partition(":")
@@ -38,6 +39,13 @@ def parse_stages(text: str) -> list[Stage]:
         stages.append(Stage(role, value))
     if not stages:
         raise ValueError("no stages given (e.g. --stages student:0.0,teacher:0.5)")
+    order = [STAGE_ROLES.index(s.role) for s in stages]
+    if order != sorted(order):
+        given = ", ".join(s.role for s in stages)
+        raise ValueError(
+            f"stages {text!r} run {given}: stages go from the cheapest to the most expensive, student, then "
+            "teacher, then dft (each screens the survivors of the one before; e.g. student:0.0,teacher:0.5)"
+        )
     return stages
 
 

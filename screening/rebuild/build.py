@@ -29,7 +29,7 @@ from screening.evaluators import Evaluator
 from screening.reactions import ScreenReaction, ScreenSet
 from screening.rebuild.lattice import LATTICE_METHOD, LatticeCache, model_lattice
 from screening.rebuild.spec import NotRebuildable, RebuildSpec, SurfaceSpec, spec_from_reaction
-from screening.structures import StructureBuildError, add_adsorbate, find_sites, gas_molecule
+from screening.structures import StructureBuildError, add_adsorbate, find_sites, gas_molecule, make_bulk
 from screening.structures.site_names import composition_counts, match_site
 from screening.structures.surface_cells import make_slab_cell
 
@@ -52,8 +52,14 @@ class _Built:
 def _lattice_for(
     role: str, ev: Evaluator, surf: SurfaceSpec, caches: Mapping[str, LatticeCache | None], lattice: str
 ) -> dict[str, Any]:
-    if lattice == "default":
-        return {"a": None, "c": None, "source": "builder default"}
+    if lattice == "default":  # the builder's constants (make_bulk's defaults), recorded for the report
+        try:
+            bulk = make_bulk(surf.composition, surf.prototype)
+        except StructureBuildError:
+            return {"a": None, "c": None, "source": "builder default"}
+        a, c = float(bulk.info["a"]), bulk.info.get("c")
+        return {"a": None, "c": None, "default_a": a, "default_c": None if c is None else float(c),
+                "source": "builder default"}  # fmt: skip
     return model_lattice(ev.energies, caches.get(role), surf.composition, surf.prototype)
 
 
@@ -89,7 +95,7 @@ def rebuild_screen_set(
     (`ScreenSet.role_atoms`) on its own lattice constants when `lattice="model"`, or all share the builder's
     default constants with `lattice="default"` (no model call; for tests and quick looks). `lattice_cache`: root
     of the per-model lattice caches (default `default_lattice_cache()`). `limit`: the first N rebuildable
-    reactions (the rest are listed as beyond the limit)."""
+    reactions (the rest are counted as ``counts["beyond_limit"]``, not as skipped)."""
     if lattice not in ("model", "default"):
         raise ValueError(f"lattice must be 'model' or 'default', got {lattice!r}")
     roles = {r: ev for r, ev in evaluators.items() if ev is not None}
@@ -106,8 +112,9 @@ def rebuild_screen_set(
             specs.append((r, spec_from_reaction(r)))
         except NotRebuildable as err:
             skipped.append((r.id, str(err)))
-    if limit is not None and len(specs) > limit:
-        skipped += [(r.id, f"beyond --limit {limit}") for r, _ in specs[limit:]]
+    beyond_limit = 0
+    if limit is not None and len(specs) > limit:  # not screened, but not a skip: counted apart
+        beyond_limit = len(specs) - limit
         specs = specs[:limit]
 
     lattices: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in roles}
@@ -229,13 +236,14 @@ def rebuild_screen_set(
     for role, ev in roles.items():
         for bulk_key, lat in lattices[role].items():
             comp, proto = bulk_key.split("|")
+            default = lat.get("source") == "builder default"  # built with a=None: the builder's constants
             lattice_rows.append(
                 {
                     "model": ev.label,
                     "composition": comp,
                     "prototype": proto,
-                    "a_A": lat.get("a"),
-                    "c_A": lat.get("c"),
+                    "a_A": lat.get("default_a") if default else lat.get("a"),
+                    "c_A": lat.get("default_c") if default else lat.get("c"),
                     "default_a_A": lat.get("default_a"),
                     "energy_per_atom_eV": lat.get("energy_per_atom"),
                     "source": lat.get("source"),
@@ -270,6 +278,8 @@ def rebuild_screen_set(
     counts = dict(dataset.counts)
     counts["rebuilt"] = len(reactions)
     counts["not_rebuilt"] = len(skipped)
+    if beyond_limit:
+        counts["beyond_limit"] = beyond_limit
     source = f"{note.lower()[0]}{note[1:]}; metadata from {dataset.source}"
     teacher_atoms = atoms["teacher"]
     role_atoms = {role: a for role, a in atoms.items() if role != "teacher"}
@@ -281,10 +291,9 @@ def rebuild_screen_set(
 
 def reason_counts(skipped: Sequence[tuple[str, str]]) -> dict[str, int]:
     """Counts of skip reasons by family: the text before the first ':' ('unknown prototype', 'site not on the built
-    slab', 'model lacks an element', ...), '(model)' suffixes and '--limit N' values dropped."""
+    slab', 'model lacks an element', ...), '(model)' suffixes dropped."""
     out: Counter[str] = Counter()
     for _id, why in skipped:
         head = why.split(":", 1)[0].strip()
-        head = head.split(" (")[0]
-        out["beyond --limit" if head.startswith("beyond --limit") else head] += 1
+        out[head.split(" (")[0]] += 1
     return dict(out)

@@ -47,6 +47,13 @@ def _diag(ax: Any, *cols: np.ndarray) -> None:
     ax.set_ylim(lo - pad, hi + pad)
 
 
+def legend_outside(ax: Any, fontsize: float = 7) -> Any:
+    """The axes' legend to the right of the plotting area, where it cannot cover a data point (a legend inside
+    sits over whichever corner the data reach: over-predictions fill a parity plot's upper left). Saved figures
+    use ``bbox_inches="tight"``, so the legend stays in the picture."""
+    return ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
 def _mae(p: np.ndarray, r: np.ndarray) -> float:
     ok = np.isfinite(p) & np.isfinite(r)
     return float(np.mean(np.abs(p[ok] - r[ok]))) if ok.any() else float("nan")
@@ -80,7 +87,7 @@ def make_figures(
     ax.set_xlabel(f"ΔE reference [eV]\n({ref_label})")
     ax.set_ylabel("ΔE predicted [eV]")
     ax.set_title("Parity")
-    ax.legend(fontsize=7, loc="upper left")
+    legend_outside(ax)
     figs["parity"] = _save(fig, out_dir, "parity", formats, dpi)
 
     if has_s:
@@ -95,7 +102,7 @@ def make_figures(
         ax.set_xlabel(f"ΔE reference [eV]\n({ref_label})")
         ax.set_ylabel("ΔE predicted [eV]")
         ax.set_title("Connected parity (grey: same reaction)")
-        ax.legend(fontsize=7, loc="upper left")
+        legend_outside(ax)
         figs["parity_connected"] = _save(fig, out_dir, "parity_connected", formats, dpi)
 
         # error difference distribution
@@ -145,20 +152,24 @@ def make_figures(
         n = len(ads)
         ncol = min(n, 3)
         nrow = (n + ncol - 1) // ncol
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.1 * nrow), squeeze=False)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.3 * ncol, 3.3 * nrow), squeeze=False, layout="constrained")
         for ax, a in zip(axes.flat, ads, strict=False):
             m = np.asarray([r["adsorbate"] == a for r in rows])
-            ax.scatter(ref[m], t[m], s=12, c=TEACHER_COLOR, label=f"teacher {_mae(t[m], ref[m]):.2f}")
+            ax.scatter(ref[m], t[m], s=12, c=TEACHER_COLOR, label=t_label)
             cols = [ref[m], t[m]]
+            mae = f"teacher {_mae(t[m], ref[m]):.2f}"
             if has_s:
-                ax.scatter(ref[m], s[m], s=12, c=STUDENT_COLOR, marker="s", label=f"student {_mae(s[m], ref[m]):.2f}")
+                ax.scatter(ref[m], s[m], s=12, c=STUDENT_COLOR, marker="s", label=s_label)
                 cols.append(s[m])
+                mae += f", student {_mae(s[m], ref[m]):.2f}"
             _diag(ax, *cols)
-            ax.set_title(f"{a}* (n={int(m.sum())}), MAE eV", fontsize=8)
-            ax.legend(fontsize=6, loc="upper left")
+            ax.set_title(f"{a}* (n={int(m.sum())})\nMAE {mae} eV", fontsize=8)
             ax.tick_params(labelsize=7)
         for ax in list(axes.flat)[n:]:
             ax.axis("off")
+        # one legend for all panels, above them (inside a panel it would cover its upper-left points)
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, fontsize=7, loc="outside upper center", ncol=len(labels))
         fig.supxlabel(f"ΔE reference [eV] ({ref_label})", fontsize=8)
         fig.supylabel("ΔE predicted [eV]", fontsize=8)
         figs["parity_by_adsorbate"] = _save(fig, out_dir, "parity_by_adsorbate", formats, dpi)
@@ -189,5 +200,5 @@ def funnel_figure(
     ax.set_xlabel("ΔE teacher [eV]")
     ax.set_ylabel("ΔE student [eV]")
     ax.set_title("Funnel: student score vs teacher")
-    ax.legend(fontsize=7)
+    legend_outside(ax)
     return _save(fig, Path(out_dir), "funnel", formats, dpi)

@@ -4,13 +4,14 @@ compute and constants tables; summary lines. Reads the run file only (no model, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from screening.report.plots import STUDENT_COLOR, TEACHER_COLOR, _plt, _save
+from screening.report.plots import STUDENT_COLOR, TEACHER_COLOR, _plt, _save, legend_outside
 from screening.report.tables import fmt
 
 DFT_COLOR = "k"
@@ -67,7 +68,7 @@ def reaction_figures(
     if cmp.get("teacher_shortlist") is not None:
         label = f"teacher on all surfaces passes {cmp['rule_teacher']}: {cmp['teacher_shortlist']}"
         ax.axhline(cmp["teacher_shortlist"], color=TEACHER_COLOR, ls="--", lw=0.8, label=label)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.08))  # above the title: covers no bar
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylabel("surfaces")
@@ -115,7 +116,7 @@ def reaction_figures(
     ax.set_xlabel(r["descriptor_label"])
     ax.set_ylabel("U_L [V]" if r["kind"] == "electrochemical" else "−|ΔE − target| [eV]")
     ax.set_title(f"Volcano: {r['title']}", fontsize=8)
-    ax.legend(fontsize=6, loc="lower center")
+    legend_outside(ax, fontsize=6)
     figs["volcano"] = _save(fig, out_dir, "volcano", formats, dpi)
 
     # confusion matrices
@@ -155,7 +156,7 @@ def reaction_figures(
         if cmp.get("teacher_threshold") is not None:
             ax.axvline(cmp["teacher_threshold"], color=TEACHER_COLOR, ls=":", lw=0.9, label="teacher threshold")
             ax.axhline(cmp["student_threshold"], color=STUDENT_COLOR, ls=":", lw=0.9, label="student threshold")
-            ax.legend(fontsize=7)
+            legend_outside(ax)
         ax.set_xlabel(f"teacher {metric_name}")
         ax.set_ylabel(f"student {metric_name}")
         ax.set_title(f"Student vs teacher (Spearman {fmt(cmp.get('spearman_metric'), 2)})", fontsize=8)
@@ -187,6 +188,32 @@ def _flat(block: dict[str, Any] | None, role: str, kind: str, adsorbates: Sequen
     return out
 
 
+METRIC_UNITS = {"U_L": "V", "eta": "V", "abs_dG": "eV"}
+_VALUE_COLUMN = re.compile(r"^(student|teacher|dft)_(metric|U_L|eta|descriptor|G_\w+)$")
+
+
+def with_units(row: dict[str, Any], rf: dict[str, Any]) -> dict[str, Any]:
+    """`row` with units in its value columns' names: ``<role>_U_L_V``, ``<role>_eta_V``, ``<role>_descriptor_eV``,
+    ``<role>_G_<X>_eV`` and ``<role>_metric_<unit of the reaction's metric>``. The run file keeps the bare
+    names, so a report regenerated from any ``reaction_funnel.json`` gets the units."""
+    metric_unit = METRIC_UNITS.get(rf["reaction"].get("metric"), "")
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        m = _VALUE_COLUMN.match(k)
+        if m is None:
+            out[k] = v
+            continue
+        field = m.group(2)
+        unit = metric_unit if field == "metric" else ("V" if field in ("U_L", "eta") else "eV")
+        out[f"{k}_{unit}" if unit else k] = v
+    return out
+
+
+def shortlist_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
+    """The shortlist (passed every stage), with units in the column names."""
+    return [with_units(r, rf) for r in rf["shortlist"]]
+
+
 def surface_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per surface: both models' (and DFT's) values, sites and stage results."""
     rows = []
@@ -200,13 +227,16 @@ def surface_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
             row[f"passed_{st}"] = ok
         if s.get("caveat"):
             row["caveat"] = s["caveat"]
-        rows.append(row)
+        rows.append(with_units(row, rf))
     return rows
 
 
 def comparison_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
     """Headline comparison: recall, confusion, rank agreement, compute saved."""
     c, comp = rf.get("comparison", {}), rf.get("compute", {})
+    metric = rf["reaction"].get("metric")
+    unit = METRIC_UNITS.get(metric)
+    metric_label = f"{metric}, {unit}" if unit else "metric"
     rows: list[tuple[str, Any]] = [("surfaces evaluated by both models", c.get("surfaces_compared"))]
     if c.get("note"):
         rows.append(("note", c["note"]))
@@ -220,8 +250,8 @@ def comparison_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
             (f"recall of the teacher's top-{len(c['teacher_top_k'])} by the student stage", c["recall_teacher_top_k"]),
             ("confusion (student stage vs teacher stage): tp / fn / fp / tn", f"{f['tp']} / {f['fn']} / {f['fp']} / "
                                                                                f"{f['tn']}"),
-            ("Spearman student vs teacher (metric)", c.get("spearman_metric")),
-            ("MAE student vs teacher (metric)", c.get("mae_metric")),
+            (f"Spearman student vs teacher ({metric or 'metric'})", c.get("spearman_metric")),
+            (f"MAE student vs teacher ({metric_label})", c.get("mae_metric")),
         ]  # fmt: skip
         if c.get("mae_eta") is not None:
             rows.append(("MAE student vs teacher (η, V)", c["mae_eta"]))
@@ -229,14 +259,14 @@ def comparison_rows(rf: dict[str, Any]) -> list[dict[str, Any]]:
         d = c.get(f"{role}_vs_dft")
         if d:
             k = d["confusion"]
-            rows.append((f"{role} vs DFT at {d['threshold']:g}: tp / fn / fp / tn, MAE metric",
+            rows.append((f"{role} vs DFT at {d['threshold']:g}: tp / fn / fp / tn, MAE ({metric_label})",
                          f"{k['tp']} / {k['fn']} / {k['fp']} / {k['tn']}, {fmt(d['mae_metric'])}"))  # fmt: skip
     if comp:
         rows += [
             ("funnel compute, s (measured: model stages)", comp.get("funnel_seconds")),
             ("teacher on every surface, s" + ("" if comp.get("teacher_all_measured") else " (estimated)"),
              comp.get("teacher_all_seconds")),
-            ("compute saved", comp.get("compute_saved_share")),
+            ("compute saved (fraction of the teacher on every surface)", comp.get("compute_saved_share")),
             ("student s/structure", comp.get("student_seconds_per_structure")),
             ("teacher s/structure", comp.get("teacher_seconds_per_structure")),
         ]  # fmt: skip
@@ -284,7 +314,7 @@ def reaction_tables(rf: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]],
     out = [
         (f"{name} funnel stages", stage_rows(rf), "reaction_stages"),
         (f"{name} comparison: recall, confusion, compute saved", comparison_rows(rf), "reaction_comparison"),
-        (f"{name} shortlist (passed every stage), both models' values", rf["shortlist"], "reaction_shortlist"),
+        (f"{name} shortlist (passed every stage), both models' values", shortlist_rows(rf), "reaction_shortlist"),
         ("Confusion matrices at the stage thresholds", confusion_rows(rf), "reaction_confusion"),
         ("Adsorption energies, student vs teacher (eV)", rf.get("comparison", {}).get("adsorbates", []),
          "reaction_adsorbates"),

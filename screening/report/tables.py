@@ -200,8 +200,11 @@ def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
             "teacher structures (funnel / all)",
             f"{funnel['teacher_structures_funnel']} / {funnel['teacher_structures_all']}",
         ),
-        ("structures saved", funnel["structures_saved_share"]),
-        ("compute saved (measured ms/structure)", funnel.get("compute_saved_share")),
+        ("structures saved (fraction of the teacher's structures)", funnel["structures_saved_share"]),
+        (
+            "compute saved (fraction of the teacher on every candidate; measured ms/structure)",
+            funnel.get("compute_saved_share"),
+        ),
         ("ranking", funnel.get("ranking", "pooled over adsorbates (older run)")),
         (f"recall of teacher top-{funnel['top_k']} (pooled over adsorbates)", funnel.get("recall_at_k")),
         (f"student-only recall of teacher top-{funnel['top_k']}", funnel.get("student_only_recall_at_k")),
@@ -219,6 +222,12 @@ def funnel_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
             ("skipped (unphysical structures)", "; ".join(f"{e['id']}: {e['reason']}" for e in funnel["skipped"]))
         )
     return [{"metric": k, "value": v} for k, v in rows]
+
+
+def ranking_rows(funnel: dict[str, Any]) -> list[dict[str, Any]]:
+    """The funnel's final ranking per adsorbate, with units in the column names (ΔE of each model, eV)."""
+    names = {"teacher": "teacher_dE_eV", "student": "student_dE_eV"}
+    return [{names.get(k, k): v for k, v in r.items()} for r in funnel["final_ranking"]]
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:

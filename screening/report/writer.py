@@ -18,6 +18,7 @@ from screening.report.tables import (
     fmt,
     funnel_rows,
     markdown,
+    ranking_rows,
     reaction_rows,
     rebuild_tables,
     skipped_rows,
@@ -157,7 +158,7 @@ def write_report(run_dir: str | Path, *, formats: Sequence[str] = ("png",), dpi:
         rows = funnel_rows(funnel)
         at = min(2, len(sections))
         sections.insert(at, ("Funnel (hierarchical screening)", rows, write_table(rows, run_dir, "funnel")))
-        ranking = funnel["final_ranking"]
+        ranking = ranking_rows(funnel)
         sections.insert(
             at + 1,
             (

@@ -113,6 +113,28 @@ class ChemicalSpace:
             self._cache[key] = (slab, find_sites(slab))
         return self._cache[key]
 
+    def surfaces(self) -> list[tuple[str, str | None, str, str, float]]:
+        """Every (element A, element B or None, prototype, facet, strain %) a draw can pick, in a fixed order
+        (discrete strains only: `ValueError` with `continuous_strain`). A and B of a binary prototype are ordered
+        pairs, as draws pick them."""
+        if self.continuous_strain:
+            raise ValueError("a continuous strain range has no finite list of surfaces")
+        out: list[tuple[str, str | None, str, str, float]] = []
+        n = len(self.elements)
+        for proto in sorted(self._facets):
+            if PROTOTYPES[proto].stoichiometry[1] == 0:
+                pairs: list[tuple[str, str | None]] = [(e, None) for e in self.elements]
+            else:
+                pairs = [(self.elements[i], self.elements[j]) for i in range(n) for j in range(n) if i != j]
+            for a, b in pairs:
+                for facet in self._facets[proto]:
+                    out += [(a, b, proto, facet, float(s)) for s in self.strains]
+        return out
+
+    def site_names(self, a: str, b: str | None, prototype: str, facet: str, strain: float) -> list[str]:
+        """Names of the sites a draw can pick on that surface (`find_sites` order)."""
+        return [site.name for site in self._slab(a, b, prototype, facet, strain)[1]]
+
     def draw(self, seed: int, index: int) -> Atoms:
         """Structure number `index` of the stream for `seed`."""
         rng = np.random.default_rng([int(seed), int(index)])
