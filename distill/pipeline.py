@@ -115,7 +115,7 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
     try:
         resolve_source(c.teacher)
     except KeyError as err:
-        raise ValueError(str(err).strip("'\"")) from None
+        raise ValueError(err.args[0] if err.args else str(err)) from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "pipeline.json").write_text(json.dumps(c.to_dict(), indent=2))

@@ -19,10 +19,11 @@ from test_cli_errors import NO_MODEL, _refused
 from test_screening import dft_lookup
 from typer.testing import CliRunner
 
+from calculators.cli.common import error_text
 from calculators.hashing import structure_key
 from screening.cathub import DatasetMismatchError, load_dataset
 from screening.cli import app as screen_app
-from screening.cli.options import MAX_STRAIN_PERCENT, error_text, parse_strains
+from screening.cli.options import MAX_STRAIN_PERCENT, parse_strains
 from screening.descriptors import parse_stages
 from screening.reactions import builtin_set, candidate_identity, from_dataset, generated_set
 from screening.results import check_run_kind, run_kind

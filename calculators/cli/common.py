@@ -207,3 +207,11 @@ def executor_flags(workers: int | None, scheduler: str | None) -> None:
     """`typer.BadParameter` when both --workers and --scheduler are given."""
     if workers is not None and scheduler is not None:
         raise typer.BadParameter("give --workers or --scheduler, not both")
+
+
+def error_text(err: BaseException) -> str:
+    """The one-line message of `err`. A `KeyError` shows its message without the quotes its ``str()`` adds
+    (``KeyError("unknown 'x'")`` → ``unknown 'x'``); any other message is kept whole, quotes included."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from calculators.cli.common import SchedulerOpt, WorkersOpt, choice, executor_flags, existing_file
+from calculators.cli.common import SchedulerOpt, WorkersOpt, choice, error_text, executor_flags, existing_file
 from distill.cli.options import DeviceOpt, LabelCacheOpt, TeacherOpt, ThreadsOpt, fail
 
 
@@ -57,7 +57,7 @@ def label(
                 atoms, model, cache, settings, teacher_name=teacher, progress=True, device=device
             )  # fmt: skip
     except (CacheMismatchError, FileNotFoundError, KeyError, ValueError, LockedError, LabellingError, OSError) as err:
-        fail(str(err).strip("'\""))
+        fail(error_text(err))
     except KeyboardInterrupt:
         fail("interrupted: finished chunks are cached; rerun the same command to resume", 130)
     for k, reason, moved in result.repaired:

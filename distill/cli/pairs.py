@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from calculators.cli.common import error_text
 from distill.cli.options import DeviceOpt, TeacherOpt, ThreadsOpt, fail
 
 
@@ -35,6 +36,6 @@ def pairs_cmd(
             typer.echo(f"pair labels of {c} in {out}")
     except (CacheMismatchError, IncompleteCacheError, FileNotFoundError, KeyError, ValueError, LockedError,
             OSError) as err:  # fmt: skip
-        fail(str(err).strip("'\""))
+        fail(error_text(err))
     except KeyboardInterrupt:
         fail("interrupted: finished chunks are cached; rerun the same command to resume", 130)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from calculators.cli.common import SchedulerOpt, WorkersOpt, executor_flags, existing_file, finite
+from calculators.cli.common import SchedulerOpt, WorkersOpt, error_text, executor_flags, existing_file, finite
 from screening.cli.options import (
     MAX_STRAIN_PERCENT,
     BatchAtomsOpt,
@@ -29,7 +29,6 @@ from screening.cli.options import (
     SvgOpt,
     TeacherOpt,
     ThreadsOpt,
-    error_text,
     fail,
     parse_strains,
 )

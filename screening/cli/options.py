@@ -88,11 +88,3 @@ def parse_strains(text: str, option: str = "--strains") -> list[float]:
     if not values:
         raise ValueError(f"{option}: no strain given (strains in %, e.g. -2,0,2)")
     return values
-
-
-def error_text(err: BaseException) -> str:
-    """The one-line message of `err`. A `KeyError` shows its message without the quotes its ``str()`` adds
-    (``KeyError("unknown 'x'")`` → ``unknown 'x'``); any other message is kept whole, quotes included."""
-    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
-        return err.args[0]
-    return str(err)

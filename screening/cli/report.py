@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from screening.cli.options import SvgOpt, error_text, fail
+from calculators.cli.common import error_text
+from screening.cli.options import SvgOpt, fail
 
 
 def report(

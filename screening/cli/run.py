@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from calculators.cli.common import SchedulerOpt, WorkersOpt, choice, executor_flags, output_dir
+from calculators.cli.common import SchedulerOpt, WorkersOpt, choice, error_text, executor_flags, output_dir
 from screening.cli.options import (
     BatchAtomsOpt,
     CacheDirOpt,
@@ -26,7 +26,6 @@ from screening.cli.options import (
     SvgOpt,
     TeacherOpt,
     ThreadsOpt,
-    error_text,
     fail,
 )
 
