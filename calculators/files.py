@@ -105,8 +105,8 @@ def torch_load_problem(path: str | os.PathLike, err: BaseException) -> str:
     torch file at all. torch's own text for the first case is a paragraph that suggests weights_only=False."""
     path = Path(path)
     msg = str(err)
-    if "weights only" in msg.lower() or "weights_only" in msg.lower():
-        detail = next((ln.strip() for ln in msg.splitlines() if "GLOBAL" in ln or "got <" in ln), "")
+    if "GLOBAL" in msg or "unsupported global" in msg.lower() or "unsupported class" in msg.lower():
+        detail = next((ln.strip() for ln in msg.splitlines() if "GLOBAL" in ln or "nsupported" in ln), "")
         detail = f" ({detail.rstrip('.')})" if detail else ""
         return (
             f"{path} holds pickled Python objects{detail}; it is refused unread, since only code could rebuild "
@@ -114,7 +114,12 @@ def torch_load_problem(path: str | os.PathLike, err: BaseException) -> str:
         )
     if path.is_file() and path.stat().st_size == 0:
         return f"{path} is empty"
-    first = msg.strip().splitlines()[0].split(". ")[0].rstrip(".") if msg.strip() else "no data"
+    if isinstance(err, PermissionError):
+        return f"{path} cannot be read (permission denied)"
+    lines = [
+        ln.strip() for ln in msg.splitlines() if ln.strip() and "weights_only" not in ln and "Weights only" not in ln
+    ]
+    first = lines[0].split(". ")[0].rstrip(".") if lines else "no data"
     if isinstance(err, (EOFError, RuntimeError)) and ("zip" in msg.lower() or "central directory" in msg or not msg):
         return f"{path} is cut short or damaged ({type(err).__name__}: {first})"
     return f"{path} is not a torch file ({type(err).__name__}: {first})"

@@ -76,19 +76,25 @@ def checked_number(
     if optional:
         want += " (or null)"
     number: float | int | None = None
-    if not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value if abs(value) < 2**1000 else None  # kept exact (no float rounding above 2**53)
+    elif not isinstance(value, bool):
         try:
             number = float(value.strip()) if isinstance(value, str) else float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = None
-    ok = number is not None and math.isfinite(number) and (not integer or float(number).is_integer())
+    ok = number is not None and (
+        isinstance(number, int) or (math.isfinite(number) and (not integer or number.is_integer()))
+    )
     if ok and low is not None:
         ok = number > low if low_open else number >= low
     if ok and high is not None:
         ok = number < high if high_open else number <= high
     if not ok:
         raise ValueError(f"{what}: {name} must be {want}, got {value!r}")
-    return int(number) if integer else float(number)
+    if integer:
+        return number if isinstance(number, int) else int(number)
+    return float(number)
 
 
 def checked_choice(value: Any, name: str, choices: Collection[str], *, what: str) -> str:

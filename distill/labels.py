@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from calculators.batch import AtomsBatch, UnphysicalStructureWarning, fixed_mask, unphysical_reason
+from calculators.batch import AtomsBatch, UnphysicalStructureWarning, fixed_mask, unphysical_reason, validate_atoms
 from calculators.batched import model_place
 from calculators.files import (
     CacheRecoveredWarning,
@@ -298,7 +298,6 @@ def label_structures(
         raise ValueError(f"chunk_size must be at least 1, got {settings.chunk_size}")
     if settings.hessian_method not in ("auto", "autograd", "fd"):
         raise ValueError(f"hessian_method must be auto, autograd or fd, got {settings.hessian_method!r}")
-    _warn_unphysical(structures)
     cache = LabelCache(cache_dir)
     cache.path.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(cache.path / ".lock", "another `distill label`"):
@@ -307,24 +306,27 @@ def label_structures(
         )
 
 
-def _warn_unphysical(structures: Sequence[Atoms]) -> None:
-    """One `UnphysicalStructureWarning` for the structures whose atoms overlap (labelled all the same, so the cache
-    keeps one record per structure; `distill train` leaves out the absurd labels they get)."""
+def _warn_unphysical(indices: Sequence[int], structures: Sequence[Atoms]) -> None:
+    """One `UnphysicalStructureWarning` for the structures (of `indices`: those still to be labelled) whose
+    atoms overlap. They are labelled all the same, so the cache keeps one record per structure; `distill train`
+    leaves out the absurd labels they get. Structures that fail validation are skipped here (the labelling
+    refuses them with their reason)."""
     reasons = []
-    for i, atoms in enumerate(structures):
+    for i in indices:
         try:
-            reason = unphysical_reason(atoms)
-        except Exception:  # noqa: BLE001 - an unusable structure is refused by the labelling itself, with its reason
+            validate_atoms(structures[i], i)
+            reason = unphysical_reason(structures[i])
+        except Exception:  # noqa: BLE001 - an unusable structure is refused by the labelling itself
             continue
         if reason is not None:
             reasons.append(f"structure {i}: {reason}")
     if reasons:
         more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
         warnings.warn(
-            f"{len(reasons)} of {len(structures)} structures are unphysical, their labels mean nothing: "
+            f"{len(reasons)} of {len(indices)} structures to label are unphysical, their labels mean nothing: "
             f"{reasons[0]}{more}",
             UnphysicalStructureWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
@@ -393,6 +395,8 @@ def _label(
         warnings.warn(f"{reason}; moved to {moved} and labelled again", CacheRepairedWarning, stacklevel=3)
     atomic_write_json(mpath, manifest, indent=2, sort_keys=True)
     todo = [k for k in range(n_chunks) if k not in done]
+    size = settings.chunk_size
+    _warn_unphysical([i for k in todo for i in range(k * size, min((k + 1) * size, len(structures)))], structures)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -117,9 +117,11 @@ class TrainConfig:
         checked_choice(self.val_split, "val_split", ("path-hash", "path", "record"), what=what)
         checked_choice(self.dtype, "dtype", ("float32", "float64"), what=what)
         try:
-            torch.device(self.device)
+            torch.device("cpu" if self.device == "auto" else self.device)
         except (RuntimeError, TypeError) as err:
-            raise ValueError(f"{what}: device {self.device!r} is not a torch device (cpu, cuda, cuda:1, mps)") from err
+            raise ValueError(
+                f"{what}: device {self.device!r} is not a torch device (auto, cpu, cuda, cuda:1, mps)"
+            ) from err
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -171,13 +173,17 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     total, terms = loss_fn(model, batch, labels, generator)
     total.backward()
+    # 1.0 where this process's loss is not finite; averaged with the gradients, so every process decides alike
+    bad = torch.tensor(
+        [0.0 if all(math.isfinite(float(v)) for v in terms.values()) else 1.0], dtype=total.dtype, device=total.device
+    )
     if reduce_grads is not None:
         for p in (p for g in optimizer.param_groups for p in g["params"] if p.requires_grad and p.grad is None):
             p.grad = torch.zeros_like(p)  # every process must reduce the same list of tensors
-        reduce_grads([p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None])
+        reduce_grads([*(p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None), bad])
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
     terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, clip_grad))
-    if not all(math.isfinite(float(v)) for v in terms.values()):
+    if float(bad) > 0 or not math.isfinite(terms["grad_norm"]):
         optimizer.zero_grad(set_to_none=True)  # the weights stay as they were: no update from a non-finite step
         shown = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
         raise NonFiniteTrainingError(f"non-finite loss or gradient ({shown})")
@@ -427,7 +433,7 @@ def train(
     if c.threads:
         torch.set_num_threads(c.threads)
     dtype = getattr(torch, c.dtype)
-    device = torch.device(c.device)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
     if val_records is None:
         train_records, val_records = split_records(train_records, c.val_fraction, c.seed, by=c.val_split)
     train_records, n_dropped = filter_records(train_records, c.max_force)
@@ -461,10 +467,11 @@ def train(
         p.requires_grad_(False)
     state: dict[str, Any] = {"step": 0, "best_score": float("inf"), "bad_evals": 0, "best_step": -1, "stopped": False}
     if resuming:
-        if saved["config"] != c.to_dict():
+        before = _normalised(saved["config"])
+        if before != c.to_dict():
             now = c.to_dict()
-            diff = sorted(k for k in set(now) | set(saved["config"]) if now.get(k) != saved["config"].get(k))
-            changes = ", ".join(f"{k}: {saved['config'].get(k)!r} saved, {now.get(k)!r} now" for k in diff)
+            diff = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+            changes = ", ".join(f"{k}: {before.get(k)!r} saved, {now.get(k)!r} now" for k in diff)
             raise ValueError(
                 f"{state_path} was written by another recipe ({changes}); set those in the recipe to resume, or use "
                 "another out_dir or resume=False"
@@ -574,6 +581,15 @@ def train(
         "student": str(student_path),
         "seconds": time.time() - t0,
     }
+
+
+def _normalised(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved recipe with the settings added since it was written at their defaults (a state from before a
+    new loss term existed resumes under the same recipe); as saved when it no longer parses."""
+    try:
+        return TrainConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError):
+        return config
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -127,3 +127,25 @@ def test_generated_training_set_is_reproducible():
     np.testing.assert_allclose(
         [abs(a.cell.volume) for a in structures], [r["volume"] for r in stored["structures"]], atol=1e-4
     )
+
+
+def test_labelling_warns_once_about_overlapping_atoms_and_skips_unusable_cells():
+    """Overlapping atoms get one UnphysicalStructureWarning for the whole call; a structure validation refuses
+    (a degenerate cell, where a neighbour search would not end) is left to the labelling's own error."""
+    import warnings
+
+    from ase import Atoms
+
+    from calculators.batch import UnphysicalStructureWarning
+    from distill.labels import _warn_unphysical
+
+    good = Atoms("Pt2", positions=[[0, 0, 0], [2.8, 0, 0]], cell=[10, 10, 10], pbc=True)
+    close = Atoms("Pt2", positions=[[0, 0, 0], [0.1, 0, 0]], cell=[10, 10, 10], pbc=True)
+    degenerate = Atoms("H", cell=[[3, 0, 0], [3, 1e-7, 0], [0, 0, 3]], pbc=True)
+    structures = [good, close, degenerate, close]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _warn_unphysical(range(4), structures)
+    unphysical = [w for w in caught if issubclass(w.category, UnphysicalStructureWarning)]
+    assert len(unphysical) == 1 and "2 of 4 structures" in str(unphysical[0].message)
+    assert "structure 1:" in str(unphysical[0].message)

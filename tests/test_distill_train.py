@@ -225,3 +225,19 @@ def test_a_damaged_state_file_is_named_and_kept(tmp_path, records):
     with pytest.raises(ValueError, match=r"cannot resume: .*state\.pt is .*--no-resume"):
         train(_config(), records, tmp_path)
     assert (tmp_path / "state.pt").read_bytes() == b"PK\x03\x04 cut short"
+
+
+def test_a_state_saved_before_a_new_setting_existed_resumes(tmp_path, records):
+    """A recipe setting added later (e.g. a new loss weight) is filled with its default in a saved state, so a
+    run started before it resumes under the same recipe instead of being refused as 'another recipe'."""
+
+    def stop(step):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(max_steps=4, checkpoint_every=2), records, tmp_path, on_step=stop)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    del state["config"]["losses"]["energy_gradient"]  # as written before that term existed
+    torch.save(state, tmp_path / "state.pt")
+    assert train(_config(max_steps=4, checkpoint_every=2), records, tmp_path)["steps"] == 4

@@ -87,7 +87,8 @@ class LossConfig:
         checked_choice(self.energy_kind, "energy_kind", ("mae", "mse"), what=what)
         checked_choice(self.force_kind, "force_kind", ("l2mae", "mae", "mse"), what=what)
         checked_choice(self.targets, "targets", ("teacher", "dft"), what=what)
-        if isinstance(self.n2n_features, str) or not all(isinstance(f, str) for f in self.n2n_features):
+        names = self.n2n_features
+        if not isinstance(names, list) or not all(isinstance(f, str) for f in names) or (self.n2n > 0 and not names):
             raise ValueError(
                 f"{what}: n2n_features must be a list of names (x_E, h0, h1, ...), got {self.n2n_features!r}"
             )
