@@ -122,8 +122,9 @@ def _diagnose(path: Path) -> str | None:
         and "num_convolution_layer" in str(state.get("config", ""))
     ):
         return f"{path} is a SevenNet checkpoint, not GemNet-OC; use calculators.SevenNetModel({str(path)!r})"
-    if training_state_problem(path, state):
-        return training_state_problem(path, state)
+    problem = training_state_problem(path, state)
+    if problem:
+        return problem
     if not isinstance(state, dict) or not {"state_dict", "config"} <= set(state):
         return f"{path} is not a GemNet-OC checkpoint (expected a dict with config and state_dict)"
     return None

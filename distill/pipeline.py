@@ -111,7 +111,7 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
     from distill.screening_data import label_relaxations, label_screening_set, surface_structures, teacher_trajectories
 
     c = config or PipelineConfig()
-    round0_recipe(c)  # a bad recipe or teacher name fails now, not after hours of labelling
+    recipe = round0_recipe(c)  # a bad recipe or teacher name fails now, not after hours of labelling
     try:
         resolve_source(c.teacher)
     except KeyError as err:
@@ -139,7 +139,6 @@ def make_student(out_dir: str | os.PathLike, config: PipelineConfig | None = Non
         teacher = load_model(c.teacher)
         for cache in caches:
             label_pairs(cache, teacher, teacher_name=c.teacher)
-    recipe = round0_recipe(c)
     student = run_training(caches, recipe, out / "round0", c.nproc, {"pipeline": c.to_dict(), "round": 0})
     for r in range(1, c.onpolicy_rounds + 1):
         cache = out / "labels" / f"onpolicy{r}"

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from calculators.ase_calculator import resolve_device
 from calculators.files import atomic_torch_save, torch_load_problem
 from calculators.gemnet import PRESETS, GemNetOC, preset, save_checkpoint
 from calculators.gemnet.checkpoint import read_checkpoint
@@ -433,7 +434,7 @@ def train(
     if c.threads:
         torch.set_num_threads(c.threads)
     dtype = getattr(torch, c.dtype)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
+    device = resolve_device("auto") if c.device == "auto" else torch.device(c.device)
     if val_records is None:
         train_records, val_records = split_records(train_records, c.val_fraction, c.seed, by=c.val_split)
     train_records, n_dropped = filter_records(train_records, c.max_force)
