@@ -99,15 +99,35 @@ class CorruptFileError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+def refused_pickle_detail(err: BaseException) -> str | None:
+    """The line of a weights-only `torch.load` error that names a Python object it refused to rebuild (a pickled
+    GLOBAL or class: only code could rebuild it), or None when `err` is some other failure (a file that is not
+    torch's, cut short, ...; torch wraps every unpickling error in the same weights_only advice)."""
+    msg = str(err)
+    if not ("GLOBAL" in msg or "unsupported global" in msg.lower() or "unsupported class" in msg.lower()):
+        return None
+    return next((ln.strip().rstrip(".") for ln in msg.splitlines() if "GLOBAL" in ln or "nsupported" in ln), "")
+
+
+def first_reason(err: BaseException) -> str:
+    """The first sentence of `err`'s message, without torch's weights_only advice ("no data" when empty)."""
+    lines = [
+        ln.strip()
+        for ln in str(err).splitlines()
+        if ln.strip() and "weights_only" not in ln and "Weights only" not in ln
+    ]
+    return lines[0].split(". ")[0].rstrip(".") if lines else "no data"
+
+
 def torch_load_problem(path: str | os.PathLike, err: BaseException) -> str:
     """One line saying why `torch.load(path, weights_only=True)` failed with `err`: a file that would need code
     to unpickle (refused unread: files from elsewhere are never unpickled), an empty or cut-short file, or not a
     torch file at all. torch's own text for the first case is a paragraph that suggests weights_only=False."""
     path = Path(path)
     msg = str(err)
-    if "GLOBAL" in msg or "unsupported global" in msg.lower() or "unsupported class" in msg.lower():
-        detail = next((ln.strip() for ln in msg.splitlines() if "GLOBAL" in ln or "nsupported" in ln), "")
-        detail = f" ({detail.rstrip('.')})" if detail else ""
+    detail = refused_pickle_detail(err)
+    if detail is not None:
+        detail = f" ({detail})" if detail else ""
         return (
             f"{path} holds pickled Python objects{detail}; it is refused unread, since only code could rebuild "
             "them (this project's files are plain dicts of tensors and numbers)"
@@ -116,10 +136,7 @@ def torch_load_problem(path: str | os.PathLike, err: BaseException) -> str:
         return f"{path} is empty"
     if isinstance(err, PermissionError):
         return f"{path} cannot be read (permission denied)"
-    lines = [
-        ln.strip() for ln in msg.splitlines() if ln.strip() and "weights_only" not in ln and "Weights only" not in ln
-    ]
-    first = lines[0].split(". ")[0].rstrip(".") if lines else "no data"
+    first = first_reason(err)
     if isinstance(err, (EOFError, RuntimeError)) and ("zip" in msg.lower() or "central directory" in msg or not msg):
         return f"{path} is cut short or damaged ({type(err).__name__}: {first})"
     return f"{path} is not a torch file ({type(err).__name__}: {first})"

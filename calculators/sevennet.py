@@ -23,6 +23,7 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from calculators.batch import AtomsBatch, StructureError
+from calculators.files import first_reason, refused_pickle_detail
 from calculators.model_api import ATOM_ENERGIES, EDGE_INDEX, ENERGY, FORCES, NODE_FEATURES, NeighborCandidates
 from calculators.neighbors import build_neighbors, select_within
 from calculators.registry import load_registry
@@ -53,10 +54,8 @@ def _weights_only_load(data: bytes, where: str) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError for refused globals; anything else: not a checkpoint
-        msg = str(err)
-        if "weights_only" in msg.lower() or "weights only" in msg.lower() or "allowlisted" in msg:
-            lines = [ln.strip() for ln in msg.splitlines() if "GLOBAL" in ln or "got <" in ln or "blocked" in ln]
-            detail = lines[0] if lines else "not weights-only loadable"
+        detail = refused_pickle_detail(err)
+        if detail is not None:
             raise UnsafeCheckpointError(
                 f"refusing to load {where}: it holds pickled objects that only code execution could rebuild "
                 f"({detail}). SevenNet checkpoints are loaded weights-only (tensors, numpy arrays, plain data), so "
@@ -64,7 +63,7 @@ def _weights_only_load(data: bytes, where: str) -> dict[str, Any]:
                 "name (sevennet-0)"
             ) from None
         raise UnsafeCheckpointError(
-            f"{where} is not a readable SevenNet checkpoint: {type(err).__name__}: {msg}"
+            f"{where} is not a readable SevenNet checkpoint ({type(err).__name__}: {first_reason(err)})"
         ) from None
     if not isinstance(obj, dict) or "model_state_dict" not in obj or "config" not in obj:
         raise UnsafeCheckpointError(f"{where} is not a SevenNet checkpoint (expected model_state_dict and config)")

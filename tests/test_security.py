@@ -184,3 +184,15 @@ def test_gemnet_checkpoint_with_pickled_code_is_refused_in_one_line(tmp_path):
     assert "\n" not in message and "weights_only=False" not in message.replace(" ", "")
     assert "weights_only` set to `False" not in message
     assert not (tmp_path / "ran").exists()
+
+
+def test_sevennet_loader_names_a_non_torch_file_as_such(tmp_path):
+    """Only a refused pickled object is reported as 'pickled objects'; a JSON file given as a SevenNet checkpoint
+    is 'not a readable SevenNet checkpoint' (torch wraps every unpickling error in the same advice)."""
+    from calculators.sevennet import SevenNetModel, UnsafeCheckpointError
+
+    bad = tmp_path / "model.pth"
+    bad.write_text('{"a": 1}')
+    with pytest.raises(UnsafeCheckpointError, match=r"not a readable SevenNet checkpoint \(UnpicklingError") as info:
+        SevenNetModel(str(bad))
+    assert "pickled objects" not in str(info.value) and "\n" not in str(info.value)
