@@ -19,6 +19,7 @@ from screening.descriptors import (
     overpotential,
     parse_stages,
     recall_of,
+    stricter_stages,
     volcano_curve,
 )
 from screening.descriptors.surfaces import (
@@ -162,6 +163,12 @@ def test_stages_and_confusion_counts():
     for bad in ("student", "teacher:x", "gpu:0.1", "student:0,student:1", ""):
         with pytest.raises(ValueError):
             parse_stages(bad)
+    assert stricter_stages(st, "higher") == []  # the student at 0.0 keeps more than the teacher at 0.5
+    (note,) = stricter_stages(st, "lower")  # on a lower-passes metric the student at 0.0 is the stricter one
+    assert "student stage (≤ 0) is stricter than the teacher stage (≤ 0.5)" in note
+    three = parse_stages("student:0.4,teacher:0.2,dft:0.3")
+    assert [n.split(" is ")[0] for n in stricter_stages(three, "lower")] == ["the teacher stage (≤ 0.2)"]
+    assert stricter_stages(parse_stages("student:0.2,teacher:0.2"), "lower") == []  # equal is not stricter
     student = {"a": 0.9, "b": 0.6, "c": 0.2, "d": -0.1, "e": 0.7, "f": None, "g": 0.3}
     teacher = {"a": 0.8, "b": 0.3, "c": 0.6, "d": 0.7, "e": 0.55, "f": 0.9, "g": 0.1}
     c = confusion(student, teacher, lambda v: v >= 0.0, lambda v: v >= 0.5)

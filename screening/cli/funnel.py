@@ -220,7 +220,7 @@ def funnel(
         cfg = RunConfig(mode=mode, gas_energies=gas_energies, batch_atoms=batch_atoms, fmax=fmax, max_steps=max_steps,
                         threads=threads)  # fmt: skip
         if reaction is not None:
-            from screening.descriptors import load_table, parse_stages
+            from screening.descriptors import load_table, parse_stages, stricter_stages
             from screening.descriptors.surfaces import candidates_from_set, generate_candidates
             from screening.reaction_funnel import reaction_funnel_and_report
 
@@ -228,6 +228,8 @@ def funnel(
             table = load_table(reaction_table)
             rx = table.reaction(reaction)
             stage_list = parse_stages(stages or rx.stages)
+            for why in stricter_stages(stage_list, rx.better):
+                typer.echo(f"note: {why}")
             if generate is not None:
                 cset = generate_candidates(
                     rx, table, split_list(elements), generate, seed=seed, sites=sites,

@@ -12,7 +12,7 @@ from screening.descriptors.che import (
     overpotential,
     volcano_curve,
 )
-from screening.descriptors.classify import Confusion, Stage, confusion, parse_stages, recall_of
+from screening.descriptors.classify import Confusion, Stage, confusion, parse_stages, recall_of, stricter_stages
 from screening.descriptors.table import (
     AdsorbateSpec,
     ReactionSpec,
@@ -39,6 +39,7 @@ __all__ = [
     "orr_limiting_potential",
     "overpotential",
     "parse_stages",
+    "stricter_stages",
     "recall_of",
     "shipped_table_path",
     "volcano_curve",

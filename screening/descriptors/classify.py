@@ -49,6 +49,25 @@ def parse_stages(text: str) -> list[Stage]:
     return stages
 
 
+def stricter_stages(stages: Sequence[Stage], better: str) -> list[str]:
+    """Notes for a cheap stage whose threshold is stricter than a later stage's (`better`: "higher" or "lower" metric
+    values pass): it rejects surfaces the later, more accurate stage would pass before that stage sees them, so
+    the funnel's shortlist can only lose them. A screening stage is usually as loose or looser (its model's error
+    is larger). Empty when every stage is at least as loose as the ones after it."""
+    notes = []
+    for k, early in enumerate(stages):
+        for late in stages[k + 1 :]:
+            stricter = early.threshold > late.threshold if better == "higher" else early.threshold < late.threshold
+            if stricter:
+                op = "≥" if better == "higher" else "≤"
+                notes.append(
+                    f"the {early.role} stage ({op} {early.threshold:g}) is stricter than the {late.role} stage "
+                    f"({op} {late.threshold:g}): surfaces the {late.role} would pass are rejected before it sees "
+                    f"them; a screening stage is usually as loose or looser"
+                )
+    return notes
+
+
 @dataclass(frozen=True)
 class Confusion:
     """2×2 counts: `predicted` (e.g. the student stage) against `truth` (e.g. the teacher stage) over the surfaces
