@@ -69,6 +69,7 @@ from distill.heldout import (  # noqa: E402
 )
 from distill.labels import CacheMismatchError  # noqa: E402
 from distill.screening_data import SCREENING_ADSORBATES, SCREENING_METALS  # noqa: E402
+from screening.report.plots import legend_outside  # noqa: E402
 
 CACHE_VERSION = 1
 FMAX = 0.05  # eV/Å
@@ -1250,9 +1251,8 @@ def plot_parity(rows: Sequence[Mapping[str, Any]], key: str, path: Path, title: 
     ax.set_xlabel("teacher ΔE, relaxed (eV)")
     ax.set_ylabel("student ΔE (eV)")
     ax.set_title(title + (f"\n{n_bad} non-finite not shown" if n_bad else ""), fontsize=10)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    legend_outside(ax)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -268,7 +268,8 @@ def test_parity_legends_cover_no_data(tmp_path, monkeypatch):
     save = plots._save
 
     def checked_save(fig, out_dir, name, formats, dpi):
-        if name in ("parity", "parity_connected", "parity_by_adsorbate", "funnel"):  # the scatter plots
+        if name in ("parity", "parity_connected", "parity_by_adsorbate", "funnel", "cumulative_error",
+                    "abs_error_hist"):  # fmt: skip
             seen[name] = _legend_checks(fig)
         return save(fig, out_dir, name, formats, dpi)
 
@@ -283,7 +284,8 @@ def test_parity_legends_cover_no_data(tmp_path, monkeypatch):
         rows.append({"id": f"r{i}", "adsorbate": ads[i % 4], "reference": x, "teacher": t, "student": s})
     results = {"reactions": rows, "reference": "DFT", "models": {"teacher": {"label": "T"}, "student": {"label": "S"}}}
     plots.make_figures(results, tmp_path)
-    assert seen["parity"] == seen["parity_connected"] == seen["parity_by_adsorbate"] == 1
+    assert seen["parity"] == seen["parity_connected"] == seen["parity_by_adsorbate"] == seen["cumulative_error"] == 1
+    assert seen["abs_error_hist"] == 0  # the MAE line is named in each panel's title
     funnel = {
         "final_ranking": [{"id": "r0", "teacher": 1.0}],
         "student_scores": {r["id"]: r["student"] for r in rows},
