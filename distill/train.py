@@ -426,7 +426,8 @@ def train(
     """Train a student on cached label records; resumes from `out_dir/state.pt` when present (and `resume`).
 
     Without `val_records` a `val_fraction` split of `train_records` is held out. Returns a summary with the
-    final validation metrics and the checkpoint paths. `on_step(step)` runs after each update (tests, hooks).
+    final validation metrics and the checkpoint paths. `on_step(step)` runs after each update in every
+    process (tests, hooks; in process 0 after that step's checkpoint is written).
     """
     c = config
     out = Path(out_dir)
@@ -542,7 +543,9 @@ def train(
             state["last_val"] = last_val
         if val_records and (step % c.eval_every == 0 or step == total_steps):
             state["stopped"] = dist.agree(state["stopped"])
-        if not dist.main:
+        if not dist.main:  # rank 0 alone logs and writes checkpoints
+            if on_step is not None:
+                on_step(step)
             continue
         _log(log_path, row)
         if writer_tb is not None:

@@ -154,6 +154,74 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert meta["data_parallel_processes"] == 2
 
 
+DIVERGING_WORKER = """
+import json, os, sys
+import torch
+import distill.train as T
+from distill.labels import LabelCache
+
+cache, out, recipe = sys.argv[1:4]
+rank, built, models = int(os.environ["RANK"]), T.build_student, []
+T.build_student = lambda *a, **k: models.append(built(*a, **k)) or models[-1]
+
+
+def poison(step):  # only process 1's weights turn NaN after step 2: process 0's loss stays finite
+    if step == 2 and rank == 1:
+        with torch.no_grad():
+            next(p for n, p in models[0].named_parameters() if "weight" in n).fill_(float("nan"))
+
+
+try:
+    T.train(T.TrainConfig.from_dict(json.load(open(recipe))), LabelCache(cache).records(), out, on_step=poison)
+except T.NonFiniteTrainingError as err:
+    print(f"process {rank} stopped: {err}", flush=True)
+    sys.exit(3)
+print(f"process {rank} finished", flush=True)
+"""
+
+
+def test_torchrun_processes_stop_together_when_one_diverges(tmp_path):
+    """Under `torchrun --nproc_per_node 2`, a non-finite loss in one process stops both at the same step (the
+    flag is reduced with the gradients): no process trains on or waits forever, no student.pt is written, and
+    state.pt keeps the last finite step."""
+    import json
+
+    structures = [pt_slab_o(size=(1, 1, 2), seed=i) for i in range(8)]
+    cache = tmp_path / "cache"
+    label_structures(structures, CountingTeacher(), cache, LabelSettings(chunk_size=4, hessian_rows=0))
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            dict(
+                student_overrides=SMALL,
+                max_steps=6,
+                batch_size=4,
+                warmup_steps=1,
+                val_fraction=0.0,
+                progress=False,
+                scale_fit_batches=1,
+                checkpoint_every=2,
+            )
+        )
+    )
+    worker = tmp_path / "worker.py"
+    worker.write_text(DIVERGING_WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker),
+         str(cache), str(tmp_path / "out"), str(recipe)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode != 0, run.stdout[-2000:]
+    for rank in (0, 1):
+        assert f"process {rank} stopped: training diverged at step 3: non-finite loss" in run.stdout, run.stdout
+    assert "finished" not in run.stdout
+    assert not (tmp_path / "out" / "student.pt").exists()
+    saved = torch.load(tmp_path / "out" / "state.pt", weights_only=True)
+    assert saved["progress"]["step"] == 2
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+
+
 # ------------------------------------------------------------------------------ screening data and pipeline
 def test_screening_data_is_deterministic_and_covers_the_recipe():
     from distill.screening_data import SCREENING_GAS, gas_structures, surface_structures
