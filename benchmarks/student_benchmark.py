@@ -11,7 +11,9 @@ What is measured (issue 10, "How it is judged"), energies in eV, distances in Å
    FixAtoms respected) → the reference ΔE. Cached under --work (one JSON per batch of relaxations, written
    atomically), keyed by the teacher and the set; a killed run resumes, a second run does not call the teacher;
 3. student single points on the teacher's relaxed geometries: ΔE MAE overall and per adsorbate (≤ 0.10 eV),
-   Spearman within each adsorbate (≥ 0.95);
+   Spearman within each adsorbate (≥ 0.95); not judged, for a direct-force student: how well its force-head
+   disagreement (`calculators.disagreement`) flags its own errors, and what routing the flagged reactions to
+   the teacher does to a raw-ΔE funnel's recall at the same teacher budget (`disagreement_flag`);
 4. student relax mode from the same initial structures (its own gas references): ΔE MAE vs the teacher's relaxed
    ΔE (≤ 0.15 eV), converged share (≥ 95 %), anomalies per class (not converged, desorbed, dissociated, diverged
    from the teacher's relaxed geometry, |ΔE_student − ΔE_teacher| > 1 eV, non-finite); MAE with and without
@@ -60,6 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from calculators.disagreement import force_disagreement, supports_disagreement  # noqa: E402
 from distill.heldout import (  # noqa: E402
     HASH_DECIMALS,
     HeldoutSet,
@@ -472,6 +475,77 @@ def accuracy(
         "per_prototype": {p: block(rs) for p, rs in hset.by_prototype().items()},
         "n_excluded": len([r for r in hset.reactions if r.id in exclude]),
     }
+
+
+FLAG_SHARES = (0.1, 0.2)  # shares of reactions the disagreement flag hands to the teacher
+# raw-ΔE funnels compared at about the same teacher budget: (share of each adsorbate the student's best fill,
+# share its most flagged add)
+FLAG_FUNNELS = ((0.2, 0.0), (0.1, 0.1), (0.3, 0.0), (0.2, 0.1))
+FLAG_TOP_K = 5
+
+
+def disagreement_flag(
+    hset: HeldoutSet, disagreement: Mapping[str, float], pred: Mapping[str, float], ref: Mapping[str, float]
+) -> dict[str, Any]:
+    """How well the student's force-head disagreement (`calculators.disagreement`, eV/Å, per structure; a
+    reaction takes the larger of its adslab's and its clean slab's) flags its own single-point ΔE errors (not
+    judged): Spearman with |error|, and for the top `FLAG_SHARES` by disagreement their MAE, the others' MAE and
+    the MAE over all reactions if the teacher's ΔE replaced the flagged ones (a random choice of the same share
+    would give (1 − share) × the overall MAE). Reactions with a non-finite value are left out, counted."""
+    from screening.metrics import spearman
+
+    flag, err = {}, {}
+    for r in hset.reactions:
+        u = max(disagreement.get(f"ads/{r.id}", math.nan), disagreement.get(f"slab/{r.surface}", math.nan))
+        if _is_finite(u) and _is_finite(pred.get(r.id)) and _is_finite(ref.get(r.id)):
+            flag[r.id], err[r.id] = float(u), abs(pred[r.id] - ref[r.id])
+    ids = sorted(flag, key=lambda i: (-flag[i], i))
+    out: dict[str, Any] = {
+        "measure": "median over free atoms of |F_direct − (−∂E/∂x)| (eV/Å); a reaction takes the larger of "
+        "its adslab's and its clean slab's",
+        "n": len(ids),
+        "n_left_out": len(hset.reactions) - len(ids),
+        "median_eV_per_A": float(np.median([flag[i] for i in ids])) if ids else math.nan,
+        "spearman_with_abs_error": (
+            spearman([flag[i] for i in ids], [err[i] for i in ids]) if len(ids) > 1 else math.nan
+        ),
+        "mae_all": float(np.mean([err[i] for i in ids])) if ids else math.nan,
+        "shares": {},
+    }
+    for share in FLAG_SHARES:
+        n = math.ceil(share * len(ids))
+        top, rest = ids[:n], ids[n:]
+        out["shares"][f"{share:g}"] = {
+            "flagged": n,
+            "mae_flagged": float(np.mean([err[i] for i in top])) if top else math.nan,
+            "mae_rest": float(np.mean([err[i] for i in rest])) if rest else math.nan,
+            "mae_teacher_on_flagged": float(sum(err[i] for i in rest) / len(ids)) if ids else math.nan,
+        }
+    out["funnels"] = _flag_funnels(hset, {i: flag[i] for i in ids}, pred, ref)
+    return out
+
+
+def _flag_funnels(
+    hset: HeldoutSet, flag: Mapping[str, float], pred: Mapping[str, float], ref: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """Recall of the teacher's top `FLAG_TOP_K` per adsorbate (strongest binding first) by raw-ΔE funnels
+    (`screening.funnel`) over the reactions in `flag`: the teacher re-ranks the student's best share of each
+    adsorbate plus, when asked, the most flagged share; with the teacher share each one costs."""
+    from screening.funnel import grouped_ranking, grouped_recall, select
+
+    groups = {r.id: r.adsorbate for r in hset.reactions if r.id in flag}
+    student = {i: pred[i] for i in groups}
+    truth = grouped_ranking({i: ref[i] for i in groups}, None, groups)
+    rows = []
+    for best, flagged in FLAG_FUNNELS:
+        chosen = set(select(student, fraction=best, groups=groups))
+        if flagged:
+            chosen |= set(select({i: -flag[i] for i in groups}, fraction=flagged, groups=groups))
+        final = grouped_ranking({i: ref[i] for i in chosen}, None, groups)
+        recall, _ = grouped_recall(final, truth, FLAG_TOP_K)
+        rows.append({"student_best": best, "most_flagged": flagged, "teacher_share": len(chosen) / len(groups),
+                     "recall_at_k": recall, "k": FLAG_TOP_K})  # fmt: skip
+    return rows
 
 
 def convergence(relaxed: Mapping[str, Relaxed]) -> dict[str, Any]:
@@ -915,6 +989,11 @@ def run_benchmark(
     e_sp = single_points(student, {k: r.atoms for k, r in t_rel.items()})
     timings["student_single_points_s"] = time.perf_counter() - t0
     de_sp = reaction_energies(hset, e_sp)
+    flag = None
+    if supports_disagreement(student):
+        relaxed_surfaces = {k: r.atoms for k, r in t_rel.items() if not k.startswith("gas/")}
+        values = force_disagreement(student, list(relaxed_surfaces.values()))
+        flag = disagreement_flag(hset, dict(zip(relaxed_surfaces, values, strict=True)), de_sp, de_teacher)
     metrics: dict[str, Any] = {
         "teacher": teacher_name,
         "student": dict(student_info or {}),
@@ -940,6 +1019,7 @@ def run_benchmark(
             **accuracy(hset, de_sp, de_teacher),
             "excluding_teacher_anomalies": accuracy(hset, de_sp, de_teacher, exclude=teacher_bad)["overall"],
             "nonfinite_structures": sorted(k for k, v in e_sp.items() if not math.isfinite(v)),
+            "disagreement_flag": flag,
         },
     }
     de_rel: dict[str, float] = {}
@@ -1354,6 +1434,42 @@ def _compiled_rows(s: Mapping[str, Any]) -> list[str]:
     ] + ["", f"The compiled student took {_fmt(c['compile_seconds'], 's', 1)} to compile (first call of each kind)."]
 
 
+def _flag_rows(f: Mapping[str, Any] | None) -> list[str]:
+    """report.md lines on the disagreement flag (`disagreement_flag`); none for a student without one."""
+    if not f:
+        return []
+    lines = [
+        "How well the student flags its own single-point errors (not judged): its direct-force head against its "
+        f"energy gradient, {f['measure']}; median {_fmt(f['median_eV_per_A'], 'eV/Å')}, Spearman with |ΔE error| "
+        f"{_fmt(f['spearman_with_abs_error'])} over {f['n']} reactions ({f['n_left_out']} left out: non-finite).",
+        "",
+        "| flagged share | MAE flagged (eV) | MAE rest (eV) | MAE of all with the teacher on the flagged (eV) "
+        "| the same share at random (eV) |",
+        "|---|---|---|---|---|",
+    ]
+    for share, b in f["shares"].items():
+        lines.append(
+            f"| {float(share):.0%} ({b['flagged']}) | {_fmt(b['mae_flagged'])} | {_fmt(b['mae_rest'])} | "
+            f"{_fmt(b['mae_teacher_on_flagged'])} | {_fmt((1 - float(share)) * f['mae_all'])} |"
+        )
+    if f.get("funnels"):
+        lines += [
+            "",
+            f"As a funnel's router (raw ΔE, strongest binding first, recall of the teacher's top {FLAG_TOP_K} within "
+            "each adsorbate): the teacher re-ranks the student's best share of each adsorbate, plus its most flagged "
+            "share.",
+            "",
+            "| student's best | + most flagged | teacher share | recall@k |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['student_best']:.0%} | {r['most_flagged']:.0%} | {r['teacher_share']:.2f} | "
+            f"{_fmt(r['recall_at_k'])} |"
+            for r in f["funnels"]
+        ]
+    return [*lines, ""]
+
+
 def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
     """report.md: targets table (value, target, PASS/MISS), anomalies, gas, held-out labels, speed, conditions,
     commands."""
@@ -1417,6 +1533,7 @@ def render_report(m: Mapping[str, Any], hset: HeldoutSet) -> str:
             r = m.get("relax", {}).get("per_prototype", {}).get(p, {})
             lines.append(f"| {p} | {b['n']} | {_fmt(b['mae'])} | {_fmt(b['spearman'])} | {_fmt(r.get('mae'))} |")
     lines += ["", "![parity, single point](parity_single_point.png)", ""]
+    lines += _flag_rows(sp.get("disagreement_flag"))
 
     tr = m["teacher_relax"]
     lines += [

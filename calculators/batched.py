@@ -35,7 +35,7 @@ def default_batch_atoms(device: torch.device) -> int:
     return 8192 if device.type == "cuda" else 256
 
 
-def _validate(model: AtomisticModel, atoms_list: Sequence[Atoms]) -> None:
+def validate_many(model: AtomisticModel, atoms_list: Sequence[Atoms]) -> None:
     """`StructureError` for structures no model can evaluate (same checks as the ASE calculator), and an
     `UnphysicalStructureWarning` naming each structure whose atoms overlap."""
     for i, atoms in enumerate(atoms_list):
@@ -79,7 +79,7 @@ def predict_many(
     All structures are validated first (`StructureError` naming the index of the bad one).
     """
     checked_number(batch_atoms, "batch_atoms", what="predict_many", integer=True, low=1, optional=True)
-    _validate(model, atoms_list)
+    validate_many(model, atoms_list)
     device, dtype = model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)
     results: list[dict[str, float | np.ndarray] | None] = [None] * len(atoms_list)
@@ -147,7 +147,7 @@ def relax_many(
     checked_number(batch_atoms, "batch_atoms", what=what, integer=True, low=1, optional=True)
     for name, value in (("fmax", fmax), ("dt", dt), ("dt_max", dt_max), ("max_step", max_step)):
         checked_number(value, name, what=what, low=0, low_open=True)
-    _validate(model, atoms_list)
+    validate_many(model, atoms_list)
     device, dtype = model_place(model)
     batch_atoms = batch_atoms or default_batch_atoms(device)
     n = len(atoms_list)
