@@ -21,6 +21,7 @@ from ase import Atoms
 
 from calculators.batch import AtomsBatch
 from calculators.batched import atom_batches, default_batch_atoms, model_place, validate_many
+from calculators.gemnet import GemNetOC
 from calculators.keys import ENERGY, FORCES
 from calculators.parsing import checked_number
 from calculators.tags import tags_for
@@ -28,8 +29,6 @@ from calculators.tags import tags_for
 
 def supports_disagreement(model: object) -> bool:
     """True for a model with a direct-force head and a differentiable energy (a direct-force GemNet-OC)."""
-    from calculators.gemnet import GemNetOC
-
     return isinstance(model, GemNetOC) and bool(model.direct_forces and model.regress_forces)
 
 
